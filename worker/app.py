@@ -1,0 +1,61 @@
+"""The Celery application: JSON only, late acks, prefetch 1, queues declared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging
+from kombu import Queue
+
+from worker.logs import configure_logging
+from worker.settings import Settings, get_settings
+
+SUBMIT_TASK = "evals.submit"
+ADVANCE_TASK = "evals.advance"
+TICK_TASK = "evals.tick"
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("evalq", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A task is acknowledged after it ran, and redelivered if its process died.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(settings.requests_queue), Queue(settings.control_queue)],
+        task_default_queue=settings.control_queue,
+        task_routes={SUBMIT_TASK: {"queue": settings.requests_queue}},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+        timezone="UTC",
+        beat_schedule={
+            "evalq-tick": {
+                "task": TICK_TASK,
+                "schedule": settings.tick_interval,
+                # A tick nobody ran in time is worthless; the next one does its work.
+                "options": {
+                    "queue": settings.control_queue,
+                    "expires": 10 * settings.tick_interval,
+                },
+            },
+        },
+    )
+    return app
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+app = create_app()

@@ -1,0 +1,43 @@
+"""What evalq needs from a remote evaluation service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from worker.jobs import Job
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    id: str
+    arn: str | None
+    name: str | None
+    status: str
+    #: The service's response body, JSON-safe (timestamps as ISO strings).
+    body: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None
+
+    @property
+    def results(self) -> dict[str, Any] | None:
+        value = self.body.get("evaluationResults")
+        return value if isinstance(value, dict) else None
+
+
+class Backend(Protocol):
+    name: str
+
+    def start(self, job: Job) -> RemoteJob:
+        """Start the job's remote evaluation; idempotent for the same job."""
+        ...
+
+    def get(self, remote_id: str) -> RemoteJob: ...
+
+    def stop(self, remote_id: str) -> RemoteJob: ...
+
+    def delete(self, remote_id: str) -> None:
+        """Delete a terminal remote job; a job that is already gone counts as deleted."""
+        ...
+
+    def list_jobs(self) -> Iterator[RemoteJob]: ...

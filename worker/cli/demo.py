@@ -1,0 +1,224 @@
+"""``evalq demo``: the whole service on one machine with nothing configured.
+
+Starts a private redis-server, the AgentCore emulator, a worker and beat as child
+processes (as a user would start them), sends sample requests by task name as a
+producer service would, shows live progress, prints the outcomes and stops everything it
+started, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from api_contracts.examples import sample_request
+from worker.testing.processes import (
+    ManagedProcess,
+    RedisServer,
+    evalq_command,
+    free_port,
+    wait_for_line,
+)
+
+console = Console()
+
+#: (sessions, final status) of the sample jobs: varied durations and outcomes.
+_SAMPLES = [
+    (4, "COMPLETED"),
+    (8, "COMPLETED"),
+    (3, "COMPLETED_WITH_ERRORS"),
+    (6, "COMPLETED"),
+    (2, "FAILED"),
+    (10, "COMPLETED"),
+    (5, "COMPLETED"),
+    (7, "COMPLETED_WITH_ERRORS"),
+]
+
+
+def demo_environment(redis_url: str, emulator_url: str) -> dict[str, str]:
+    return {
+        "EVALQ_BROKER_URL": f"{redis_url}/0",
+        "EVALQ_REDIS_URL": f"{redis_url}/1",
+        "EVALQ_AGENTCORE_ENDPOINT_URL": emulator_url,
+        "EVALQ_AWS_ACCESS_KEY_ID": "demo",
+        "EVALQ_AWS_SECRET_ACCESS_KEY": "demo",
+        "EVALQ_TICK_INTERVAL": "0.5",
+        "EVALQ_POLL_INITIAL": "1.0",
+        "EVALQ_POLL_MAX": "5.0",
+        "EVALQ_LOG_LEVEL": "INFO",
+    }
+
+
+def sample_requests(count: int) -> list[dict[str, Any]]:
+    requests = []
+    for i in range(count):
+        sessions, outcome = _SAMPLES[i % len(_SAMPLES)]
+        request = sample_request(
+            request_id=f"demo-{i + 1:03d}", producer="demo-a" if i % 3 else "demo-b"
+        )
+        request["evaluation"]["tags"] = {
+            "emulator:sessions": str(sessions),
+            "emulator:outcome": outcome,
+        }
+        request["correlation"] = {"sample": str(i + 1)}
+        requests.append(request)
+    return requests
+
+
+def run_demo(*, requests: int, time_scale: float, workdir: Path | None) -> int:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="evalq-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]evalq demo[/bold]: logs in {workdir}")
+    started: list[Any] = []
+    try:
+        redis_server = RedisServer(log_path=workdir / "redis.log").start()
+        started.append(redis_server)
+        console.print(f"  redis-server   {redis_server.url}")
+        emulator_url = _start_emulator(workdir, time_scale, started)
+        console.print(f"  emulator       {emulator_url} (time scale {time_scale}x)")
+        env = demo_environment(redis_server.url, emulator_url)
+        os.environ.update(env)
+        for name, args in (
+            ("worker", ["worker", "--concurrency", "2"]),
+            ("beat", ["beat", "--schedule", str(workdir / "beat-schedule")]),
+        ):
+            proc = ManagedProcess(
+                name, evalq_command(*args), env=env, log_path=workdir / f"{name}.log"
+            ).start()
+            started.append(proc)
+            console.print(f"  {name:<14} pid {proc.pid}")
+        return _drive(sample_requests(requests), env, workdir)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; stopping what the demo started[/yellow]")
+        return 130
+    finally:
+        for part in reversed(started):
+            part.stop()
+        console.print("stopped redis-server, emulator, worker and beat")
+
+
+def _start_emulator(workdir: Path, time_scale: float, started: list[Any]) -> str:
+    port = free_port()
+    log = workdir / "emulator.log"
+    proc = ManagedProcess(
+        "emulator",
+        evalq_command("emulator", "--port", str(port), "--time-scale", str(time_scale)),
+        log_path=log,
+    ).start()
+    started.append(proc)
+    wait_for_line(log, "emulator listening on", 20, proc)
+    return f"http://127.0.0.1:{port}"
+
+
+def _drive(requests: list[dict[str, Any]], env: dict[str, str], workdir: Path) -> int:
+    from celery import Celery
+    from kombu import Connection
+
+    from worker.settings import get_settings
+
+    get_settings.cache_clear()
+    producer_app = Celery("demo-producer", broker=env["EVALQ_BROKER_URL"])
+    producer_app.conf.update(task_serializer="json", accept_content=["json"])
+    for request in requests:
+        producer_app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
+    console.print(f"sent {len(requests)} requests by task name to evals.requests\n")
+
+    outcomes: dict[str, dict[str, Any]] = {}
+    wanted = {r["request_id"] for r in requests}
+    deadline = time.monotonic() + 600
+    with (
+        Connection(env["EVALQ_BROKER_URL"]) as conn,
+        Live(console=console, refresh_per_second=4) as live,
+    ):
+        results = conn.SimpleQueue("evals.results")
+        while wanted - outcomes.keys() and time.monotonic() < deadline:
+            while True:
+                try:
+                    message = results.get(block=True, timeout=0.25)
+                except results.Empty:
+                    break
+                outcomes[message.payload["request_id"]] = message.payload
+                message.ack()
+            live.update(_progress_table(requests, outcomes))
+        results.close()
+    _print_outcomes(requests, outcomes)
+    (workdir / "outcomes.json").write_text(json.dumps(outcomes, indent=2))
+    missing = wanted - outcomes.keys()
+    if missing:
+        console.print(f"[red]{len(missing)} requests without an outcome: {sorted(missing)}[/red]")
+        return 1
+    console.print(
+        f"[green]all {len(requests)} outcomes published[/green] "
+        f"(full bodies in {workdir / 'outcomes.json'})"
+    )
+    return 0
+
+
+def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) -> Table:
+    from worker.cli.main import _job_view, _store
+
+    store = _store()
+    table = Table(
+        "request",
+        "producer",
+        "state",
+        "remote",
+        "progress",
+        "outcome",
+        title="evalq demo: live progress",
+    )
+    for request in requests:
+        job = store.get(request["request_id"])
+        view = _job_view(job) if job else {"state": "SENT", "remote_status": "", "progress": ""}
+        outcome = outcomes.get(request["request_id"], {}).get("status", "")
+        table.add_row(
+            request["request_id"],
+            request["producer"],
+            view["state"],
+            view["remote_status"] or "",
+            view["progress"] or "",
+            outcome,
+        )
+    return table
+
+
+def _print_outcomes(requests: list[dict[str, Any]], outcomes: dict[str, Any]) -> None:
+    table = Table(
+        "request",
+        "status",
+        "batch_evaluation_id",
+        "sessions",
+        "avg score",
+        title="outcomes on evals.results",
+    )
+    for request in requests:
+        outcome = outcomes.get(request["request_id"])
+        if outcome is None:
+            table.add_row(request["request_id"], "[red]missing[/red]", "", "", "")
+            continue
+        results = (outcome.get("result") or {}).get("evaluationResults") or {}
+        scores = [
+            s.get("statistics", {}).get("averageScore")
+            for s in results.get("evaluatorSummaries", [])
+        ]
+        scores = [s for s in scores if s is not None]
+        done, total = (
+            results.get(k, 0) for k in ("numberOfSessionsCompleted", "totalNumberOfSessions")
+        )
+        sessions = f"{done}/{total}"
+        table.add_row(
+            request["request_id"],
+            outcome["status"],
+            outcome.get("batch_evaluation_id") or "",
+            sessions,
+            f"{sum(scores) / len(scores):.2f}" if scores else "",
+        )
+    console.print(table)

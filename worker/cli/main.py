@@ -1,0 +1,280 @@
+"""``evalq``: the command line for running, feeding and inspecting the service."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worker.settings import get_settings
+
+app = typer.Typer(
+    help="evalq: batch evaluations of AI agents on Amazon Bedrock AgentCore.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _celery() -> Any:
+    from worker.app import app as celery_app
+
+    return celery_app
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c")] = None,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
+    name: Annotated[str | None, typer.Option(help="worker node name")] = None,
+    loglevel: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Run a Celery worker consuming the request and control queues."""
+    settings = get_settings()
+    argv = [
+        "worker",
+        "--queues",
+        f"{settings.requests_queue},{settings.control_queue}",
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        "--pool",
+        pool,
+        "--hostname",
+        name or "evalq@%h",
+        "--loglevel",
+        loglevel or settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    _celery().worker_main(argv)
+
+
+@app.command()
+def beat(
+    schedule: Annotated[Path | None, typer.Option(help="beat's schedule state file")] = None,
+    loglevel: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Run Celery beat (exactly one per deployment): the ticker and the janitor."""
+    settings = get_settings()
+    path = schedule or Path(tempfile.gettempdir()) / f"evalq-beat-{settings.key_prefix}"
+    _celery().start(["beat", "--schedule", str(path), "--loglevel", loglevel or settings.log_level])
+
+
+@app.command()
+def submit(
+    file: Annotated[
+        str, typer.Argument(help="JSON file with one request, a list, or JSON lines; - for stdin")
+    ],
+    validate: Annotated[bool, typer.Option(help="check requests before sending")] = True,
+) -> None:
+    """Send evaluation requests to evals.requests, as a producer service would."""
+    from pydantic import ValidationError
+
+    from api_contracts import EvaluationRequest, describe_validation_error
+
+    text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    requests = _parse_requests(text)
+    celery_app = _celery()
+    settings = get_settings()
+    failed = 0
+    for raw in requests:
+        if validate:
+            try:
+                EvaluationRequest.model_validate(raw)
+            except ValidationError as exc:
+                failed += 1
+                console.print(
+                    f"[red]invalid[/red] {raw.get('request_id', '?')}: "
+                    f"{describe_validation_error(exc)}"
+                )
+                continue
+        celery_app.send_task("evals.submit", kwargs={"request": raw}, queue=settings.requests_queue)
+        console.print(f"sent {raw.get('request_id', '?')}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _parse_requests(text: str) -> list[dict[str, Any]]:
+    text = text.strip()
+    if text.startswith("["):
+        return list(json.loads(text))
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@app.command()
+def status(
+    request_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show one job: state, remote status, progress."""
+    store = _store()
+    job = store.get(request_id)
+    if job is None:
+        console.print(f"[red]no job with request_id {request_id!r}[/red]")
+        raise typer.Exit(1)
+    view = _job_view(job)
+    if as_json:
+        print(json.dumps(view, indent=2, sort_keys=True))
+        return
+    table = Table(show_header=False)
+    for key, value in view.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@app.command()
+def jobs(
+    state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+) -> None:
+    """List jobs, newest first."""
+    store = _store()
+    views = []
+    for job in store.iter_jobs():
+        if state and job.state != state.upper():
+            continue
+        views.append(_job_view(job))
+        if len(views) >= limit:
+            break
+    if as_json:
+        for view in views:
+            print(json.dumps(view, sort_keys=True))
+        return
+    table = Table("request_id", "state", "remote", "progress", "batch_evaluation_id", "outcome")
+    for v in views:
+        table.add_row(
+            v["request_id"],
+            v["state"],
+            v["remote_status"] or "",
+            v["progress"] or "",
+            v["batch_evaluation_id"] or "",
+            v["outcome_status"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option()] = 8700,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    time_scale: Annotated[float, typer.Option(help="emulated seconds per real second")] = 1.0,
+    max_active: Annotated[int, typer.Option()] = 5,
+    max_jobs: Annotated[int, typer.Option()] = 2000,
+    mutate_tps: Annotated[float, typer.Option(help="start/stop/delete calls per second")] = 3.0,
+    read_tps: Annotated[float, typer.Option(help="get/list calls per second")] = 60.0,
+    session_seconds: Annotated[float, typer.Option(help="emulated seconds per session")] = 6.0,
+    fault_throttle: Annotated[float, typer.Option()] = 0.0,
+    fault_server_error: Annotated[float, typer.Option()] = 0.0,
+    fault_drop: Annotated[float, typer.Option()] = 0.0,
+    fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
+    fault_latency_ms: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the AgentCore batch-evaluation API locally (for boto3 with endpoint_url)."""
+    from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
+
+    faults = FaultConfig(
+        throttle=fault_throttle,
+        server_error=fault_server_error,
+        drop=fault_drop,
+        latency_rate=fault_latency_rate,
+        latency_ms=fault_latency_ms,
+    )
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        time_scale=time_scale,
+        max_active=max_active,
+        max_jobs=max_jobs,
+        mutate_tps=mutate_tps,
+        read_tps=read_tps,
+        session_seconds=session_seconds,
+        faults=faults,
+        seed=seed,
+    )
+    serve_forever(config, ready=lambda url: print(f"emulator listening on {url}", flush=True))
+
+
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(help="one schema, e.g. evaluation-request")] = None,
+) -> None:
+    """Print the JSON Schemas of the public contract."""
+    from api_contracts.schema import all_schemas
+
+    schemas = all_schemas()
+    if name is not None:
+        matches = {k: v for k, v in schemas.items() if name.lower() in k.lower()}
+        if not matches:
+            console.print(f"[red]no schema named {name!r}; have: {', '.join(schemas)}[/red]")
+            raise typer.Exit(1)
+        schemas = matches
+    print(json.dumps(schemas if len(schemas) > 1 else next(iter(schemas.values())), indent=2))
+
+
+@app.command()
+def demo(
+    requests: Annotated[int, typer.Option(help="how many sample requests")] = 8,
+    time_scale: Annotated[float, typer.Option(help="emulator seconds per real second")] = 20.0,
+    workdir: Annotated[Path | None, typer.Option(help="where logs go")] = None,
+) -> None:
+    """Run everything locally: private Redis, emulator, worker, beat, sample requests."""
+    from worker.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(requests=requests, time_scale=time_scale, workdir=workdir))
+
+
+def _store() -> Any:
+    import redis
+
+    from worker.keys import Keys
+    from worker.store import JobStore
+
+    settings = get_settings()
+    return JobStore(
+        redis.Redis.from_url(settings.redis_url, decode_responses=True), Keys(settings.key_prefix)
+    )
+
+
+def _job_view(job: Any) -> dict[str, Any]:
+    progress = None
+    final = (job.result or {}).get("evaluationResults")
+    if final and final.get("totalNumberOfSessions"):
+        progress = f"{final.get('numberOfSessionsCompleted', 0)}/{final['totalNumberOfSessions']}"
+    elif job.progress_last:
+        p = job.progress_last
+        progress = f"{p['completed'] + p['failed']}/{p['total']}"
+    return {
+        "request_id": job.request_id,
+        "producer": job.producer,
+        "state": job.state.value,
+        "remote_status": job.remote_status,
+        "progress": progress,
+        "batch_evaluation_id": job.batch_evaluation_id,
+        "outcome_status": job.outcome_status,
+        "accepted_at": _iso(job.accepted_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "published_at": _iso(job.published_at),
+        "deadline_at": _iso(job.deadline_at),
+        "polls": job.polls,
+        "attempts": job.attempts,
+        "error": job.error or job.last_error,
+    }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,69 @@
+"""One error hierarchy: it decides what happens to every failure.
+
+* ``RetryableError``: transient (throttling, 5xx, connection errors, timeouts). Retried
+  with backoff inside the retry budget; past it the job becomes a dead letter
+  ``retries_exhausted``. ``Throttled`` does not spend an attempt.
+* ``BackPressure``: the account is full. The job goes back to the backlog, never to the
+  dead letters.
+* ``PermanentError``: retrying cannot help. Dead-lettered at once with ``reason``.
+"""
+
+from __future__ import annotations
+
+from api_contracts import ReasonCode
+
+
+class EvalqError(Exception):
+    """Base of every error evalq raises on purpose."""
+
+
+class RetryableError(EvalqError):
+    """Transient failure: try again later."""
+
+    #: False for throttling: being told to slow down is not a failed attempt.
+    spends_attempt: bool = True
+
+
+class Throttled(RetryableError):
+    spends_attempt = False
+
+
+class BackPressure(EvalqError):
+    """The remote account quota of active jobs is full."""
+
+
+class PermanentError(EvalqError):
+    """Retrying cannot help; the job becomes a dead letter with ``reason``."""
+
+    reason: ReasonCode = ReasonCode.internal_error
+
+    def __init__(self, message: str, reason: ReasonCode | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidRequest(PermanentError):
+    reason = ReasonCode.invalid_request
+
+
+class IdempotencyConflict(PermanentError):
+    reason = ReasonCode.idempotency_conflict
+
+
+class RemoteRejected(PermanentError):
+    """The remote service refused the call (validation, access, conflict)."""
+
+
+class RemoteConflict(RemoteRejected):
+    """409: the remote job is not in a state that allows the call (stop, delete)."""
+
+    reason = ReasonCode.remote_conflict
+
+
+class RemoteJobNotFound(EvalqError):
+    """The remote job does not exist (deleted, or never existed under that id)."""
+
+
+class InvalidTransition(EvalqError):
+    """A job was asked to move between states the state machine does not connect."""

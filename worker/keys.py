@@ -1,0 +1,73 @@
+"""Every Redis key evalq uses, in one place.
+
+Keys hang off one prefix (``Settings.key_prefix``) so deployments can share a server and
+tests can wipe exactly their own data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "evalq"
+
+    def job(self, request_id: str) -> str:
+        """Hash: one job record per producer ``request_id``."""
+        return f"{self.prefix}:job:{request_id}"
+
+    def job_lock(self, request_id: str) -> str:
+        """String: short lease held while one task advances a job."""
+        return f"{self.prefix}:lock:job:{request_id}"
+
+    @property
+    def jobs_by_time(self) -> str:
+        """Sorted set: request_id by acceptance time (listing, retention)."""
+        return f"{self.prefix}:jobs"
+
+    def backlog(self, producer: str) -> str:
+        """List: request_ids of one producer waiting for a slot, oldest first."""
+        return f"{self.prefix}:backlog:{producer}"
+
+    @property
+    def producer_ring(self) -> str:
+        """List: producers with a non-empty backlog, in round-robin order."""
+        return f"{self.prefix}:backlog-producers"
+
+    @property
+    def active(self) -> str:
+        """Set: request_ids holding one of the account's active-job slots."""
+        return f"{self.prefix}:active"
+
+    @property
+    def admission_paused_until(self) -> str:
+        """String: epoch seconds before which no job is admitted (after a quota error)."""
+        return f"{self.prefix}:admission-paused-until"
+
+    @property
+    def due(self) -> str:
+        """Sorted set: request_id by the epoch time its next step is due (the timer)."""
+        return f"{self.prefix}:due"
+
+    @property
+    def dead_letters(self) -> str:
+        """Sorted set: dead_letter_id by last failure time."""
+        return f"{self.prefix}:dead"
+
+    def dead_letter(self, dead_letter_id: str) -> str:
+        """String: one dead letter as JSON."""
+        return f"{self.prefix}:dead:{dead_letter_id}"
+
+    def rate_limit_namespace(self) -> str:
+        """Prefix for the shared rate-limit windows kept by the ``limits`` library."""
+        return f"{self.prefix}:rate"
+
+    @property
+    def janitor_lock(self) -> str:
+        return f"{self.prefix}:lock:janitor"
+
+    @property
+    def stats(self) -> str:
+        """Hash: service counters (accepted, started, published, dead-lettered, ...)."""
+        return f"{self.prefix}:stats"

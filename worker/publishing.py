@@ -1,0 +1,45 @@
+"""Publishing outcomes to the downstream queues with kombu.
+
+An outcome is a plain JSON message (not a Celery task) so consumers in any language can
+read it. Delivery is at least once: a crash between publishing and recording it publishes
+again, with the same ``event_id`` for consumers to de-duplicate on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kombu import Queue
+
+from api_contracts import EvaluationOutcome
+
+_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5, "interval_max": 2}
+
+
+class OutcomePublisher:
+    def __init__(self, app: Any) -> None:
+        #: The Celery app: its producer pool holds the broker connections.
+        self.app = app
+
+    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+        body = outcome.model_dump(mode="json")
+        sent: list[str] = []
+        with self.app.producer_or_acquire() as producer:
+            for name in dict.fromkeys(queues):
+                producer.publish(
+                    body,
+                    serializer="json",
+                    exchange="",
+                    routing_key=name,
+                    declare=[Queue(name)],
+                    delivery_mode=2,
+                    headers={
+                        "event_id": outcome.event_id,
+                        "schema_version": outcome.schema_version,
+                    },
+                    retry=True,
+                    retry_policy=_RETRY_POLICY,
+                )
+                sent.append(name)
+        return sent

@@ -1,0 +1,94 @@
+"""Service configuration: one typed object, read from ``EVALQ_*`` environment variables.
+
+Every interval and quota is a setting so tests and benchmarks can run on short clocks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVALQ_", extra="ignore")
+
+    #: Celery broker (the request, control and result queues live here).
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: Job store: records, backlog, timers, dead letters.
+    redis_url: str = "redis://127.0.0.1:6379/1"
+    #: Prefix of every Redis key evalq writes, so several deployments can share a server.
+    key_prefix: str = "evalq"
+
+    #: Unset: boto3 uses the real AWS endpoint of the region.
+    agentcore_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    #: Only for the emulator and tests; production uses the standard AWS credential chain.
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_connect_timeout: float = 5.0
+    aws_read_timeout: float = 20.0
+
+    #: The account quota of started-and-not-terminal batch evaluations.
+    max_active_jobs: int = Field(default=5, ge=1)
+    #: Remote names of jobs evalq derives start with this; the janitor touches nothing else.
+    job_name_prefix: str = Field(default="evalq_", pattern=r"^[a-zA-Z][a-zA-Z0-9_]{0,15}$")
+
+    #: Account-wide call rates (per second), shared by every process through Redis.
+    start_rate: float = 3.0
+    stop_rate: float = 3.0
+    delete_rate: float = 3.0
+    get_rate: float = 60.0
+    list_rate: float = 60.0
+
+    #: How often beat runs the ticker that hands due timers to workers (seconds).
+    tick_interval: float = 1.0
+    #: A claimed timer comes due again after this long unless its task rescheduled it,
+    #: so work lost with a killed worker is picked up again.
+    lease_seconds: float = 30.0
+    #: Most timers one tick hands out.
+    tick_batch: int = 500
+
+    #: Poll backoff when progress gives no estimate (seconds).
+    poll_initial: float = 2.0
+    poll_max: float = 60.0
+    poll_multiplier: float = 2.0
+    #: Earliest poll after a start, and the smallest gap between two polls.
+    poll_min: float = 0.5
+    #: Backoff after a retryable error (throttle, 5xx, connection).
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+    #: Retry budget for retryable errors, by count and by time.
+    retry_max_attempts: int = 12
+    retry_max_seconds: float = 3600.0
+    #: Admission pauses this long after the service said the account quota is full.
+    quota_backoff: float = 5.0
+
+    #: Defaults when a request gives none.
+    default_deadline_seconds: int = 24 * 3600
+    default_retention_seconds: int = 7 * 24 * 3600
+    #: Local job records are kept this long after their outcome is published.
+    record_retention_seconds: int = 30 * 24 * 3600
+
+    #: Result queue every outcome goes to (besides the request's reply_to queues).
+    results_queue: str = "evals.results"
+    requests_queue: str = "evals.requests"
+    control_queue: str = "evals.control"
+
+    #: Dead letters kept at most (count and age), as Sidekiq's dead set.
+    dead_letter_max_entries: int = 10_000
+    dead_letter_max_age_seconds: int = 180 * 24 * 3600
+
+    #: Broker redelivers an unacknowledged message after this long. Every evalq task is
+    #: short, so this can be far below Celery's 1 h default.
+    visibility_timeout: int = 300
+    worker_concurrency: int = 4
+    log_level: str = "INFO"
+    #: "json" for machines, "console" for people.
+    log_format: str = "json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

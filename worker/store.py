@@ -1,0 +1,195 @@
+"""The job store: records, backlog, slots and the due-time index, all in Redis.
+
+Every move that several worker processes could race on is one Lua script (``worker.lua``);
+everything else is a plain read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+
+from api_contracts import EvaluationRequest
+from worker import lua
+from worker.jobs import Job, encode_fields
+from worker.keys import Keys
+from worker.states import JobState, sources_of
+
+RegisterOutcome = Literal["created", "duplicate", "requeued", "conflict"]
+
+
+@dataclass(frozen=True)
+class Registration:
+    outcome: RegisterOutcome
+    state: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: list[str]
+    expired: list[str]
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    request_id: str
+    due_at: float
+    #: The timer's score after the claim; a task that finds another score knows that
+    #: someone else already handled the timer.
+    lease_token: float
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._register = client.register_script(lua.REGISTER)
+        self._admit = client.register_script(lua.ADMIT)
+        self._transition = client.register_script(lua.TRANSITION)
+        self._requeue = client.register_script(lua.REQUEUE)
+        self._claim_due = client.register_script(lua.CLAIM_DUE)
+
+    # -- intake -------------------------------------------------------------------------
+    def register(
+        self, request: EvaluationRequest, *, now: float, deadline_at: float, retention: float
+    ) -> Registration:
+        record = {
+            "request_id": request.request_id,
+            "state": JobState.QUEUED.value,
+            "request": request.model_dump(mode="json"),
+            "payload_hash": request.payload_hash(),
+            "producer": request.producer,
+            "backend": str(request.backend),
+            "priority": request.priority,
+            "accepted_at": now,
+            "updated_at": now,
+            "deadline_at": deadline_at,
+            "retention_seconds": retention,
+        }
+        keys = [
+            self.keys.job(request.request_id),
+            self.keys.jobs_by_time,
+            self.keys.backlog(request.producer),
+            self.keys.producer_ring,
+        ]
+        args = [record["payload_hash"], now, request.request_id, request.producer]
+        outcome, state = self._register(keys=keys, args=args + encode_fields(record))
+        return Registration(outcome=_text(outcome), state=_text(state))  # type: ignore[arg-type]
+
+    # -- admission ----------------------------------------------------------------------
+    def admit(self, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
+        keys = [
+            self.keys.active,
+            self.keys.producer_ring,
+            self.keys.due,
+            self.keys.admission_paused_until,
+        ]
+        args = [now, quota, self.keys.job(""), self.keys.backlog(""), scan_limit]
+        admitted, expired = self._admit(keys=keys, args=args)
+        return Admission([_text(i) for i in admitted], [_text(i) for i in expired])
+
+    def requeue(self, job: Job, *, now: float, pause_until: float) -> bool:
+        keys = [
+            self.keys.job(job.request_id),
+            self.keys.due,
+            self.keys.active,
+            self.keys.backlog(job.producer),
+            self.keys.producer_ring,
+            self.keys.admission_paused_until,
+        ]
+        return bool(self._requeue(keys=keys, args=[job.request_id, job.producer, now, pause_until]))
+
+    # -- state machine ------------------------------------------------------------------
+    def transition(
+        self,
+        request_id: str,
+        new_state: JobState,
+        *,
+        expected: frozenset[JobState] | None = None,
+        due_at: float | None = None,
+        clear_due: bool = False,
+        release_slot: bool = False,
+        **values: Any,
+    ) -> bool:
+        """Move the job to ``new_state`` if it is still in one of ``expected`` (default:
+        every state the state machine allows to enter ``new_state`` from)."""
+        sources = expected if expected is not None else sources_of(new_state)
+        due = "-" if clear_due else ("" if due_at is None else repr(due_at))
+        keys = [self.keys.job(request_id), self.keys.due, self.keys.active]
+        args = [
+            request_id,
+            ",".join(sorted(sources)),
+            new_state.value,
+            due,
+            "1" if release_slot else "0",
+            *encode_fields(values),
+        ]
+        moved, _before = self._transition(keys=keys, args=args)
+        return bool(moved)
+
+    def update(self, request_id: str, **values: Any) -> None:
+        """Write fields that do not change the state (counters, last error)."""
+        self.redis.hset(self.keys.job(request_id), mapping=dict(_pairs(encode_fields(values))))
+
+    def schedule(self, request_id: str, due_at: float) -> None:
+        self.redis.zadd(self.keys.due, {request_id: due_at})
+
+    # -- timers -------------------------------------------------------------------------
+    def claim_due(self, *, now: float, horizon: float, lease: float, limit: int) -> list[DueTimer]:
+        flat = self._claim_due(keys=[self.keys.due], args=[now, horizon, lease, limit])
+        return [
+            DueTimer(_text(flat[i]), float(flat[i + 1]), float(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+    def due_score(self, request_id: str) -> float | None:
+        score = self.redis.zscore(self.keys.due, request_id)
+        return None if score is None else float(score)
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, request_id: str) -> Job | None:
+        raw = self.redis.hgetall(self.keys.job(request_id))
+        if not raw:
+            return None
+        return Job.from_hash({_text(k): _text(v) for k, v in raw.items()})
+
+    def iter_jobs(self, *, newest_first: bool = True, batch: int = 200) -> Iterator[Job]:
+        start = 0
+        while True:
+            ids = (self.redis.zrevrange if newest_first else self.redis.zrange)(
+                self.keys.jobs_by_time, start, start + batch - 1
+            )
+            if not ids:
+                return
+            pipe = self.redis.pipeline(transaction=False)
+            for request_id in ids:
+                pipe.hgetall(self.keys.job(_text(request_id)))
+            for raw in pipe.execute():
+                if raw:
+                    yield Job.from_hash({_text(k): _text(v) for k, v in raw.items()})
+            start += batch
+
+    def active_count(self) -> int:
+        return int(self.redis.scard(self.keys.active))
+
+    def backlog_size(self) -> int:
+        producers = [_text(p) for p in self.redis.lrange(self.keys.producer_ring, 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for producer in set(producers):
+            pipe.llen(self.keys.backlog(producer))
+        return sum(int(n) for n in pipe.execute())
+
+    def lock(self, request_id: str, lease: float) -> Any:
+        """A short per-job lease so two deliveries of a task don't advance one job twice."""
+        return self.redis.lock(self.keys.job_lock(request_id), timeout=lease, blocking=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: list[str]) -> Iterator[tuple[str, str]]:
+    return zip(flat[::2], flat[1::2], strict=True)

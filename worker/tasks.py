@@ -1,0 +1,81 @@
+"""Celery tasks: thin wrappers that build the per-process services and call lifecycle."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import structlog
+from celery.signals import task_postrun, task_prerun
+
+from api_contracts import ReasonCode
+from worker import lifecycle
+from worker.app import ADVANCE_TASK, SUBMIT_TASK, TICK_TASK, app
+from worker.publishing import OutcomePublisher
+from worker.services import Services, build_services
+from worker.settings import get_settings
+
+_services: Services | None = None
+_services_pid: int | None = None
+
+
+def services() -> Services:
+    """Services of this process; rebuilt after a fork (sockets must not be shared)."""
+    global _services, _services_pid
+    if _services is None or _services_pid != os.getpid():
+        _services = build_services(
+            get_settings(), publisher=OutcomePublisher(app), dispatch=_dispatch_advance
+        )
+        _services_pid = os.getpid()
+    return _services
+
+
+def _dispatch_advance(request_id: str, lease_token: float | None, countdown: float) -> None:
+    advance.apply_async(
+        args=[request_id],
+        kwargs={"lease_token": lease_token},
+        countdown=countdown if countdown > 0.001 else None,
+    )
+
+
+@app.task(name=SUBMIT_TASK)
+def submit(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``."""
+    svc = services()
+    if list(kwargs) == ["request"] and not args:
+        raw = kwargs["request"]
+    elif len(args) == 1 and not kwargs:
+        raw = args[0]
+    else:
+        letter = svc.dead_letters.record(
+            reason=ReasonCode.bad_task_signature,
+            error=f"expected one keyword argument 'request', got args={len(args)} "
+            f"kwargs={sorted(kwargs)}",
+            request={"args": list(args), "kwargs": kwargs},
+            request_id=None,
+            now=svc.clock(),
+            task_name=SUBMIT_TASK,
+        )
+        return {"outcome": "rejected", "dead_letter_id": letter.dead_letter_id}
+    return vars(lifecycle.accept(svc, raw, task_name=SUBMIT_TASK))
+
+
+@app.task(name=ADVANCE_TASK)
+def advance(request_id: str, lease_token: float | None = None) -> str:
+    return lifecycle.advance(services(), request_id, lease_token)
+
+
+@app.task(name=TICK_TASK)
+def tick() -> int:
+    return lifecycle.tick(services())
+
+
+@task_prerun.connect
+def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
+
+
+@task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
