@@ -31,7 +31,14 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_queues=[Queue(settings.requests_queue), Queue(settings.control_queue)],
         task_default_queue=settings.control_queue,
         task_routes={SUBMIT_TASK: {"queue": settings.requests_queue}},
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # Look for messages of dead workers every restore_interval seconds, not every
+            # 100 s (kombu's default interval x throttle), since our timeout is short.
+            "unacked_restore_interval": settings.restore_interval,
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": 60,
+        },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,

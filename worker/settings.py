@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     #: Broker redelivers an unacknowledged message after this long. Every evalq task is
     #: short, so this can be far below Celery's 1 h default.
     visibility_timeout: int = 300
+    #: How often a worker looks for messages whose worker died (seconds).
+    restore_interval: int = 10
     worker_concurrency: int = 4
     log_level: str = "INFO"
     #: "json" for machines, "console" for people.

@@ -1,0 +1,105 @@
+"""Unit-test wiring: fakeredis for Redis, the emulator in-process for AgentCore."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+import pytest
+from limits.storage import MemoryStorage
+
+from worker.backends.agentcore import AgentCoreBackend, make_client
+from worker.dead_letters import DeadLetterStore
+from worker.keys import Keys
+from worker.polling import PollPolicy
+from worker.ratelimit import SharedRateLimits, rates_from_settings
+from worker.services import Services
+from worker.settings import Settings
+from worker.store import JobStore
+from worker.testing.emulator import EmulatorConfig, EmulatorServer
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class RecordingPublisher:
+    published: list[tuple[Any, list[str]]] = field(default_factory=list)
+
+    def publish(self, outcome: Any, queues: Any) -> list[str]:
+        self.published.append((outcome, list(queues)))
+        return list(queues)
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys("evalq")
+
+
+@pytest.fixture
+def store(fake_redis: fakeredis.FakeRedis, keys: Keys) -> JobStore:
+    return JobStore(fake_redis, keys)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    # A huge time scale: remote jobs end as soon as the test's clock lets them be polled.
+    with EmulatorServer(EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, seed=7)) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(emulator: EmulatorServer) -> Settings:
+    return Settings(
+        agentcore_endpoint_url=emulator.url,
+        aws_access_key_id="test",  # type: ignore[arg-type]
+        aws_secret_access_key="test",  # type: ignore[arg-type]
+        max_active_jobs=2,
+        start_rate=1000,
+        get_rate=1000,
+        retry_max_attempts=3,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(fake_redis, keys, store, settings, clock) -> Services:
+    dispatched: list[tuple[str, float | None, float]] = []
+    svc = Services(
+        settings=settings,
+        keys=keys,
+        redis=fake_redis,
+        store=store,
+        dead_letters=DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600),
+        rate_limits=SharedRateLimits(MemoryStorage(), rates_from_settings(settings), "t"),
+        backends={"agentcore": AgentCoreBackend(make_client(settings), settings.job_name_prefix)},
+        publisher=RecordingPublisher(),
+        dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
+        poll_policy=PollPolicy.from_settings(settings),
+        clock=clock,
+        rng=random.Random(1),
+    )
+    svc.dispatched = dispatched  # type: ignore[attr-defined]
+    return svc

@@ -1,0 +1,218 @@
+"""pytest fixtures that run evalq's real parts (as ``celery.contrib.testing`` does).
+
+* ``redis_server``: a private ``redis-server`` on a free port for the whole session;
+  every test starts with it flushed.
+* ``emulator_factory``: ``evalq emulator`` as a subprocess, with the options a test wants.
+* ``evalq_cluster``: start ``evalq worker`` / ``evalq beat`` processes against them.
+* ``producer``: a foreign Celery app that sends ``evals.submit`` by name and reads
+  outcomes from ``evals.results``, as another team's service would.
+
+Load with ``pytest_plugins = ["worker.testing.pytest_plugin"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from kombu import Connection
+
+from worker.testing.processes import (
+    ManagedProcess,
+    RedisServer,
+    evalq_command,
+    free_port,
+    wait_for_line,
+)
+
+#: Short clocks so integration tests finish in seconds.
+FAST_SETTINGS = {
+    "EVALQ_TICK_INTERVAL": "0.2",
+    "EVALQ_LEASE_SECONDS": "5",
+    "EVALQ_POLL_INITIAL": "0.3",
+    "EVALQ_POLL_MAX": "2.0",
+    "EVALQ_POLL_MIN": "0.1",
+    "EVALQ_RETRY_INITIAL": "0.2",
+    "EVALQ_RETRY_MAX": "2.0",
+    "EVALQ_QUOTA_BACKOFF": "1.0",
+    "EVALQ_VISIBILITY_TIMEOUT": "10",
+    "EVALQ_RESTORE_INTERVAL": "2",
+    "EVALQ_LOG_LEVEL": "INFO",
+}
+
+
+@dataclass
+class Emulator:
+    url: str
+    process: ManagedProcess
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def post(self, path: str, body: Any) -> Any:
+        request = urllib.request.Request(  # noqa: S310
+            self.url + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.get("/_emulator/stats"))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.get("/_emulator/jobs"))
+
+
+@dataclass
+class Cluster:
+    """Worker and beat processes of one test, all started as ``evalq worker|beat``."""
+
+    env: dict[str, str]
+    logs: Path
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def start_worker(self, name: str, concurrency: int = 2, **env: str) -> ManagedProcess:
+        log = self.logs / f"{name}.log"
+        proc = ManagedProcess(
+            name,
+            evalq_command("worker", "--concurrency", str(concurrency), "--name", f"{name}@%h"),
+            env={**self.env, **env}, log_path=log,
+        ).start()  # fmt: skip
+        self.processes.append(proc)
+        wait_for_line(log, "ready.", 60, proc)
+        return proc
+
+    def start_beat(self) -> ManagedProcess:
+        log = self.logs / "beat.log"
+        proc = ManagedProcess("beat", evalq_command("beat", "--schedule", str(self.logs / "beat")),
+                              env=self.env, log_path=log).start()  # fmt: skip
+        self.processes.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+
+class Producer:
+    """Another team's service: sends by task name, reads plain JSON outcomes."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("foreign-producer", broker=broker_url)
+        self.app.conf.update(task_serializer="json", accept_content=["json"])
+        self.broker_url = broker_url
+
+    def submit(self, request: Any) -> None:
+        self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
+
+    def collect(
+        self, count: int, *, timeout: float, queue: str = "evals.results"
+    ) -> list[dict[str, Any]]:
+        """Read messages from ``queue`` until ``count`` distinct requests have an outcome."""
+        messages: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        with Connection(self.broker_url) as conn:
+            simple = conn.SimpleQueue(queue)
+            try:
+                while len(seen) < count and time.monotonic() < deadline:
+                    try:
+                        message = simple.get(block=True, timeout=0.5)
+                    except simple.Empty:
+                        continue
+                    messages.append(message.payload)
+                    seen.add(message.payload["request_id"])
+                    message.ack()
+            finally:
+                simple.close()
+        return messages
+
+    def drain(self, queue: str = "evals.results", settle: float = 1.0) -> list[dict[str, Any]]:
+        """Everything left on ``queue`` after it stayed empty for ``settle`` seconds."""
+        messages: list[dict[str, Any]] = []
+        with Connection(self.broker_url) as conn:
+            simple = conn.SimpleQueue(queue)
+            try:
+                while True:
+                    try:
+                        message = simple.get(block=True, timeout=settle)
+                    except simple.Empty:
+                        return messages
+                    messages.append(message.payload)
+                    message.ack()
+            finally:
+                simple.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    directory = tmp_path_factory.mktemp("redis")
+    server = RedisServer(directory=directory, log_path=directory / "redis.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_redis(redis_server: RedisServer) -> RedisServer:
+    redis.Redis(port=redis_server.port).flushall()
+    return redis_server
+
+
+@pytest.fixture
+def emulator_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[ManagedProcess] = []
+
+    def start(*options: str) -> Emulator:
+        port = free_port()
+        log = tmp_path / f"emulator-{port}.log"
+        proc = ManagedProcess("emulator", evalq_command("emulator", "--port", str(port), *options),
+                              log_path=log).start()  # fmt: skip
+        started.append(proc)
+        wait_for_line(log, "emulator listening on", 30, proc)
+        return Emulator(f"http://127.0.0.1:{port}", proc)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def evalq_env(clean_redis: RedisServer) -> dict[str, str]:
+    """Settings for the processes of one test (the emulator URL is added by the test)."""
+    return {
+        "EVALQ_BROKER_URL": f"{clean_redis.url}/0",
+        "EVALQ_REDIS_URL": f"{clean_redis.url}/1",
+        "EVALQ_AWS_ACCESS_KEY_ID": "test",
+        "EVALQ_AWS_SECRET_ACCESS_KEY": "test",
+        **FAST_SETTINGS,
+    }
+
+
+@pytest.fixture
+def cluster_factory(evalq_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    clusters: list[Cluster] = []
+
+    def start(emulator: Emulator, **settings: str) -> Cluster:
+        env = {**evalq_env, "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url, **settings}
+        cluster = Cluster(env=env, logs=tmp_path)
+        clusters.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+@pytest.fixture
+def producer(evalq_env: dict[str, str]) -> Producer:
+    return Producer(evalq_env["EVALQ_BROKER_URL"])
