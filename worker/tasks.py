@@ -70,6 +70,12 @@ def tick() -> int:
     return lifecycle.tick(services())
 
 
+@app.task(name="evals.ping")
+def ping() -> str:
+    """Does nothing: a health check, and the no-op baseline of the intake benchmark."""
+    return "pong"
+
+
 @task_prerun.connect
 def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()

@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   run the whole service locally on an embedded default
+#   make test   lint, type-check and run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit integration bench schemas clean
+
+$(BIN)/evalq: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/evalq
+	$(BIN)/evalq demo
+
+test: lint typecheck
+	$(BIN)/pytest
+
+lint: $(BIN)/evalq
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/evalq
+	$(BIN)/mypy
+
+unit: $(BIN)/evalq
+	$(BIN)/pytest tests/unit
+
+integration: $(BIN)/evalq
+	$(BIN)/pytest tests/integration
+
+bench: $(BIN)/evalq
+	$(BIN)/python -m tests.bench
+
+schemas: $(BIN)/evalq
+	$(BIN)/python -m api_contracts.schema
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

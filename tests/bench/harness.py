@@ -1,0 +1,105 @@
+"""Shared plumbing of the benchmarks: the same real parts the integration tests use."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from worker.testing.processes import (
+    ManagedProcess,
+    RedisServer,
+    evalq_command,
+    free_port,
+    wait_for_line,
+)
+from worker.testing.pytest_plugin import FAST_SETTINGS, Emulator, Producer
+
+
+@dataclass
+class Rig:
+    redis_server: RedisServer
+    emulator: Emulator
+    env: dict[str, str]
+    logs: Path
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def broker(self) -> redis.Redis:
+        return redis.Redis.from_url(self.env["EVALQ_BROKER_URL"], decode_responses=True)
+
+    @property
+    def store(self) -> redis.Redis:
+        return redis.Redis.from_url(self.env["EVALQ_REDIS_URL"], decode_responses=True)
+
+    def producer(self) -> Producer:
+        return Producer(self.env["EVALQ_BROKER_URL"])
+
+    def start_worker(self, name: str, concurrency: int = 2, **env: str) -> ManagedProcess:
+        log = self.logs / f"{name}.log"
+        argv = evalq_command("worker", "--concurrency", str(concurrency), "--name", f"{name}@%h")
+        proc = ManagedProcess(name, argv, env={**self.env, **env}, log_path=log).start()
+        self.processes.append(proc)
+        wait_for_line(log, "ready.", 60, proc)
+        return proc
+
+    def start_beat(self) -> ManagedProcess:
+        argv = evalq_command("beat", "--schedule", str(self.logs / "beat"))
+        proc = ManagedProcess("beat", argv, env=self.env, log_path=self.logs / "beat.log")
+        self.processes.append(proc.start())
+        return proc
+
+
+@contextmanager
+def rig(*emulator_options: str, **settings: str) -> Iterator[Rig]:
+    """A private redis-server, an emulator, and settings for workers; all stopped after."""
+    logs = Path(tempfile.mkdtemp(prefix="evalq-bench-"))
+    server = RedisServer(directory=logs, log_path=logs / "redis.log").start()
+    port = free_port()
+    log = logs / "emulator.log"
+    emulator_proc = ManagedProcess(
+        "emulator", evalq_command("emulator", "--port", str(port), *emulator_options), log_path=log
+    ).start()
+    processes: list[ManagedProcess] = [emulator_proc]
+    try:
+        wait_for_line(log, "emulator listening on", 30, emulator_proc)
+        emulator = Emulator(f"http://127.0.0.1:{port}", emulator_proc)
+        env = {
+            "EVALQ_BROKER_URL": f"{server.url}/0",
+            "EVALQ_REDIS_URL": f"{server.url}/1",
+            "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url,
+            "EVALQ_AWS_ACCESS_KEY_ID": "bench",
+            "EVALQ_AWS_SECRET_ACCESS_KEY": "bench",
+            **FAST_SETTINGS,
+            **settings,
+        }
+        the_rig = Rig(server, emulator, env, logs, processes)
+        yield the_rig
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        server.stop()
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.01) -> float:
+    """Seconds until ``predicate()`` held; raises after ``timeout``."""
+    start = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError("benchmark condition not reached")
+        time.sleep(interval)
+    return time.perf_counter() - start
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]

@@ -1,0 +1,116 @@
+"""Start-up configuration of the emulator: quotas, timing and fault injection."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The five operations the emulator serves; faults may be restricted to a subset.
+OPERATIONS: tuple[str, ...] = (
+    "StartBatchEvaluation",
+    "GetBatchEvaluation",
+    "StopBatchEvaluation",
+    "DeleteBatchEvaluation",
+    "ListBatchEvaluations",
+)
+
+
+class FaultConfigError(ValueError):
+    """A fault configuration document that cannot be applied."""
+
+
+def _rate(d: dict[str, Any], key: str) -> float:
+    value = d.get(key, 0.0)
+    # bool is an int subclass; reject it so `true` is not silently read as 100%.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultConfigError(f"{key} must be a number")
+    if not 0.0 <= float(value) <= 1.0:
+        raise FaultConfigError(f"{key} must be within [0, 1]")
+    return float(value)
+
+
+@dataclass
+class FaultConfig:
+    """Probabilities (0..1) of each fault, rolled independently per API call."""
+
+    throttle: float = 0.0
+    server_error: float = 0.0
+    drop: float = 0.0
+    latency_rate: float = 0.0
+    latency_ms: int = 0
+    errors: dict[str, float] = field(default_factory=dict)
+    # None means every operation; otherwise only the named ones are hit.
+    operations: list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FaultConfig:
+        """Build from the JSON document of `POST /_emulator/faults` (all keys optional)."""
+        if not isinstance(d, dict):
+            raise FaultConfigError("fault config must be a JSON object")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FaultConfigError(f"unknown fault keys: {', '.join(unknown)}")
+        latency_ms = d.get("latency_ms", 0)
+        numeric = isinstance(latency_ms, int | float) and not isinstance(latency_ms, bool)
+        if not numeric or latency_ms < 0:
+            raise FaultConfigError("latency_ms must be a non-negative number")
+        errors_raw = d.get("errors") or {}
+        if not isinstance(errors_raw, dict):
+            raise FaultConfigError("errors must be an object of error name -> rate")
+        errors = {str(name): _rate(errors_raw, name) for name in errors_raw}
+        operations_raw = d.get("operations")
+        operations: list[str] | None = None
+        if operations_raw is not None:
+            if not isinstance(operations_raw, list) or not all(
+                isinstance(o, str) for o in operations_raw
+            ):
+                raise FaultConfigError("operations must be a list of operation names")
+            bad = [o for o in operations_raw if o not in OPERATIONS]
+            if bad:
+                raise FaultConfigError(f"unknown operations: {', '.join(bad)}")
+            operations = list(operations_raw)
+        return cls(
+            throttle=_rate(d, "throttle"),
+            server_error=_rate(d, "server_error"),
+            drop=_rate(d, "drop"),
+            latency_rate=_rate(d, "latency_rate"),
+            latency_ms=int(latency_ms),
+            errors=errors,
+            operations=operations,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def applies_to(self, operation: str) -> bool:
+        return self.operations is None or operation in self.operations
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the emulator needs at start-up; durations are in emulated seconds."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    # Emulated seconds per real second: 60 makes a 6-minute job take 6 real seconds.
+    time_scale: float = 1.0
+    region: str = "us-east-1"
+    max_active: int = 5
+    max_jobs: int = 2000
+    mutate_tps: float = 3.0
+    read_tps: float = 60.0
+    pending_seconds: float = 2.0
+    session_seconds: float = 6.0
+    default_sessions: int = 10
+    stop_seconds: float = 3.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+
+    def real_seconds(self, emulated: float) -> float:
+        """Convert an emulated duration into real (wall-clock) seconds."""
+        return emulated / self.time_scale

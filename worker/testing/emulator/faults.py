@@ -1,0 +1,68 @@
+"""Fault injection: decides, per API call, whether to delay, drop or fail it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .config import FaultConfig, FaultConfigError
+from .errors import ApiError, throttled
+from .wire import error_names
+
+# Keys of the `faults` counters in /_emulator/stats.
+FAULT_KINDS = ("throttle", "server_error", "drop", "latency", "errors")
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    """What to do to one call: sleep first, then drop it, fail it, or serve it."""
+
+    delay_seconds: float = 0.0
+    drop: bool = False
+    error: ApiError | None = None
+    # Which counters to bump (subset of FAULT_KINDS).
+    kinds: tuple[str, ...] = ()
+
+
+NO_FAULT = FaultDecision()
+
+
+def check_fault_config(config: FaultConfig) -> None:
+    """Reject error names the service does not model (boto3 could not raise them)."""
+    unknown = sorted(set(config.errors) - error_names())
+    if unknown:
+        raise FaultConfigError(f"unknown error types: {', '.join(unknown)}")
+
+
+class FaultInjector:
+    """Rolls the configured probabilities with a seeded RNG; the caller holds the lock."""
+
+    def __init__(self, config: FaultConfig, seed: int | None) -> None:
+        check_fault_config(config)
+        self.config = config
+        self._rng = random.Random(seed)
+
+    def decide(self, operation: str) -> FaultDecision:
+        cfg = self.config
+        if not cfg.applies_to(operation):
+            return NO_FAULT
+        kinds: list[str] = []
+        delay = 0.0
+        # Latency combines with any other outcome, like a slow network would.
+        if cfg.latency_rate and self._rng.random() < cfg.latency_rate:
+            delay = cfg.latency_ms / 1000.0
+            kinds.append("latency")
+        if cfg.drop and self._rng.random() < cfg.drop:
+            return FaultDecision(delay, drop=True, kinds=(*kinds, "drop"))
+        if cfg.server_error and self._rng.random() < cfg.server_error:
+            err = ApiError("InternalServerException", "Injected internal server error")
+            return FaultDecision(delay, error=err, kinds=(*kinds, "server_error"))
+        for name, rate in cfg.errors.items():
+            if rate and self._rng.random() < rate:
+                err = ApiError(name, f"Injected {name}")
+                if name == "ValidationException":
+                    err.fields.update(reason="FieldValidationFailed", fieldList=[])
+                return FaultDecision(delay, error=err, kinds=(*kinds, "errors"))
+        if cfg.throttle and self._rng.random() < cfg.throttle:
+            return FaultDecision(delay, error=throttled(operation), kinds=(*kinds, "throttle"))
+        return FaultDecision(delay, kinds=tuple(kinds))

@@ -1,0 +1,274 @@
+"""The emulated service: jobs, idempotency, quotas and counters behind one lock."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import string
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from .config import OPERATIONS, EmulatorConfig, FaultConfig
+from .errors import conflict, not_found, quota_exceeded, throttled, validation_error
+from .faults import FAULT_KINDS, FaultDecision, FaultInjector, check_fault_config
+from .jobs import (
+    ACTIVE_STATUSES,
+    REPORTED_STATUSES,
+    RUNNING_STATUSES,
+    TERMINAL_STATUSES,
+    Job,
+    build_plan,
+    make_arn,
+)
+from .quotas import RateLimits
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+DEFAULT_MAX_RESULTS = 100
+
+
+class EmulatorState:
+    """All mutable emulator state. Every public method takes the lock exactly once."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        check_fault_config(config.faults)
+        self.config = config
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._init_locked()
+
+    def _init_locked(self) -> None:
+        cfg = self.config
+        # Separate RNGs so the fault sequence of a seed does not depend on how many ids
+        # were generated (and vice versa).
+        self._id_rng = random.Random(cfg.seed)
+        # A validated copy, so POST /_emulator/faults never alters the start-up config.
+        self._faults = FaultInjector(FaultConfig.from_dict(cfg.faults.to_dict()), cfg.seed)
+        self._rates = RateLimits(cfg.mutate_tps, cfg.read_tps, self._monotonic)
+        self._jobs: list[Job] = []  # every job ever created, creation order
+        self._existing: dict[str, Job] = {}  # not deleted, by id
+        self._by_token: dict[str, Job] = {}
+        self._ids: set[str] = set()  # ids stay reserved after deletion
+        self._calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
+        self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
+        self._throttled = 0
+        self._max_active = 0
+
+    # --- control plane -------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget all jobs and counters; faults go back to the start-up config."""
+        with self._lock:
+            self._init_locked()
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        check_fault_config(faults)
+        with self._lock:
+            self._faults.config = faults
+
+    def faults(self) -> FaultConfig:
+        with self._lock:
+            return self._faults.config
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            now = self._clock()
+            by_status = Counter({s: 0 for s in REPORTED_STATUSES})
+            by_status.update(job.status(now) for job in self._jobs)
+            return {
+                "calls": dict(self._calls),
+                "throttled": self._throttled,
+                "faults": dict(self._fault_counts),
+                "jobs": {"total": len(self._jobs), "by_status": dict(by_status)},
+                "max_active": self._max_active,
+            }
+
+    def jobs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            now = self._clock()
+            return [job.control_view(now) for job in self._jobs]
+
+    # --- request admission -----------------------------------------------------
+
+    def begin_call(self, operation: str) -> FaultDecision:
+        """Count the call and roll the fault dice for it."""
+        with self._lock:
+            self._calls[operation] += 1
+            decision = self._faults.decide(operation)
+            self._fault_counts.update(decision.kinds)
+            if decision.error is not None and decision.error.code == "ThrottlingException":
+                self._throttled += 1
+            return decision
+
+    def check_rate(self, operation: str) -> None:
+        with self._lock:
+            if not self._rates.allow(operation):
+                self._throttled += 1
+                raise throttled(operation)
+
+    # --- operations --------------------------------------------------------------
+
+    def start(self, params: dict[str, Any]) -> dict[str, Any]:
+        token: str | None = params.get("clientToken")
+        request = {k: v for k, v in params.items() if k != "clientToken"}
+        plan = build_plan(request, self.config)
+        name: str = request["batchEvaluationName"]
+        with self._lock:
+            now = self._clock()
+            if token is not None and token in self._by_token:
+                earlier = self._by_token[token]
+                if earlier.request != request:
+                    raise conflict(
+                        "The clientToken was already used with different request parameters"
+                    )
+                # Idempotent replay: the original answer, no new job.
+                return earlier.start_output
+            if any(job.name == name for job in self._existing.values()):
+                raise conflict(f"A batch evaluation named {name} already exists")
+            if len(self._existing) >= self.config.max_jobs:
+                raise quota_exceeded(
+                    f"Maximum number of batch evaluations ({self.config.max_jobs}) reached"
+                )
+            active = sum(1 for j in self._existing.values() if j.status(now) in ACTIVE_STATUSES)
+            if active >= self.config.max_active:
+                raise quota_exceeded(
+                    f"Maximum number of active batch evaluations ({self.config.max_active}) reached"
+                )
+            job_id = self._new_id(name)
+            arn = make_arn(self.config.region, job_id)
+            start_output = {
+                "batchEvaluationId": job_id,
+                "batchEvaluationArn": arn,
+                "batchEvaluationName": name,
+                "evaluators": request.get("evaluators"),
+                "insights": request.get("insights"),
+                "status": "PENDING",
+                "createdAt": now,
+                "outputConfig": request.get("outputConfig"),
+                "tags": request.get("tags"),
+                "kmsKeyArn": request.get("kmsKeyArn"),
+                "description": request.get("description"),
+            }
+            job = Job(
+                seq=len(self._jobs),
+                batch_evaluation_id=job_id,
+                arn=arn,
+                name=name,
+                client_token=token,
+                request=request,
+                created_at=now,
+                plan=plan,
+                start_output=start_output,
+            )
+            self._jobs.append(job)
+            self._existing[job_id] = job
+            if token is not None:
+                self._by_token[token] = job
+            # Active jobs only ever appear here, so this is the true high-water mark.
+            self._max_active = max(self._max_active, active + 1)
+            return start_output
+
+    def _new_id(self, name: str) -> str:
+        while True:
+            suffix = "".join(self._id_rng.choice(_ID_ALPHABET) for _ in range(10))
+            job_id = f"{name}-{suffix}"
+            if job_id not in self._ids:
+                self._ids.add(job_id)
+                return job_id
+
+    def get(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            job = self._find(params["batchEvaluationId"])
+            return job.details(self._clock())
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            now = self._clock()
+            job = self._find(params["batchEvaluationId"])
+            status = job.status(now)
+            if status not in RUNNING_STATUSES:
+                raise conflict(f"Batch evaluation {job.batch_evaluation_id} is {status}")
+            job.stop_requested_at = now
+            return {
+                "batchEvaluationId": job.batch_evaluation_id,
+                "batchEvaluationArn": job.arn,
+                "status": job.status(now),
+                "description": job.request.get("description"),
+            }
+
+    def delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            now = self._clock()
+            job = self._find(params["batchEvaluationId"])
+            status = job.status(now)
+            if status not in TERMINAL_STATUSES:
+                raise conflict(
+                    f"Batch evaluation {job.batch_evaluation_id} is {status}; "
+                    "only finished evaluations can be deleted"
+                )
+            # Deletion is instant here: the answer says DELETING, the job is already gone.
+            job.deleted_at = now
+            del self._existing[job.batch_evaluation_id]
+            return {
+                "batchEvaluationId": job.batch_evaluation_id,
+                "batchEvaluationArn": job.arn,
+                "status": "DELETING",
+            }
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        max_results = params.get("maxResults", DEFAULT_MAX_RESULTS)
+        before = _decode_token(params["nextToken"]) if params.get("nextToken") else None
+        with self._lock:
+            now = self._clock()
+            newest_first = sorted(self._existing.values(), key=lambda j: j.seq, reverse=True)
+            if before is not None:
+                newest_first = [j for j in newest_first if j.seq < before]
+            page = newest_first[:max_results]
+            out: dict[str, Any] = {"batchEvaluations": [j.summary(now) for j in page]}
+            if len(newest_first) > max_results:
+                out["nextToken"] = _encode_token(page[-1].seq)
+            return out
+
+    def _find(self, batch_evaluation_id: str) -> Job:
+        job = self._existing.get(batch_evaluation_id)
+        if job is None:
+            raise not_found(batch_evaluation_id)
+        return job
+
+    def dispatch(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "StartBatchEvaluation": self.start,
+            "GetBatchEvaluation": self.get,
+            "StopBatchEvaluation": self.stop,
+            "DeleteBatchEvaluation": self.delete,
+            "ListBatchEvaluations": self.list,
+        }
+        return handlers[operation](params)
+
+
+# Pages are keyed by creation sequence, not offset, so jobs created or deleted
+# between two calls neither repeat nor skip entries.
+def _encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": seq}).encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
+        before = doc["before"]
+        if isinstance(before, bool) or not isinstance(before, int):
+            raise TypeError(before)
+        return before
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        field = [("nextToken", "Invalid pagination token")]
+        raise validation_error("Invalid nextToken", field) from exc

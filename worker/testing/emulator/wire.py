@@ -1,0 +1,215 @@
+"""rest-json wire format of bedrock-agentcore, derived from botocore's service model.
+
+Routes, status codes, error statuses and timestamp formats are all read from the
+model botocore ships, so the emulator answers exactly what the real client expects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import botocore.session
+
+from .config import OPERATIONS
+from .errors import ApiError, validation_error
+
+SERVICE_NAME = "bedrock-agentcore"
+# rest-json bodies default to epoch seconds when a shape names no timestampFormat.
+_DEFAULT_BODY_TIMESTAMP_FORMAT = "unixTimestamp"
+
+
+@lru_cache(maxsize=1)
+def service_model() -> Any:
+    """The botocore model of the service (loaded once; read-only afterwards)."""
+    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+
+
+@lru_cache(maxsize=1)
+def error_names() -> frozenset[str]:
+    """Every error shape the service defines (the names boto3 turns into exceptions)."""
+    return frozenset(s.name for s in service_model().error_shapes)
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: str
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+
+
+@lru_cache(maxsize=1)
+def routes() -> tuple[Route, ...]:
+    """Turn each operation's `requestUri` template into a path regex."""
+    out = []
+    for name in OPERATIONS:
+        op = service_model().operation_model(name)
+        uri = op.http["requestUri"].split("?", 1)[0]
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(uri))
+        out.append(
+            Route(
+                operation=name,
+                method=op.http["method"],
+                pattern=re.compile(regex + "/?"),
+                status=int(op.http.get("responseCode", 200)),
+            )
+        )
+    # Longest templates first so `/{id}/stop` is not swallowed by `/{id}`.
+    return tuple(sorted(out, key=lambda r: -len(r.pattern.pattern)))
+
+
+def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in routes():
+        m = route.pattern.fullmatch(path)
+        if m and route.method == method:
+            return route, {k: unquote(v) for k, v in m.groupdict().items()}
+    return None
+
+
+def path_exists(path: str) -> bool:
+    """True when some operation serves this path (so a wrong method is a 405, not a 404)."""
+    return any(r.pattern.fullmatch(path) for r in routes())
+
+
+def parse_request(
+    operation: str, uri_params: dict[str, str], query: str, body: bytes
+) -> dict[str, Any]:
+    """Rebuild the operation's input parameters from URI, query string and JSON body."""
+    shape = service_model().operation_model(operation).input_shape
+    params: dict[str, Any] = {}
+    qs = parse_qs(query, keep_blank_values=True)
+    has_body_members = False
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire_name = member.serialization.get("name", name)
+        if location == "uri":
+            if wire_name in uri_params:
+                params[name] = uri_params[wire_name]
+        elif location == "querystring":
+            if wire_name in qs:
+                params[name] = _parse_scalar(name, member, qs[wire_name][-1])
+        elif location is None:
+            has_body_members = True
+    if has_body_members and body.strip():
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise validation_error(
+                f"Could not parse request body: {exc}", reason="CannotParse"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise validation_error("Request body must be a JSON object", reason="CannotParse")
+        params.update(doc)
+    return params
+
+
+def _parse_scalar(name: str, shape: Any, raw: str) -> Any:
+    if shape.type_name in ("integer", "long"):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise validation_error(
+                f"{name} must be an integer", [(name, "must be an integer")], reason="CannotParse"
+            ) from exc
+    return raw
+
+
+def format_timestamp(value: float | datetime, fmt: str) -> Any:
+    """Render an epoch/datetime in the format a shape asks for."""
+    dt = value if isinstance(value, datetime) else datetime.fromtimestamp(value, tz=UTC)
+    dt = dt.astimezone(UTC)
+    if fmt == "iso8601":
+        # Millisecond precision with a literal Z, as AWS services emit.
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if fmt == "rfc822":
+        return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return round(dt.timestamp(), 3)
+
+
+def encode_shape(shape: Any, value: Any, path: str = "") -> Any:
+    """Serialize a Python value into the JSON form of `shape`.
+
+    Unknown structure members raise, so an emulator bug can never leak a field the
+    real service would not send.
+    """
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise TypeError(f"{path or shape.name}: expected dict")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            if key not in shape.members:
+                raise KeyError(f"{shape.name} has no member {key!r}")
+            member = shape.members[key]
+            out[member.serialization.get("name", key)] = encode_shape(
+                member, item, f"{path}.{key}" if path else key
+            )
+        return out
+    if kind == "list":
+        return [encode_shape(shape.member, v, f"{path}[]") for v in value]
+    if kind == "map":
+        return {str(k): encode_shape(shape.value, v, f"{path}.{k}") for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, str):
+            return value
+        fmt = shape.serialization.get("timestampFormat", _DEFAULT_BODY_TIMESTAMP_FORMAT)
+        return format_timestamp(value, fmt)
+    return value
+
+
+@dataclass(frozen=True)
+class WireResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _json_headers(body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
+
+
+def encode_output(route: Route, output: dict[str, Any]) -> WireResponse:
+    shape = service_model().operation_model(route.operation).output_shape
+    body = json.dumps(encode_shape(shape, output)).encode()
+    return WireResponse(route.status, _json_headers(body), body)
+
+
+def error_status(code: str) -> int:
+    shape = service_model().shape_for(code)
+    return int(shape.metadata["error"]["httpStatusCode"])
+
+
+def encode_error(err: ApiError, fallback_status: int = 400) -> WireResponse:
+    """The error shape's HTTP status, `x-amzn-ErrorType` header and JSON members."""
+    doc: dict[str, Any] = {"message": err.message, **err.fields}
+    if err.code in error_names():
+        shape = service_model().shape_for(err.code)
+        status = int(shape.metadata["error"]["httpStatusCode"])
+        payload = encode_shape(shape, doc)
+    else:
+        # Transport-level errors (unknown path) that the model does not describe.
+        status = fallback_status
+        payload = doc
+    body = json.dumps(payload).encode()
+    headers = _json_headers(body)
+    headers["x-amzn-ErrorType"] = err.code
+    return WireResponse(status, headers, body)
+
+
+def json_response(status: int, doc: Any) -> WireResponse:
+    """Plain JSON for the `/_emulator/*` control endpoints."""
+    body = json.dumps(doc, sort_keys=True).encode()
+    return WireResponse(status, _json_headers(body), body)
