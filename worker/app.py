@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
-from kombu import Queue
+from kombu.entity import Queue
 
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings

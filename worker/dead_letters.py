@@ -35,7 +35,8 @@ def fingerprint_of(request: Any) -> str:
 
 class DeadLetterStore:
     def __init__(self, client: redis.Redis, keys: Keys, *, max_entries: int, max_age: float):
-        self.redis = client
+        # redis-py types every reply as `Awaitable | Any` (sync and async share stubs).
+        self.redis: Any = client
         self.keys = keys
         self.max_entries = max_entries
         self.max_age = max_age
@@ -85,10 +86,11 @@ class DeadLetterStore:
         raw = self.redis.get(self.keys.dead_letter(entry_id))
         return None if raw is None else DeadLetter.model_validate_json(raw)
 
-    def list(
+    def find(
         self, *, reason: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[DeadLetter]:
-        ids = self.redis.zrevrangebyscore(
+        """Entries, newest failure first, optionally of one reason or since a time."""
+        ids: list[Any] = self.redis.zrevrangebyscore(
             self.keys.dead_letters, "+inf", since if since is not None else "-inf"
         )
         letters = self._load(_text(i) for i in ids)
@@ -108,8 +110,11 @@ class DeadLetterStore:
 
     def trim(self, now: float) -> int:
         """Drop entries older than ``max_age`` and the oldest beyond ``max_entries``."""
-        old = self.redis.zrangebyscore(self.keys.dead_letters, "-inf", now - self.max_age)
-        excess = self.redis.zcard(self.keys.dead_letters) - len(old) - self.max_entries
+        old: list[Any] = self.redis.zrangebyscore(
+            self.keys.dead_letters, "-inf", now - self.max_age
+        )
+        total = int(self.redis.zcard(self.keys.dead_letters))
+        excess = total - len(old) - self.max_entries
         if excess > 0:
             old += self.redis.zrange(self.keys.dead_letters, len(old), len(old) + excess - 1)
         for entry_id in old:
@@ -120,7 +125,7 @@ class DeadLetterStore:
         ids = list(ids)
         if not ids:
             return []
-        raws = self.redis.mget([self.keys.dead_letter(i) for i in ids])
+        raws: list[Any] = self.redis.mget([self.keys.dead_letter(i) for i in ids])
         return [DeadLetter.model_validate_json(r) for r in raws if r is not None]
 
 

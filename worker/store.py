@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 
@@ -44,7 +44,8 @@ class DueTimer:
 
 class JobStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self.redis = client
+        # redis-py types every reply as `Awaitable | Any` (sync and async share stubs).
+        self.redis: Any = client
         self.keys = keys
         self._register = client.register_script(lua.REGISTER)
         self._admit = client.register_script(lua.ADMIT)
@@ -75,9 +76,14 @@ class JobStore:
             self.keys.backlog(request.producer),
             self.keys.producer_ring,
         ]
-        args = [record["payload_hash"], now, request.request_id, request.producer]
-        outcome, state = self._register(keys=keys, args=args + encode_fields(record))
-        return Registration(outcome=_text(outcome), state=_text(state))  # type: ignore[arg-type]
+        args: list[str | float] = [
+            request.payload_hash(),
+            now,
+            request.request_id,
+            request.producer,
+        ]
+        outcome, state = self._register(keys=keys, args=[*args, *encode_fields(record)])
+        return Registration(outcome=cast(RegisterOutcome, _text(outcome)), state=_text(state))
 
     # -- admission ----------------------------------------------------------------------
     def admit(self, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
@@ -87,7 +93,7 @@ class JobStore:
             self.keys.due,
             self.keys.admission_paused_until,
         ]
-        args = [now, quota, self.keys.job(""), self.keys.backlog(""), scan_limit]
+        args: list[str | float] = [now, quota, self.keys.job(""), self.keys.backlog(""), scan_limit]
         admitted, expired = self._admit(keys=keys, args=args)
         return Admission([_text(i) for i in admitted], [_text(i) for i in expired])
 

@@ -97,7 +97,7 @@ def test_server_errors_past_the_retry_budget_become_a_dead_letter(services, emul
     _submit(services)
     outcomes = [lifecycle.advance(services, "r1") for _ in range(4)]
     assert outcomes == ["retry", "retry", "retry", "dead"]
-    (letter,) = services.dead_letters.list()
+    (letter,) = services.dead_letters.find()
     assert letter.reason == "retries_exhausted"
     assert letter.request["request_id"] == "r1"
     assert services.store.get("r1").state == JobState.DEAD
@@ -108,7 +108,7 @@ def test_access_denied_is_dead_lettered_at_once(services, emulator):
     _faults(emulator, {"errors": {"AccessDeniedException": 1.0}})
     _submit(services)
     assert lifecycle.advance(services, "r1") == "dead"
-    (letter,) = services.dead_letters.list()
+    (letter,) = services.dead_letters.find()
     assert (letter.reason, letter.attempts) == ("access_denied", 1)
 
 
@@ -117,7 +117,7 @@ def test_invalid_request_is_dead_lettered_and_names_the_field(services):
     bad["evaluation"]["evaluators"] = [{"evaluatorId": f"Builtin.E{i}"} for i in range(11)]
     result = lifecycle.accept(services, bad)
     assert result.outcome == "rejected"
-    (letter,) = services.dead_letters.list()
+    (letter,) = services.dead_letters.find()
     assert letter.reason == "invalid_request"
     assert "evaluation.evaluators" in letter.error
     assert services.store.get("bad") is None

@@ -120,7 +120,7 @@ def _start_emulator(workdir: Path, time_scale: float, started: list[Any]) -> str
 
 def _drive(requests: list[dict[str, Any]], env: dict[str, str], workdir: Path) -> int:
     from celery import Celery
-    from kombu import Connection
+    from kombu.connection import Connection
 
     from worker.settings import get_settings
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from kombu import Connection
+from kombu.connection import Connection
 
 from worker.testing.processes import (
     ManagedProcess,

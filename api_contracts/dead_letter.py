@@ -1,0 +1,58 @@
+"""``DeadLetter``: a request evalq could not carry out, kept so that ops can replay it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+
+from api_contracts.common import SCHEMA_ID_BASE, UtcDatetime, jsonable
+
+
+class ReasonCode(StrEnum):
+    """Stable codes for why a request was dead-lettered (alerts and dashboards key on them)."""
+
+    invalid_request = "invalid_request"  #: the request does not match the contract
+    idempotency_conflict = "idempotency_conflict"  #: request_id reused with another payload
+    unknown_backend = "unknown_backend"  #: ``backend`` names no backend evalq knows
+    undecodable_message = "undecodable_message"  #: the message body could not be decoded
+    unsupported_content_type = "unsupported_content_type"  #: not JSON
+    payload_too_large = "payload_too_large"  #: the message exceeds the size limit
+    bad_task_signature = "bad_task_signature"  #: wrong task arguments (not ``request=``)
+    access_denied = "access_denied"  #: the remote service denied access (403)
+    unauthorized = "unauthorized"  #: the credentials were rejected (401)
+    remote_validation = "remote_validation"  #: the remote service rejected the parameters
+    remote_conflict = "remote_conflict"  #: the remote service reported a conflict (409)
+    retries_exhausted = "retries_exhausted"  #: transient failures outlasted the retry budget
+    internal_error = "internal_error"  #: a bug in evalq
+
+
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+
+#: The original request: a JSON object when it parsed, else the raw text.
+OriginalRequest = Annotated[dict[str, Any] | str | None, BeforeValidator(jsonable)]
+
+
+class DeadLetter(BaseModel):
+    """One dead-lettered request."""
+
+    model_config = ConfigDict(
+        title="DeadLetter",
+        json_schema_extra={"$id": f"{SCHEMA_ID_BASE}dead-letter.json"},
+    )
+
+    schema_version: Literal[1] = Field(1, description="Version of this contract.")
+    dead_letter_id: str
+    reason: ReasonCode
+    error: str = Field(description="Readable explanation of the failure.")
+    request: OriginalRequest = Field(
+        None, description="The original request; the raw text when it did not parse."
+    )
+    request_id: str | None = None
+    task_name: str | None = None
+    worker_host: str | None = None
+    attempts: NonNegativeInt = Field(description="Attempts made before giving up.")
+    first_failed_at: UtcDatetime
+    last_failed_at: UtcDatetime
+    replay_count: NonNegativeInt = Field(0, description="Times ops replayed this request.")
