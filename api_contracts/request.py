@@ -91,9 +91,14 @@ class EvaluationRequest(BaseModel):
     )
 
     def canonical_json(self) -> str:
-        """The request as canonical JSON: sorted keys, no whitespace, defaults filled in."""
+        """The request as canonical JSON (sorted keys, no whitespace, defaults filled in),
+        without ``submitted_at``: a producer's retry of the same request carries a new send
+        time and must still count as the same request."""
         return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            self.model_dump(mode="json", exclude={"submitted_at"}),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
         )
 
     def payload_hash(self) -> str:
