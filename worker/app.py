@@ -14,11 +14,12 @@ from worker.settings import Settings, get_settings
 SUBMIT_TASK = "evals.submit"
 ADVANCE_TASK = "evals.advance"
 TICK_TASK = "evals.tick"
+JANITOR_TASK = "evals.janitor"
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("evalq", broker=settings.broker_url, include=["worker.tasks"])
+    app = Celery("evalq", broker=settings.broker_url, include=["worker.tasks", "worker.dlq_tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -40,8 +41,17 @@ def create_app(settings: Settings | None = None) -> Celery:
             "unacked_mutex_expire": 60,
         },
         broker_connection_retry_on_startup=True,
+        # Dispatching a step must survive a broker restart of a few seconds.
+        task_publish_retry_policy={
+            "max_retries": 20,
+            "interval_start": 0.1,
+            "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
+        # Messages that fail before a task body runs become dead letters, not log lines.
+        worker_consumer="worker.intake_guard:GuardedConsumer",
         enable_utc=True,
         timezone="UTC",
         beat_schedule={
@@ -53,6 +63,12 @@ def create_app(settings: Settings | None = None) -> Celery:
                     "queue": settings.control_queue,
                     "expires": 10 * settings.tick_interval,
                 },
+            },
+            "evalq-janitor": {
+                "task": JANITOR_TASK,
+                "schedule": settings.janitor_interval,
+                # Sweeps are serialised by a lock; a late one is replaced by the next.
+                "options": {"queue": settings.control_queue, "expires": settings.janitor_interval},
             },
         },
     )

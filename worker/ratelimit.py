@@ -15,6 +15,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from worker.connections import retry_options
 from worker.keys import Keys
 from worker.settings import Settings
 
@@ -40,7 +41,9 @@ class SharedRateLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings, keys: Keys) -> SharedRateLimits:
-        storage = RedisStorage(settings.redis_url, key_prefix=keys.rate_limit_namespace())
+        storage = RedisStorage(
+            settings.redis_url, key_prefix=keys.rate_limit_namespace(), **retry_options(settings)
+        )
         return cls(storage, rates_from_settings(settings), keys.rate_limit_namespace())
 
     def acquire(self, operation: Operation) -> float:

@@ -11,8 +11,11 @@ from typing import Any
 
 import redis
 
+from api_contracts import ReasonCode
 from worker.backends.base import Backend
+from worker.connections import job_store_client
 from worker.dead_letters import DeadLetterStore
+from worker.errors import PermanentError
 from worker.keys import Keys
 from worker.polling import PollPolicy
 from worker.ratelimit import SharedRateLimits
@@ -39,14 +42,20 @@ class Services:
     rng: random.Random = field(default_factory=random.Random)
 
     def backend(self, name: str) -> Backend:
-        return self.backends[name]
+        try:
+            return self.backends[name]
+        except KeyError:
+            # The contract knows the name but this deployment runs no such backend.
+            raise PermanentError(
+                f"backend {name!r} is not configured on this worker", ReasonCode.unknown_backend
+            ) from None
 
 
 def build_services(settings: Settings, *, publisher: Any, dispatch: Dispatch) -> Services:
     from worker.backends.agentcore import AgentCoreBackend
 
     keys = Keys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = job_store_client(settings)
     return Services(
         settings=settings,
         keys=keys,

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: Job store: records, backlog, timers, dead letters.
     redis_url: str = "redis://127.0.0.1:6379/1"
+    #: How long job-store calls keep retrying through a Redis restart (seconds).
+    redis_retry_seconds: float = 15.0
     #: Prefix of every Redis key evalq writes, so several deployments can share a server.
     key_prefix: str = "evalq"
 
@@ -52,10 +54,14 @@ class Settings(BaseSettings):
 
     #: Poll backoff when progress gives no estimate (seconds).
     poll_initial: float = 2.0
-    poll_max: float = 60.0
+    #: Longest gap between two polls of a running job, whatever its progress says: the
+    #: worst-case delay before an unforeseen end is seen (docs/throughput.md).
+    poll_max: float = 300.0
     poll_multiplier: float = 2.0
     #: Earliest poll after a start, and the smallest gap between two polls.
     poll_min: float = 0.5
+    #: A job whose progress projects its end is polled this long after that end.
+    poll_end_margin: float = 1.0
     #: Backoff after a retryable error (throttle, 5xx, connection).
     retry_initial: float = 1.0
     retry_max: float = 60.0
@@ -71,6 +77,19 @@ class Settings(BaseSettings):
     #: Local job records are kept this long after their outcome is published.
     record_retention_seconds: int = 30 * 24 * 3600
 
+    #: How often beat runs the janitor sweep (seconds).
+    janitor_interval: float = Field(default=60.0, gt=0)
+    #: The janitor's lock expires after this long, so a sweep that died never blocks the
+    #: next one; longer than any sweep takes.
+    janitor_lock_seconds: float = Field(default=300.0, gt=0)
+    #: Most entries one step of a sweep handles; the rest wait for the next sweep.
+    janitor_batch: int = Field(default=500, ge=1)
+    #: Account quota of existing batch evaluations (running or not).
+    account_max_jobs: int = Field(default=2000, ge=1)
+    #: From this many remote jobs on, the janitor deletes the oldest published jobs
+    #: before their retention ends, so starts never meet a full account.
+    account_high_water: int = Field(default=1800, ge=1)
+
     #: Result queue every outcome goes to (besides the request's reply_to queues).
     results_queue: str = "evals.results"
     requests_queue: str = "evals.requests"
@@ -79,6 +98,10 @@ class Settings(BaseSettings):
     #: Dead letters kept at most (count and age), as Sidekiq's dead set.
     dead_letter_max_entries: int = 10_000
     dead_letter_max_age_seconds: int = 180 * 24 * 3600
+    #: Largest message body the worker reads (bytes); bigger ones are dead-lettered unread.
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    #: Replays per second when ops replay dead letters (`evalq dlq replay`).
+    dlq_replay_rate: float = Field(default=10.0, gt=0)
 
     #: Broker redelivers an unacknowledged message after this long. Every evalq task is
     #: short, so this can be far below Celery's 1 h default.

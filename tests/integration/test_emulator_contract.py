@@ -685,6 +685,22 @@ def test_fault_drop_closes_connection(emulator: EmulatorServer, client: Any) -> 
     assert client.list_batch_evaluations()["batchEvaluations"] == []
 
 
+def test_fault_lost_response_serves_the_call_but_never_answers(
+    emulator: EmulatorServer, client: Any
+) -> None:
+    control(emulator.url, "faults", {"lost_response": 1.0, "operations": ["StartBatchEvaluation"]})
+    with pytest.raises(
+        (botocore.exceptions.ConnectionClosedError, botocore.exceptions.ConnectionError)
+    ):
+        start(client, "lost_answer", clientToken="t" * 40)
+    assert control(emulator.url, "stats")["faults"]["lost_response"] == 1
+    control(emulator.url, "faults", {})
+    # The job exists; asking again with the same token returns it, not a second job.
+    again = start(client, "lost_answer", clientToken="t" * 40)
+    assert control(emulator.url, "stats")["jobs"]["total"] == 1
+    assert client.get_batch_evaluation(batchEvaluationId=again["batchEvaluationId"])
+
+
 def test_fault_latency_still_answers(emulator: EmulatorServer, client: Any) -> None:
     control(emulator.url, "faults", {"latency_rate": 1.0, "latency_ms": 30})
     assert client.list_batch_evaluations()["ResponseMetadata"]["HTTPStatusCode"] == 200

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from worker.cli import dlq, janitor_cmd
 from worker.settings import get_settings
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+app.add_typer(dlq.app, name="dlq")
+app.command(name="janitor")(janitor_cmd.janitor)
 
 
 def _celery() -> Any:
@@ -177,6 +180,9 @@ def emulator(
     fault_throttle: Annotated[float, typer.Option()] = 0.0,
     fault_server_error: Annotated[float, typer.Option()] = 0.0,
     fault_drop: Annotated[float, typer.Option()] = 0.0,
+    fault_lost_response: Annotated[
+        float, typer.Option(help="serve the call, then drop the answer")
+    ] = 0.0,
     fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
     fault_latency_ms: Annotated[int, typer.Option()] = 0,
     seed: Annotated[int | None, typer.Option()] = None,
@@ -188,6 +194,7 @@ def emulator(
         throttle=fault_throttle,
         server_error=fault_server_error,
         drop=fault_drop,
+        lost_response=fault_lost_response,
         latency_rate=fault_latency_rate,
         latency_ms=fault_latency_ms,
     )

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-throttle", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-server-error", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-drop", type=float, default=0.0, metavar="R")
+    p.add_argument("--fault-lost-response", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-latency-rate", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-latency-ms", type=int, default=0, metavar="MS")
     p.add_argument("--seed", type=int, default=None)
@@ -59,6 +60,7 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
             "throttle": args.fault_throttle,
             "server_error": args.fault_server_error,
             "drop": args.fault_drop,
+            "lost_response": args.fault_lost_response,
             "latency_rate": args.fault_latency_rate,
             "latency_ms": args.fault_latency_ms,
         }

@@ -36,6 +36,9 @@ class FaultConfig:
     throttle: float = 0.0
     server_error: float = 0.0
     drop: float = 0.0
+    # The call is served (a Start creates its job) but the answer never arrives: what
+    # clientToken idempotency exists for.
+    lost_response: float = 0.0
     latency_rate: float = 0.0
     latency_ms: int = 0
     errors: dict[str, float] = field(default_factory=dict)
@@ -74,6 +77,7 @@ class FaultConfig:
             throttle=_rate(d, "throttle"),
             server_error=_rate(d, "server_error"),
             drop=_rate(d, "drop"),
+            lost_response=_rate(d, "lost_response"),
             latency_rate=_rate(d, "latency_rate"),
             latency_ms=int(latency_ms),
             errors=errors,

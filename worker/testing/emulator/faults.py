@@ -10,7 +10,7 @@ from .errors import ApiError, throttled
 from .wire import error_names
 
 # Keys of the `faults` counters in /_emulator/stats.
-FAULT_KINDS = ("throttle", "server_error", "drop", "latency", "errors")
+FAULT_KINDS = ("throttle", "server_error", "drop", "lost_response", "latency", "errors")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class FaultDecision:
 
     delay_seconds: float = 0.0
     drop: bool = False
+    #: Serve the call, then drop the connection instead of answering.
+    lose_response: bool = False
     error: ApiError | None = None
     # Which counters to bump (subset of FAULT_KINDS).
     kinds: tuple[str, ...] = ()
@@ -65,4 +67,6 @@ class FaultInjector:
                 return FaultDecision(delay, error=err, kinds=(*kinds, "errors"))
         if cfg.throttle and self._rng.random() < cfg.throttle:
             return FaultDecision(delay, error=throttled(operation), kinds=(*kinds, "throttle"))
+        if cfg.lost_response and self._rng.random() < cfg.lost_response:
+            return FaultDecision(delay, lose_response=True, kinds=(*kinds, "lost_response"))
         return FaultDecision(delay, kinds=tuple(kinds))

@@ -131,7 +131,8 @@ def _api(
         state.check_rate(route.operation)
         params = wire.parse_request(route.operation, uri_params, query, body)
         validate_input(route.operation, params)
-        return wire.encode_output(route, state.dispatch(route.operation, params))
+        output = wire.encode_output(route, state.dispatch(route.operation, params))
+        return None if decision.lose_response else output
     except ApiError as err:
         return wire.encode_error(err)
     except Exception:

@@ -1,0 +1,162 @@
+"""Chaos: 300 requests through 3 worker processes that are SIGKILLed at random moments,
+an emulator that throttles, fails, drops and loses answers, and a Redis (AOF,
+appendfsync always) killed and restarted once mid-run. Nothing may be lost, nothing
+started twice, and duplicate outcome deliveries must share one event_id."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from api_contracts.examples import sample_request
+from worker.testing.processes import RedisServer
+from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Producer
+
+REQUESTS = 300
+FAULTS = {
+    "throttle": 0.10,
+    "server_error": 0.05,
+    "drop": 0.02,
+    "lost_response": 0.02,
+    "latency_rate": 0.05,
+    "latency_ms": 400,
+}
+
+
+def _request(i: int) -> dict:
+    request = sample_request(request_id=f"chaos-{i:04d}", producer=f"team-{i % 4}")
+    request["evaluation"]["tags"] = {"emulator:sessions": str(1 + i % 3)}
+    return request
+
+
+@pytest.mark.timeout(600)
+def test_chaos_loses_nothing_and_starts_nothing_twice(emulator_factory, tmp_path: Path):
+    rng = random.Random(20261122)
+    server = RedisServer(
+        appendonly=True, directory=tmp_path / "aof", log_path=tmp_path / "redis-aof.log"
+    )
+    (tmp_path / "aof").mkdir()
+    server.start()
+    emulator = emulator_factory("--time-scale", "200", "--mutate-tps", "10", "--seed", "3")
+    emulator.post("/_emulator/faults", FAULTS)
+    env = {
+        "EVALQ_BROKER_URL": f"{server.url}/0",
+        "EVALQ_REDIS_URL": f"{server.url}/1",
+        "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url,
+        "EVALQ_AWS_ACCESS_KEY_ID": "chaos",
+        "EVALQ_AWS_SECRET_ACCESS_KEY": "chaos",
+        **FAST_SETTINGS,
+        "EVALQ_START_RATE": "10",
+        "EVALQ_AWS_READ_TIMEOUT": "5",
+    }
+    cluster = Cluster(env=env, logs=tmp_path)
+    try:
+        workers = [cluster.start_worker(f"w{i}", concurrency=2) for i in range(3)]
+        cluster.start_beat()
+        kills, restarts = _run_chaos(cluster, workers, server, env, rng)
+        store = redis.Redis.from_url(env["EVALQ_REDIS_URL"], decode_responses=True)
+        finished = _wait_until_every_request_ends(store, timeout=300)
+        outcomes = Producer(env["EVALQ_BROKER_URL"]).drain(settle=2.0)
+    finally:
+        cluster.stop()
+        server.stop()
+
+    dead = {
+        json.loads(store_value)["request_id"]: json.loads(store_value)["reason"]
+        for store_value in finished["dead_letters"]
+    }
+    delivered = collections.defaultdict(list)
+    for outcome in outcomes:
+        delivered[outcome["request_id"]].append(outcome["event_id"])
+    remote_per_token = collections.Counter(j["clientToken"] for j in emulator.jobs())
+    stats = emulator.stats()
+
+    print(
+        f"\nchaos: {REQUESTS} requests, {kills} worker SIGKILLs, {restarts} Redis restart; "
+        f"outcomes for {len(delivered)} requests ({len(outcomes)} deliveries, "
+        f"{len(outcomes) - len(delivered)} duplicates); dead letters {len(dead)} "
+        f"{dict(collections.Counter(dead.values()))}; remote jobs {sum(remote_per_token.values())}"
+        f" for {len(remote_per_token)} tokens (max {max(remote_per_token.values())} per request);"
+        f" emulator faults {stats['faults']}, throttled {stats['throttled']}, "
+        f"max active {stats['max_active']}"
+    )
+    wanted = {f"chaos-{i:04d}" for i in range(REQUESTS)}
+    assert wanted == set(delivered) | set(dead), "a request was lost"
+    assert max(remote_per_token.values()) == 1, "a request got two remote jobs"
+    assert all(len(set(ids)) == 1 for ids in delivered.values()), "duplicates with new event_id"
+    assert set(delivered) & set(dead) == set()
+
+
+def _run_chaos(cluster, workers, server, env, rng) -> tuple[int, int]:
+    """Submit gradually while killing workers at random; restart Redis once mid-run."""
+    producer = Celery("chaos-producer", broker=env["EVALQ_BROKER_URL"])
+    producer.conf.update(
+        task_serializer="json",
+        task_publish_retry_policy={
+            "max_retries": 50,
+            "interval_start": 0.2,
+            "interval_step": 0.2,
+            "interval_max": 1,
+        },
+    )
+
+    def submit_all() -> None:
+        for i in range(REQUESTS):
+            producer.send_task(
+                "evals.submit", kwargs={"request": _request(i)}, queue="evals.requests"
+            )
+            time.sleep(0.03)
+
+    submitter = threading.Thread(target=submit_all)
+    submitter.start()
+    kills = restarts = 0
+    start = time.monotonic()
+    while time.monotonic() - start < 30:
+        time.sleep(rng.uniform(2.0, 5.0))
+        victim = rng.randrange(len(workers))
+        workers[victim].kill(signal.SIGKILL)
+        kills += 1
+        if restarts == 0 and time.monotonic() - start > 12:
+            server.process.kill(signal.SIGKILL)
+            time.sleep(0.5)
+            server.restart()
+            restarts += 1
+        workers[victim] = cluster.start_worker(f"w{victim}-{kills}", concurrency=2)
+    submitter.join()
+    return kills, restarts
+
+
+def _wait_until_every_request_ends(store: redis.Redis, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    states: collections.Counter[str | None] = collections.Counter()
+    while time.monotonic() < deadline:
+        states = collections.Counter(
+            store.hget(f"evalq:job:chaos-{i:04d}", "state") for i in range(REQUESTS)
+        )
+        ended = states["PUBLISHED"] + states["DELETED"] + states["DEAD"]
+        print("states", dict(states), flush=True)
+        if ended == REQUESTS:
+            ids = store.zrange("evalq:dead", 0, -1)
+            return {"dead_letters": [store.get(f"evalq:dead:{i}") for i in ids]}
+        time.sleep(1.0)
+    stuck = {}
+    for i in range(REQUESTS):
+        key = f"chaos-{i:04d}"
+        job = store.hgetall(f"evalq:job:{key}")
+        if job.get("state") not in ("PUBLISHED", "DELETED", "DEAD"):
+            fields = ("state", "attempts", "last_error", "batch_evaluation_id", "polls")
+            stuck[key] = {f: job.get(f) for f in fields} | {"due": store.zscore("evalq:due", key)}
+    raise AssertionError(
+        f"not every request ended: {dict(states)}; now={time.time():.1f} stuck={stuck} "
+        f"active={store.smembers('evalq:active')} "
+        f"paused={store.get('evalq:admission-paused-until')}"
+    )
