@@ -15,7 +15,12 @@ from kombu.entity import Queue
 from api_contracts import EvaluationOutcome
 
 # Enough to ride out a broker restart of a few seconds.
-_RETRY_POLICY = {"max_retries": 20, "interval_start": 0.1, "interval_step": 0.5, "interval_max": 1.0}
+_RETRY_POLICY = {
+    "max_retries": 20,
+    "interval_start": 0.1,
+    "interval_step": 0.5,
+    "interval_max": 1.0,
+}
 
 
 class OutcomePublisher:
