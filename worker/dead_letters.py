@@ -4,6 +4,9 @@ Redis has no dead-letter exchange, so evalq keeps its own, as Sidekiq's dead set
 set of ids by last failure time plus one JSON document per entry, capped by count and age.
 A request that fails again for the same reason lands on the same entry (its id is derived
 from the request), so repeated deliveries do not multiply entries.
+
+An entry being replayed carries a mark (a token in one hash) until intake settles the
+replay; see ``worker.replay``.
 """
 
 from __future__ import annotations
@@ -11,17 +14,20 @@ from __future__ import annotations
 import hashlib
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from api_contracts import DeadLetter, ReasonCode
+from worker import lua
 from worker.keys import Keys
-from worker.redaction import redact
+from worker.redaction import redact, redact_value
 
 _NAMESPACE = uuid.UUID("6f0c3a52-43a4-4a64-9a8e-3c1f7f0d2b11")
+#: Ids read per round trip when walking the index.
+_PAGE = 500
 
 
 def dead_letter_id(reason: ReasonCode, request_id: str | None, fingerprint: str) -> str:
@@ -40,7 +46,10 @@ class DeadLetterStore:
         self.keys = keys
         self.max_entries = max_entries
         self.max_age = max_age
+        self._trim = client.register_script(lua.TRIM_DEAD_LETTERS)
+        self._claim_replay = client.register_script(lua.CLAIM_REPLAY)
 
+    # -- writing ------------------------------------------------------------------------
     def record(
         self,
         *,
@@ -55,71 +64,169 @@ class DeadLetterStore:
         replay_count: int = 0,
         fingerprint: str | None = None,
     ) -> DeadLetter:
+        """Store a failure, or fold it into the entry of an earlier identical one."""
+        request, request_id, error = _storable(request), _storable(request_id), _storable(error)
         entry_id = dead_letter_id(reason, request_id, fingerprint or fingerprint_of(request))
-        previous = self.get(entry_id)
-        first = _utc(first_failed_at or now)
-        if previous is not None:
-            first = min(first, previous.first_failed_at)
-            attempts += previous.attempts
-            replay_count = max(replay_count, previous.replay_count)
-        letter = DeadLetter(
-            dead_letter_id=entry_id,
-            reason=reason,
-            error=redact(error),
-            request=request,
-            request_id=request_id,
-            task_name=task_name,
-            worker_host=socket.gethostname(),
-            attempts=attempts,
-            first_failed_at=first,
-            last_failed_at=_utc(now),
-            replay_count=replay_count,
-        )
-        pipe = self.redis.pipeline()
-        pipe.set(self.keys.dead_letter(entry_id), letter.model_dump_json())
-        pipe.zadd(self.keys.dead_letters, {entry_id: now})
-        pipe.execute()
-        self.trim(now)
+        key = self.keys.dead_letter(entry_id)
+        letter: DeadLetter | None = None
+
+        def write(pipe: Any) -> None:
+            nonlocal letter
+            raw = pipe.get(key)
+            previous = None if raw is None else DeadLetter.model_validate_json(raw)
+            letter = DeadLetter(
+                dead_letter_id=entry_id,
+                reason=reason,
+                error=redact(error),
+                request=redact_value(request),
+                request_id=request_id,
+                task_name=task_name,
+                worker_host=socket.gethostname(),
+                attempts=attempts + (previous.attempts if previous else 0),
+                first_failed_at=min(
+                    [_utc(first_failed_at or now)]
+                    + ([previous.first_failed_at] if previous else [])
+                ),
+                last_failed_at=_utc(now),
+                replay_count=max(replay_count, previous.replay_count if previous else 0),
+            )
+            pipe.multi()
+            pipe.set(key, letter.model_dump_json())
+            pipe.zadd(self.keys.dead_letters, {entry_id: now})
+            self._trim_in(pipe, now)
+
+        # WATCH the entry: two workers recording the same failure must both count.
+        self.redis.transaction(write, key)
+        assert letter is not None
         return letter
 
-    def get(self, entry_id: str) -> DeadLetter | None:
-        raw = self.redis.get(self.keys.dead_letter(entry_id))
-        return None if raw is None else DeadLetter.model_validate_json(raw)
+    def set_replay_count(self, entry_id: str, count: int) -> bool:
+        """Raise (never lower) the entry's replay count; False if the entry is gone."""
+        key = self.keys.dead_letter(entry_id)
+        found = False
 
-    def find(
-        self, *, reason: str | None = None, since: float | None = None, limit: int = 1000
-    ) -> list[DeadLetter]:
-        """Entries, newest failure first, optionally of one reason or since a time."""
-        ids: list[Any] = self.redis.zrevrangebyscore(
-            self.keys.dead_letters, "+inf", since if since is not None else "-inf"
-        )
-        letters = self._load(_text(i) for i in ids)
-        if reason is not None:
-            letters = [d for d in letters if d.reason == reason]
-        return letters[:limit]
+        def write(pipe: Any) -> None:
+            nonlocal found
+            raw = pipe.get(key)
+            pipe.multi()
+            if raw is None:
+                return
+            found = True
+            letter = DeadLetter.model_validate_json(raw)
+            letter.replay_count = max(letter.replay_count, count)
+            pipe.set(key, letter.model_dump_json())
 
-    def count(self) -> int:
-        return int(self.redis.zcard(self.keys.dead_letters))
+        self.redis.transaction(write, key)
+        return found
 
     def remove(self, entry_id: str) -> bool:
         pipe = self.redis.pipeline()
         pipe.delete(self.keys.dead_letter(entry_id))
         pipe.zrem(self.keys.dead_letters, entry_id)
-        deleted, _ = pipe.execute()
+        pipe.hdel(self.keys.dead_letters_replaying, entry_id)
+        deleted, _, _ = pipe.execute()
         return bool(deleted)
 
     def trim(self, now: float) -> int:
         """Drop entries older than ``max_age`` and the oldest beyond ``max_entries``."""
-        old: list[Any] = self.redis.zrangebyscore(
-            self.keys.dead_letters, "-inf", now - self.max_age
+        return self._drop(cutoff=now - self.max_age, keep=self.max_entries)
+
+    def purge_older_than(self, cutoff: float) -> int:
+        """Drop every entry whose last failure is at or before ``cutoff`` (epoch seconds)."""
+        return self._drop(cutoff=cutoff, keep=-1)
+
+    def purge_all(self) -> int:
+        return self._drop(cutoff=None, keep=0)
+
+    # -- replay marks -------------------------------------------------------------------
+    def mark_replaying(self, entry_id: str, token: str) -> None:
+        self.redis.hset(self.keys.dead_letters_replaying, entry_id, token)
+
+    def unmark_replaying(self, entry_id: str, token: str) -> bool:
+        """Clear the mark if it still holds ``token``; True for exactly one caller."""
+        return bool(
+            self._claim_replay(keys=[self.keys.dead_letters_replaying], args=[entry_id, token])
         )
-        total = int(self.redis.zcard(self.keys.dead_letters))
-        excess = total - len(old) - self.max_entries
-        if excess > 0:
-            old += self.redis.zrange(self.keys.dead_letters, len(old), len(old) + excess - 1)
-        for entry_id in old:
-            self.remove(_text(entry_id))
-        return len(old)
+
+    def replaying(self) -> dict[str, str]:
+        """Entries with a replay in flight: dead_letter_id -> token."""
+        marks: dict[Any, Any] = self.redis.hgetall(self.keys.dead_letters_replaying)
+        return {_text(k): _text(v) for k, v in marks.items()}
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, entry_id: str) -> DeadLetter | None:
+        raw = self.redis.get(self.keys.dead_letter(entry_id))
+        return None if raw is None else DeadLetter.model_validate_json(raw)
+
+    def resolve(self, id_or_prefix: str) -> str | None:
+        """The id of the one entry whose id is or starts with ``id_or_prefix``."""
+        if self.redis.zscore(self.keys.dead_letters, id_or_prefix) is not None:
+            return id_or_prefix
+        matches = [i for i in self._ids(newest_first=True) if i.startswith(id_or_prefix.lower())]
+        return matches[0] if len(matches) == 1 else None
+
+    def iter(
+        self,
+        *,
+        reason: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        newest_first: bool = True,
+    ) -> Iterator[DeadLetter]:
+        """Entries by last failure time, optionally of one reason or in a time window,
+        read a page at a time."""
+        for page in _pages(self._ids(since=since, until=until, newest_first=newest_first)):
+            for letter in self._load(page):
+                if reason is None or letter.reason == reason:
+                    yield letter
+
+    def find(
+        self, *, reason: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[DeadLetter]:
+        """Entries, newest failure first, optionally of one reason or since a time."""
+        found: list[DeadLetter] = []
+        for letter in self.iter(reason=reason, since=since):
+            if len(found) >= limit:
+                break
+            found.append(letter)
+        return found
+
+    def count(self) -> int:
+        return int(self.redis.zcard(self.keys.dead_letters))
+
+    # -- internals ----------------------------------------------------------------------
+    def _ids(
+        self, *, since: float | None = None, until: float | None = None, newest_first: bool
+    ) -> Iterator[str]:
+        low = "-inf" if since is None else repr(since)
+        high = "+inf" if until is None else repr(until)
+        offset = 0
+        while True:
+            if newest_first:
+                ids = self.redis.zrevrangebyscore(
+                    self.keys.dead_letters, high, low, start=offset, num=_PAGE
+                )
+            else:
+                ids = self.redis.zrangebyscore(
+                    self.keys.dead_letters, low, high, start=offset, num=_PAGE
+                )
+            yield from (_text(i) for i in ids)
+            if len(ids) < _PAGE:
+                return
+            offset += _PAGE
+
+    def _drop(self, *, cutoff: float | None, keep: int) -> int:
+        return int(self._trim(keys=self._trim_keys(), args=self._trim_args(cutoff, keep)))
+
+    def _trim_in(self, pipe: Any, now: float) -> None:
+        args = self._trim_args(now - self.max_age, self.max_entries)
+        self._trim(keys=self._trim_keys(), args=args, client=pipe)
+
+    def _trim_keys(self) -> list[str]:
+        return [self.keys.dead_letters, self.keys.dead_letters_replaying]
+
+    def _trim_args(self, cutoff: float | None, keep: int) -> list[str | int]:
+        return [self.keys.dead_letter(""), "" if cutoff is None else repr(cutoff), keep]
 
     def _load(self, ids: Iterable[str]) -> list[DeadLetter]:
         ids = list(ids)
@@ -127,6 +234,29 @@ class DeadLetterStore:
             return []
         raws: list[Any] = self.redis.mget([self.keys.dead_letter(i) for i in ids])
         return [DeadLetter.model_validate_json(r) for r in raws if r is not None]
+
+
+def _pages(ids: Iterable[str]) -> Iterator[list[str]]:
+    page: list[str] = []
+    for entry_id in ids:
+        page.append(entry_id)
+        if len(page) == _PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with lone surrogates (JSON allows ``"\\ud800"``, UTF-8 does not) written
+    as escapes, so hostile text can always be stored and shown."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _utc(epoch: float) -> datetime:

@@ -17,6 +17,8 @@ class Progress:
     total: int = 0
     failed: int = 0
     observed_at: float = 0.0
+    #: When the remote says the counts last changed (its ``updatedAt``), if it says so.
+    changed_at: float | None = None
 
     @property
     def done(self) -> int:

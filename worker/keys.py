@@ -26,14 +26,26 @@ class Keys:
         """Sorted set: request_id by acceptance time (listing, retention)."""
         return f"{self.prefix}:jobs"
 
-    def backlog(self, producer: str) -> str:
-        """List: request_ids of one producer waiting for a slot, oldest first."""
-        return f"{self.prefix}:backlog:{producer}"
+    def backlog(self, producer: str, priority: int = 0) -> str:
+        """List: request_ids of one producer at one priority waiting for a slot, oldest
+        first."""
+        return f"{self.backlog_prefix}{priority}:{producer}"
 
     @property
-    def producer_ring(self) -> str:
-        """List: producers with a non-empty backlog, in round-robin order."""
-        return f"{self.prefix}:backlog-producers"
+    def backlog_prefix(self) -> str:
+        """What every backlog list's name starts with (admission appends the rest)."""
+        return f"{self.prefix}:backlog:"
+
+    def backlog_turns(self, priority: int | str) -> str:
+        """Sorted set: producers with requests waiting at ``priority``, by the admission
+        round in which each has its next turn (fair admission, docs/throughput.md).
+        ``backlog_turns("")`` is the common prefix."""
+        return f"{self.prefix}:backlog-turns:{priority}"
+
+    @property
+    def backlog_rounds(self) -> str:
+        """Hash: priority -> the admission round of the last request admitted at it."""
+        return f"{self.prefix}:backlog-rounds"
 
     @property
     def active(self) -> str:
@@ -59,13 +71,36 @@ class Keys:
         """String: one dead letter as JSON."""
         return f"{self.prefix}:dead:{dead_letter_id}"
 
+    @property
+    def dead_letters_replaying(self) -> str:
+        """Hash: dead_letter_id -> token of the replay sent for it and not yet settled."""
+        return f"{self.prefix}:dead-replaying"
+
     def rate_limit_namespace(self) -> str:
         """Prefix for the shared rate-limit windows kept by the ``limits`` library."""
         return f"{self.prefix}:rate"
 
     @property
     def janitor_lock(self) -> str:
+        """String: held by the one janitor sweeping now (redis-py ``Lock``)."""
         return f"{self.prefix}:lock:janitor"
+
+    @property
+    def queued_by_deadline(self) -> str:
+        """Sorted set: request_id of every QUEUED job by its deadline (backlog expiry)."""
+        return f"{self.prefix}:queued-deadlines"
+
+    @property
+    def published_by_time(self) -> str:
+        """Sorted set: request_id of published jobs by the time their record's retention
+        starts counting (trimming local records)."""
+        return f"{self.prefix}:published"
+
+    @property
+    def retained_by_time(self) -> str:
+        """Sorted set: request_id of PUBLISHED jobs whose remote job still exists, by
+        published time (early deletion when the account fills up)."""
+        return f"{self.prefix}:retained"
 
     @property
     def stats(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import structlog
 from pydantic import ValidationError
 
@@ -27,9 +28,11 @@ from worker.errors import (
     RemoteJobNotFound,
     RetryableError,
 )
-from worker.jobs import Job, Progress
+from worker.jobs import Job
 from worker.outcomes import build_outcome
+from worker.polling import track_progress
 from worker.ratelimit import Operation
+from worker.redaction import redact
 from worker.services import Services
 from worker.states import SLOT_STATES, JobState, RemoteStatus, is_terminal
 
@@ -71,7 +74,12 @@ def accept(svc: Services, raw: Any, *, task_name: str = "evals.submit") -> Accep
         request,
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
-        retention=float(request.retention_seconds or settings.default_retention_seconds),
+        # 0 is a valid retention (delete as soon as the outcome is out), not "unset".
+        retention=float(
+            settings.default_retention_seconds
+            if request.retention_seconds is None
+            else request.retention_seconds
+        ),
     )
     if registration.outcome == "conflict":
         letter = svc.dead_letters.record(
@@ -99,6 +107,17 @@ def admit_waiting(svc: Services) -> list[str]:
     return admission.admitted
 
 
+def expire_backlog(svc: Services, limit: int | None = None) -> list[str]:
+    """Give every request whose deadline passed in the backlog its EXPIRED outcome now
+    (not only when admission reaches it); the deadline index keeps this O(due)."""
+    now = svc.clock()
+    overdue = svc.store.overdue_queued(now=now, limit=limit or svc.settings.tick_batch)
+    expired = svc.store.expire_queued(overdue, now=now)
+    for request_id in expired:
+        svc.dispatch(request_id, None, 0.0)
+    return expired
+
+
 # -- the timer ------------------------------------------------------------------------------
 def tick(svc: Services) -> int:
     """Hand every timer due before the next tick to a worker, with a short countdown."""
@@ -112,6 +131,7 @@ def tick(svc: Services) -> int:
     )
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
+    expire_backlog(svc)
     admit_waiting(svc)
     return len(timers)
 
@@ -163,9 +183,22 @@ def _run_step(svc: Services, job: Job, step: Callable[[Services, Job], str]) -> 
     except PermanentError as exc:
         _dead_letter(svc, job, exc.reason, str(exc))
         return "dead"
+    except redis.RedisError:
+        raise  # the store itself is unreachable; the timer lease brings the job back
+    except Exception as exc:
+        # A bug (or a stored request a newer contract refuses): retried inside the same
+        # budget, in case it is a race, then dead-lettered instead of looping forever.
+        log.exception("unexpected error in a job step")
+        error = RetryableError(redact(f"{type(exc).__name__}: {exc}"))
+        return _retry_later(svc, job, error, exhausted=ReasonCode.internal_error)
 
 
-def _retry_later(svc: Services, job: Job, exc: RetryableError) -> str:
+def _retry_later(
+    svc: Services,
+    job: Job,
+    exc: RetryableError,
+    exhausted: ReasonCode = ReasonCode.retries_exhausted,
+) -> str:
     now = svc.clock()
     settings = svc.settings
     attempts = job.attempts + (1 if exc.spends_attempt else 0)
@@ -174,7 +207,7 @@ def _retry_later(svc: Services, job: Job, exc: RetryableError) -> str:
         _dead_letter(
             svc,
             job,
-            ReasonCode.retries_exhausted,
+            exhausted,
             f"gave up after {attempts} attempts: {exc}",
             attempts=attempts,
         )
@@ -268,20 +301,14 @@ def _observe(svc: Services, job: Job) -> str:
         status = "EXPIRED" if stopped_by_us else remote.status
         error = "stopped at its deadline" if stopped_by_us else _remote_error(remote.body)
         return _finish(svc, job, status, remote.body, error=error)
-    progress = Progress.from_results(remote.results, now)
     updates: dict[str, Any] = {
         "remote_status": remote.status,
         "polls": job.polls + 1,
         "updated_at": now,
         "attempts": 0,
         "first_error_at": None,
+        **track_progress(job, remote, now),
     }
-    if progress is not None:
-        updates["progress_last"] = vars(progress)
-        if job.progress_first is None and progress.done > 0:
-            updates["progress_first"] = vars(progress)
-        job.progress_last = updates["progress_last"]
-        job.progress_first = updates.get("progress_first", job.progress_first)
     job.polls += 1
     delay = svc.poll_policy.next_delay(job, now, svc.rng)
     if job.state == JobState.STOPPING:
@@ -421,4 +448,12 @@ _STEPS: dict[JobState, Callable[[Services, Job], str]] = {
     JobState.PUBLISHED: _delete_after_retention,
 }
 
-__all__ = ["Accepted", "EvalqError", "accept", "admit_waiting", "advance", "tick"]
+__all__ = [
+    "Accepted",
+    "EvalqError",
+    "accept",
+    "admit_waiting",
+    "advance",
+    "expire_backlog",
+    "tick",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # AWS access key ids and anything that looks like a secret key assignment.
@@ -27,3 +28,26 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+_SECRET_KEY = re.compile(
+    r"(?i)(aws_secret_access_key|secret_access_key|aws_session_token|session_token"
+    r"|password|passwd|secret|token|authorization|x-amz-security-token)"
+)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` (parsed JSON) with secrets redacted: in every string, and whole values of
+    keys that name a secret."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            k: "[REDACTED]"
+            if isinstance(k, str) and _SECRET_KEY.fullmatch(k) and isinstance(v, str)
+            else redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(v) for v in value]
+    return value

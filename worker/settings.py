@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     delete_rate: float = 3.0
     get_rate: float = 60.0
     list_rate: float = 60.0
+    #: Each rate's window is this much longer (seconds), to absorb request-latency jitter.
+    rate_limit_margin: float = Field(default=0.05, ge=0)
 
     #: How often beat runs the ticker that hands due timers to workers (seconds).
     tick_interval: float = 1.0

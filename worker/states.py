@@ -7,6 +7,8 @@
       |                  |  +-- QUEUED       +--deadline--> STOPPING+                     v
       +--deadline--------+------------------------------------------+                  DELETED
     any non-final --permanent error--> DEAD --replay--> QUEUED
+    QUEUED | ADMITTED | DEAD without a remote id --janitor adopts a remote job--> RUNNING
+    PUBLISHED --janitor cuts the retention (account nearly full)--> PUBLISHED
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ TIMED_STATES = frozenset(
 )
 
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.ADMITTED, JobState.FINISHED, JobState.DEAD}),
+    JobState.QUEUED: frozenset(
+        {JobState.ADMITTED, JobState.RUNNING, JobState.FINISHED, JobState.DEAD}
+    ),
     JobState.ADMITTED: frozenset(
         {JobState.RUNNING, JobState.QUEUED, JobState.FINISHED, JobState.DEAD}
     ),
@@ -43,9 +47,9 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     ),
     JobState.STOPPING: frozenset({JobState.STOPPING, JobState.FINISHED, JobState.DEAD}),
     JobState.FINISHED: frozenset({JobState.PUBLISHED}),
-    JobState.PUBLISHED: frozenset({JobState.DELETED}),
+    JobState.PUBLISHED: frozenset({JobState.PUBLISHED, JobState.DELETED}),
     JobState.DELETED: frozenset(),
-    JobState.DEAD: frozenset({JobState.QUEUED}),
+    JobState.DEAD: frozenset({JobState.QUEUED, JobState.RUNNING}),
 }
 
 

@@ -20,6 +20,9 @@ from worker.states import JobState, sources_of
 
 RegisterOutcome = Literal["created", "duplicate", "requeued", "conflict"]
 
+#: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
+HIGHEST_PRIORITY = 9
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -52,6 +55,7 @@ class JobStore:
         self._transition = client.register_script(lua.TRANSITION)
         self._requeue = client.register_script(lua.REQUEUE)
         self._claim_due = client.register_script(lua.CLAIM_DUE)
+        self._expire_queued = client.register_script(lua.EXPIRE_QUEUED)
 
     # -- intake -------------------------------------------------------------------------
     def register(
@@ -73,8 +77,10 @@ class JobStore:
         keys = [
             self.keys.job(request.request_id),
             self.keys.jobs_by_time,
-            self.keys.backlog(request.producer),
-            self.keys.producer_ring,
+            self.keys.backlog(request.producer, request.priority),
+            self.keys.backlog_turns(request.priority),
+            self.keys.queued_by_deadline,
+            self.keys.backlog_rounds,
         ]
         args: list[str | float] = [
             request.payload_hash(),
@@ -87,24 +93,49 @@ class JobStore:
 
     # -- admission ----------------------------------------------------------------------
     def admit(self, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
+        """Fill free slots fairly: highest priority first, producers in turn within one."""
         keys = [
             self.keys.active,
-            self.keys.producer_ring,
+            self.keys.backlog_rounds,
             self.keys.due,
             self.keys.admission_paused_until,
+            self.keys.queued_by_deadline,
         ]
-        args: list[str | float] = [now, quota, self.keys.job(""), self.keys.backlog(""), scan_limit]
+        args: list[str | float] = [
+            now,
+            quota,
+            self.keys.job(""),
+            self.keys.backlog_prefix,
+            scan_limit,
+            self.keys.backlog_turns(""),
+            HIGHEST_PRIORITY,
+        ]
         admitted, expired = self._admit(keys=keys, args=args)
         return Admission([_text(i) for i in admitted], [_text(i) for i in expired])
+
+    def overdue_queued(self, *, now: float, limit: int) -> list[str]:
+        """Queued requests whose deadline passed, earliest deadline first."""
+        ids = self.redis.zrangebyscore(self.keys.queued_by_deadline, "-inf", now, 0, limit)
+        return [_text(i) for i in ids]
+
+    def expire_queued(self, request_ids: list[str], *, now: float) -> list[str]:
+        """Finish those of ``request_ids`` still queued past their deadline as EXPIRED."""
+        if not request_ids:
+            return []
+        keys = [self.keys.queued_by_deadline, self.keys.due]
+        expired = self._expire_queued(keys=keys, args=[now, self.keys.job(""), *request_ids])
+        return [_text(i) for i in expired]
 
     def requeue(self, job: Job, *, now: float, pause_until: float) -> bool:
         keys = [
             self.keys.job(job.request_id),
             self.keys.due,
             self.keys.active,
-            self.keys.backlog(job.producer),
-            self.keys.producer_ring,
+            self.keys.backlog(job.producer, job.priority),
+            self.keys.backlog_turns(job.priority),
             self.keys.admission_paused_until,
+            self.keys.queued_by_deadline,
+            self.keys.backlog_rounds,
         ]
         return bool(self._requeue(keys=keys, args=[job.request_id, job.producer, now, pause_until]))
 
@@ -124,7 +155,14 @@ class JobStore:
         every state the state machine allows to enter ``new_state`` from)."""
         sources = expected if expected is not None else sources_of(new_state)
         due = "-" if clear_due else ("" if due_at is None else repr(due_at))
-        keys = [self.keys.job(request_id), self.keys.due, self.keys.active]
+        keys = [
+            self.keys.job(request_id),
+            self.keys.due,
+            self.keys.active,
+            self.keys.queued_by_deadline,
+            self.keys.published_by_time,
+            self.keys.retained_by_time,
+        ]
         args = [
             request_id,
             ",".join(sorted(sources)),
@@ -182,10 +220,13 @@ class JobStore:
         return int(self.redis.scard(self.keys.active))
 
     def backlog_size(self) -> int:
-        producers = [_text(p) for p in self.redis.lrange(self.keys.producer_ring, 0, -1)]
         pipe = self.redis.pipeline(transaction=False)
-        for producer in set(producers):
-            pipe.llen(self.keys.backlog(producer))
+        for priority in range(HIGHEST_PRIORITY + 1):
+            pipe.zrange(self.keys.backlog_turns(priority), 0, -1)
+        waiting = [(priority, _text(p)) for priority, producers in enumerate(pipe.execute())
+                   for p in producers]  # fmt: skip
+        for priority, producer in waiting:
+            pipe.llen(self.keys.backlog(producer, priority))
         return sum(int(n) for n in pipe.execute())
 
     def lock(self, request_id: str, lease: float) -> Any:

@@ -9,8 +9,8 @@ import structlog
 from celery.signals import task_postrun, task_prerun
 
 from api_contracts import ReasonCode
-from worker import lifecycle
-from worker.app import ADVANCE_TASK, SUBMIT_TASK, TICK_TASK, app
+from worker import janitor, lifecycle, replay
+from worker.app import ADVANCE_TASK, JANITOR_TASK, SUBMIT_TASK, TICK_TASK, app
 from worker.publishing import OutcomePublisher
 from worker.services import Services, build_services
 from worker.settings import get_settings
@@ -42,6 +42,21 @@ def _dispatch_advance(request_id: str, lease_token: float | None, countdown: flo
 def submit(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``."""
     svc = services()
+    result = _intake(svc, args, kwargs)
+    # A replay of a dead letter (worker.replay) is settled by what intake did with it.
+    mark = replay.ReplayMark.from_header(getattr(submit.request, replay.REPLAY_HEADER, None))
+    replay.settle_intake(
+        svc.dead_letters,
+        svc.store,
+        mark,
+        request_id=result.get("request_id"),
+        outcome=result["outcome"],
+        new_entry_id=result.get("dead_letter_id"),
+    )
+    return result
+
+
+def _intake(svc: Services, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     if list(kwargs) == ["request"] and not args:
         raw = kwargs["request"]
     elif len(args) == 1 and not kwargs:
@@ -68,6 +83,11 @@ def advance(request_id: str, lease_token: float | None = None) -> str:
 @app.task(name=TICK_TASK)
 def tick() -> int:
     return lifecycle.tick(services())
+
+
+@app.task(name=JANITOR_TASK)
+def janitor_sweep() -> dict[str, Any]:
+    return janitor.sweep(services()).to_dict()
 
 
 @app.task(name="evals.ping")

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
     parser.add_argument("--only", action="append", help="run only these scenarios")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=200)
     table = Table("scenario", "evalq", "baseline", "ratio", "notes", title="evalq benchmarks")
     for name, scenario in scenarios.ALL.items():
         if args.only and name not in args.only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from worker.testing.processes import (
     wait_for_line,
 )
 from worker.testing.pytest_plugin import FAST_SETTINGS, Emulator, Producer
+
+#: One table row: (scenario, evalq, baseline, ratio, notes).
+Row = tuple[str, str, str, str, str]
 
 
 @dataclass
@@ -42,18 +46,46 @@ class Rig:
         return Producer(self.env["EVALQ_BROKER_URL"])
 
     def start_worker(self, name: str, concurrency: int = 2, **env: str) -> ManagedProcess:
-        log = self.logs / f"{name}.log"
-        argv = evalq_command("worker", "--concurrency", str(concurrency), "--name", f"{name}@%h")
-        proc = ManagedProcess(name, argv, env={**self.env, **env}, log_path=log).start()
-        self.processes.append(proc)
-        wait_for_line(log, "ready.", 60, proc)
-        return proc
+        return self.start_workers([name], concurrency, **env)[0]
+
+    def start_workers(
+        self, names: list[str], concurrency: int = 2, **env: str
+    ) -> list[ManagedProcess]:
+        """Start ``evalq worker`` processes side by side, then wait until each is ready."""
+        started = []
+        for name in names:
+            log = self.logs / f"{name}.log"
+            argv = evalq_command("worker", "--concurrency", str(concurrency), "--name", f"{name}@%h")
+            started.append(ManagedProcess(name, argv, env={**self.env, **env}, log_path=log).start())
+        self.processes += started
+        for proc in started:
+            wait_for_line(self.logs / f"{proc.name}.log", "ready.", 60, proc)
+        return started
 
     def start_beat(self) -> ManagedProcess:
         argv = evalq_command("beat", "--schedule", str(self.logs / "beat"))
         proc = ManagedProcess("beat", argv, env=self.env, log_path=self.logs / "beat.log")
         self.processes.append(proc.start())
         return proc
+
+    def start_baselines(self, names: list[str], concurrency: int) -> list[ManagedProcess]:
+        """Plain Celery workers running ``tests.bench.baseline`` (queue ``baseline``)."""
+        started = []
+        for name in names:
+            argv = [sys.executable, "-m", "celery", "-A", "tests.bench.baseline", "worker",
+                    "-Q", "baseline", "-c", str(concurrency), "--without-gossip",
+                    "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h",
+                    "-l", "INFO"]  # fmt: skip
+            log = self.logs / f"{name}.log"
+            started.append(ManagedProcess(name, argv, env=self.env, log_path=log).start())
+        self.processes += started
+        for proc in started:
+            wait_for_line(self.logs / f"{proc.name}.log", "ready.", 60, proc)
+        return started
+
+    def stop(self, proc: ManagedProcess) -> None:
+        proc.stop()
+        self.processes.remove(proc)
 
 
 @contextmanager
@@ -103,3 +135,25 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (MB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (a Celery worker and its pool processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [pid]
+    if children.exists():
+        for child in children.read_text().split():
+            found += process_tree(int(child))
+    return found

@@ -10,10 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from api_contracts.examples import sample_request
-from tests.bench.harness import Rig, percentile, rig, wait_until
+from tests.bench.backlog import backlog
+from tests.bench.fairness import fairness
+from tests.bench.harness import Rig, Row, percentile, rig, wait_until
+from tests.bench.janitor import janitor
+from tests.bench.slots import slots
+from tests.bench.throttling import throttling
 from worker.testing.processes import ManagedProcess
-
-Row = tuple[str, str, str, str, str]
 
 
 def _request(i: int, *, producer: str = "bench", sessions: int = 2) -> dict[str, Any]:
@@ -114,4 +117,9 @@ def _run_baseline(r: Rig, requests: list[dict[str, Any]], scale: float) -> list[
 ALL: dict[str, Callable[..., list[Row]]] = {
     "intake": intake,
     "end_to_outcome": end_to_outcome,
+    "slots": slots,
+    "backlog": backlog,
+    "throttling": throttling,
+    "fairness": fairness,
+    "janitor": janitor,
 }

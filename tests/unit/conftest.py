@@ -9,7 +9,6 @@ from typing import Any
 
 import fakeredis
 import pytest
-from limits.storage import MemoryStorage
 
 from worker.backends.agentcore import AgentCoreBackend, make_client
 from worker.dead_letters import DeadLetterStore
@@ -93,7 +92,7 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         redis=fake_redis,
         store=store,
         dead_letters=DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600),
-        rate_limits=SharedRateLimits(MemoryStorage(), rates_from_settings(settings), "t"),
+        rate_limits=SharedRateLimits(fake_redis, rates_from_settings(settings), "t"),
         backends={"agentcore": AgentCoreBackend(make_client(settings), settings.job_name_prefix)},
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),

@@ -10,6 +10,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.retries.standard import (
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
 
 from api_contracts import EvaluationRequest, ReasonCode
 from worker.backends.base import RemoteJob
@@ -99,14 +104,18 @@ class AgentCoreBackend:
     def list_jobs(self) -> Iterator[RemoteJob]:
         token: str | None = None
         while True:
-            page = self._call(
-                "list_batch_evaluations", maxResults=100, **({"nextToken": token} if token else {})
-            )
-            for summary in page.get("batchEvaluations", []):
-                yield _remote(summary)
-            token = page.get("nextToken")
+            jobs, token = self.list_page(token)
+            yield from jobs
             if not token:
                 return
+
+    def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
+        """One ListBatchEvaluations page (for callers that rate-limit each call) and the
+        token of the next page, if any."""
+        page = self._call(
+            "list_batch_evaluations", maxResults=100, **({"nextToken": token} if token else {})
+        )
+        return [_remote(s) for s in page.get("batchEvaluations", [])], page.get("nextToken")
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
@@ -117,6 +126,34 @@ class AgentCoreBackend:
         return response
 
 
+#: botocore's own lists of throttling and transient error codes.
+_THROTTLED = ThrottledRetryableChecker()
+_TRANSIENT = TransientRetryableChecker()
+#: Codes of this service that say "try again" with a 4xx status.
+_RETRYABLE_CODES = frozenset({"RetryableConflictException"})
+#: Codes AWS uses for missing, wrong or expired credentials (with 401, 403 or 400).
+_UNAUTHORIZED_CODES = frozenset(
+    {
+        "UnauthorizedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
+_CREDENTIAL_ERRORS = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.SSOError,
+)
+
+
 def classify(exc: BaseException) -> EvalqError:
     """Map a boto3/botocore failure onto evalq's error hierarchy."""
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -124,22 +161,26 @@ def classify(exc: BaseException) -> EvalqError:
         code = str(error.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         text = redact(f"{code}: {error.get('Message', '')}".strip())
-        if code in ("ThrottlingException", "TooManyRequestsException") or status == 429:
+        context = RetryContext(attempt_number=1, parsed_response=exc.response)
+        if _THROTTLED.is_retryable(context) or status == 429:
             return Throttled(text)
         if code == "ServiceQuotaExceededException" or status == 402:
             return BackPressure(text)
         if code == "ResourceNotFoundException" or status == 404:
             return RemoteJobNotFound(text)
+        # Before the 403 check: AWS answers bad or expired credentials with 403 or 400 too.
+        if code in _UNAUTHORIZED_CODES or status == 401:
+            return PermanentError(text, ReasonCode.unauthorized)
         if code == "AccessDeniedException" or status == 403:
             return PermanentError(text, ReasonCode.access_denied)
-        if code == "UnauthorizedException" or status == 401:
-            return PermanentError(text, ReasonCode.unauthorized)
+        if _TRANSIENT.is_retryable(context) or status == 408 or code in _RETRYABLE_CODES:
+            return RetryableError(text)
         if code == "ConflictException" or status == 409:
             return RemoteConflict(text)
         if code == "ValidationException" or status == 400:
             return RemoteRejected(text, ReasonCode.remote_validation)
         return RetryableError(text) if status >= 500 or status == 0 else RemoteRejected(text)
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+    if isinstance(exc, _CREDENTIAL_ERRORS):
         return PermanentError(redact(str(exc)), ReasonCode.unauthorized)
     if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
         return RetryableError(redact(f"{type(exc).__name__}: {exc}"))

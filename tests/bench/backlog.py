@@ -1,0 +1,112 @@
+"""Backlog scale: 100,000 queued requests. Worker RSS, Redis bytes per queued request, and
+the time to admit the next job with 1,000 and with 100,000 requests waiting.
+
+The backlog is filled straight through ``JobStore.register`` (the script ``evals.submit``
+runs, without the broker hop) for speed; admission is measured through the real path:
+a remote job ends, a worker sees it, frees the slot and admits the next request, whose
+start reaches the emulator. Baseline: the same figures at a 1,000-request backlog."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from api_contracts import EvaluationRequest
+from tests.bench.harness import Rig, Row, percentile, process_tree, rig, rss_mb, wait_until
+from tests.bench.requests import bench_request
+from tests.bench.slots import QUOTA
+from worker.backends.agentcore import client_token
+from worker.keys import Keys
+from worker.store import JobStore
+
+SCALE = 30.0
+#: Emulated seconds per job: slots turn over about once a second, below the 3 TPS start
+#: quota, so hand-overs never wait for the rate limit.
+DURATION = 150.0
+
+
+def backlog(quick: bool) -> list[Row]:
+    large = 20_000 if quick else 100_000
+    sample = 15 if quick else 40
+    settings = {"EVALQ_MAX_ACTIVE_JOBS": str(QUOTA), "EVALQ_POLL_INITIAL": "0.05",
+                "EVALQ_POLL_MIN": "0.01", "EVALQ_POLL_END_MARGIN": "0.02",
+                "EVALQ_TICK_INTERVAL": "0.05"}  # fmt: skip
+    with rig("--time-scale", f"{SCALE:g}", "--max-active", str(QUOTA), **settings) as r:
+        store = JobStore(r.store, Keys())
+        _fill(store, 0, 1000)
+        [worker] = r.start_workers(["w1"], concurrency=2)
+        r.start_beat()
+        small = _admissions(r, store, sample)
+
+        memory_before = int(r.store.info("memory")["used_memory"])
+        queued_before = store.backlog_size()
+        _fill(store, 1000, large)
+        queued = store.backlog_size()
+        bytes_per_request = (int(r.store.info("memory")["used_memory"]) - memory_before) / (
+            queued - queued_before
+        )
+        big = _admissions(r, store, sample)
+        rss = [rss_mb(pid) for pid in process_tree(worker.pid)]
+    ratio = percentile(big["latency"], 50) / percentile(small["latency"], 50)
+    return [
+        ("backlog: slot freed -> next start", _ms(big["latency"]), _ms(small["latency"]),
+         f"{ratio:.2f} (p50)", f"{queued:,} vs ~1,000 queued; real path, real ms"),
+        ("backlog: ADMIT script run time", _us(big["admit"]), _us(small["admit"]),
+         f"{percentile(big['admit'], 95) / percentile(small['admit'], 95):.2f} (p95)",
+         f"inside Redis (SLOWLOG), {len(big['admit'])} calls"),
+        ("backlog: worker RSS", f"{max(rss):.0f} MB max / process",
+         "-", "-", f"{len(rss)} processes (main + pool), {sum(rss):.0f} MB together, "
+         f"{queued:,} queued"),
+        ("backlog: Redis bytes per queued request", f"{bytes_per_request:,.0f} B", "-", "-",
+         "INFO used_memory before/after filling"),
+    ]  # fmt: skip
+
+
+def _fill(store: JobStore, start: int, stop: int) -> None:
+    template = EvaluationRequest.model_validate(bench_request(0, sessions=5, duration=DURATION))
+    now = time.time()
+    for i in range(start, stop):
+        request = template.model_copy(update={"request_id": f"queued-{i:06d}"})
+        store.register(request, now=now, deadline_at=now + 86_400, retention=0.0)
+
+
+def _admissions(r: Rig, store: JobStore, sample: int) -> dict[str, Any]:
+    """Let ``sample`` more slots turn over, then read how long each hand-over took (the
+    evalq record's finish time to the emulator's next start) and how long the ADMIT
+    script ran inside Redis (its SLOWLOG, which logs every call here)."""
+    r.store.config_set("slowlog-log-slower-than", 0)
+    r.store.config_set("slowlog-max-len", 100_000)
+    r.store.slowlog_reset()
+    seen = len(r.emulator.jobs())
+    wait_until(lambda: len(r.emulator.jobs()) >= seen + sample, 300, interval=0.2)
+    admit_sha = store._admit.sha
+    admit = [entry["duration"] / 1e6 for entry in r.store.slowlog_get(100_000)
+             if admit_sha in str(entry["command"])]  # fmt: skip
+    r.store.config_set("slowlog-log-slower-than", 10_000)
+    jobs = r.emulator.jobs()
+    starts = sorted(j["created_at"] for j in jobs)
+    by_token = {client_token(rid): rid for rid in _queued_ids(len(starts) + QUOTA)}
+    finished = sorted(
+        f for f in (_finished_at(store, by_token.get(j["clientToken"])) for j in jobs) if f
+    )
+    # The k-th slot evalq freed went to the (QUOTA + k)-th start.
+    latency = [starts[QUOTA + k] - end for k, end in enumerate(finished)
+               if QUOTA + k < len(starts)][-sample:]  # fmt: skip
+    return {"latency": latency, "admit": admit}
+
+
+def _queued_ids(count: int) -> list[str]:
+    return [f"queued-{i:06d}" for i in range(count)]
+
+
+def _finished_at(store: JobStore, request_id: str | None) -> float | None:
+    job = store.get(request_id) if request_id else None
+    return job.finished_at if job else None
+
+
+def _ms(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50) * 1e3:.1f} ms, p95 {percentile(values, 95) * 1e3:.1f} ms"
+
+
+def _us(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50) * 1e6:.0f} us, p95 {percentile(values, 95) * 1e6:.0f} us"

@@ -1,0 +1,241 @@
+"""Messages that fail before a task body runs become dead letters; the worker goes on.
+
+Celery drops (logs and acks or rejects) a message it cannot turn into a task call, and
+some malformed bodies only fail later in the pool, where the message is acked as a failed
+task. Both lose the message. ``GuardedConsumer`` (set as ``worker_consumer``) instead:
+
+* dead-letters a body over ``max_payload_bytes`` before anything parses it
+  (``payload_too_large``);
+* checks, before Celery builds a request, that the body is ``[args, kwargs, embed]`` and
+  that the arguments fit the task's signature (``bad_task_signature``);
+* turns Celery's hooks for undecodable bodies (``undecodable_message``), content types
+  other than JSON (``unsupported_content_type``), unknown task names and other invalid
+  messages (``bad_task_signature``) into dead letters.
+
+Each keeps the raw body. The message is acknowledged only after its dead letter is
+stored; when the store cannot be written, it goes back to the queue instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import structlog
+from celery.exceptions import InvalidTaskError
+from celery.utils.log import get_logger
+from celery.worker.consumer import Consumer
+from kombu.exceptions import ContentDisallowed, DecodeError
+from kombu.serialization import prepare_accept_content
+
+from api_contracts import ReasonCode
+from worker.dead_letters import DeadLetterStore
+from worker.replay import REPLAY_HEADER, ReplayMark, settle_rejected
+from worker.task_messages import call_of, call_problem, raw_body_text
+
+log = structlog.stdlib.get_logger("evalq.intake_guard")
+_celery_logger = get_logger(__name__)
+
+#: Raw bodies are kept up to this multiple of the size limit (an oversized one is cut).
+KEEP_FACTOR = 4
+
+Strategy = Callable[..., Any]
+
+
+class IntakeGuard:
+    """Dead-letters one message and acknowledges it (or requeues it if that fails)."""
+
+    def __init__(
+        self,
+        dead_letters: DeadLetterStore,
+        *,
+        max_payload_bytes: int,
+        accept: frozenset[str] = frozenset({"application/json"}),
+        clock: Callable[[], float] = time.time,
+        connection_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.dead_letters = dead_letters
+        self.max_payload_bytes = max_payload_bytes
+        self.accept = accept
+        self.clock = clock
+        self.connection_errors = connection_errors
+
+    # -- checks -------------------------------------------------------------------------
+    def too_large(self, message: Any) -> bool:
+        """Dead-letter the message if its body is over the limit; True if it was."""
+        size = len(message.body or b"")
+        if size <= self.max_payload_bytes:
+            return False
+        self.dead_letter(
+            message,
+            ReasonCode.payload_too_large,
+            f"message body of {size} bytes is over the limit of {self.max_payload_bytes} bytes",
+        )
+        return True
+
+    def problem_with_call(self, task: Any, message: Any, body: Any) -> str | None:
+        """Why the message cannot be a call of ``task`` (None if it can). Bodies that do not
+        decode raise kombu's errors, which Celery hands to the consumer's hooks."""
+        if body is None:
+            content_type = message.content_type or "application/data"
+            # kombu passes its "raw" content types through undecoded: not JSON either.
+            if content_type not in self.accept:
+                raise ContentDisallowed(f"refusing to deserialize content of {content_type!r}")
+            if not message.body:
+                raise DecodeError("the body is empty")
+        payload = message.payload if body is None else body
+        problem = call_problem(payload)
+        if problem is not None:
+            return problem
+        headers = _headers(message)
+        # Protocol 2 carries the task id in the headers, protocol 1 in the body.
+        envelope = payload if "task" not in headers and isinstance(payload, dict) else headers
+        if not isinstance(envelope.get("id"), str):
+            return "the message has no task id"
+        call = call_of(payload)
+        signature = getattr(task, "__header__", None)
+        if call is None or signature is None:
+            return None
+        args, kwargs = call
+        try:
+            signature(*args, **kwargs)
+        except TypeError as exc:
+            return f"{task.name}: {exc}"
+        return None
+
+    def screened(self, task: Any, strategy: Strategy) -> Strategy:
+        """``strategy`` preceded by :meth:`problem_with_call` (Celery's strategies build the
+        request, and a body that is not a call would only fail later in the pool)."""
+
+        def screen_then_run(message: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+            problem = self.problem_with_call(task, message, body)
+            if problem is not None:
+                raise InvalidTaskError(problem)
+            return strategy(message, body, *args, **kwargs)
+
+        return screen_then_run
+
+    # -- what Celery's consumer hooks hand over -----------------------------------------
+    def decode_error(self, message: Any, exc: Exception) -> None:
+        if isinstance(exc, ContentDisallowed):
+            self.invalid_task(message, exc)
+            return
+        self.dead_letter(
+            message,
+            ReasonCode.undecodable_message,
+            f"body of content type {message.content_type!r} could not be decoded: {exc}",
+        )
+
+    def unknown_message(self, message: Any) -> None:
+        self.dead_letter(
+            message,
+            ReasonCode.undecodable_message,
+            "not a Celery task message (no task name in its headers or body)",
+        )
+
+    def unknown_task(self, message: Any) -> None:
+        self.dead_letter(
+            message,
+            ReasonCode.bad_task_signature,
+            f"no task named {_headers(message).get('task')!r} is registered",
+        )
+
+    def invalid_task(self, message: Any, exc: Exception) -> None:
+        if isinstance(exc, ContentDisallowed):
+            self.dead_letter(
+                message,
+                ReasonCode.unsupported_content_type,
+                f"content type {message.content_type!r} is not accepted (JSON only)",
+            )
+            return
+        self.dead_letter(message, ReasonCode.bad_task_signature, f"invalid task: {exc}")
+
+    # -- dead-lettering -----------------------------------------------------------------
+    def dead_letter(self, message: Any, reason: ReasonCode, error: str) -> None:
+        headers = _headers(message)
+        task_name = headers.get("task")
+        raw, cut = raw_body_text(message.body, keep_bytes=KEEP_FACTOR * self.max_payload_bytes)
+        if cut:
+            error += f" (body kept: the first {KEEP_FACTOR * self.max_payload_bytes} bytes)"
+        try:
+            letter = self.dead_letters.record(
+                reason=reason,
+                error=error,
+                request=raw,
+                request_id=None,
+                now=self.clock(),
+                task_name=task_name if isinstance(task_name, str) else None,
+            )
+            mark = ReplayMark.from_header(headers.get(REPLAY_HEADER))
+            if mark is not None:
+                settle_rejected(self.dead_letters, mark, letter.dead_letter_id)
+        except Exception:
+            # Not stored: the message must not be lost. Back on the queue it goes.
+            log.exception("could not store a dead letter; message requeued", reason=reason.value)
+            message.reject_log_error(_celery_logger, self.connection_errors, requeue=True)
+            return
+        log.warning(
+            "message dead-lettered before any task ran",
+            reason=reason.value,
+            dead_letter_id=letter.dead_letter_id,
+            task_name=letter.task_name,
+        )
+        message.ack_log_error(_celery_logger, self.connection_errors)
+
+
+class GuardedConsumer(Consumer):  # type: ignore[misc]
+    """Celery's consumer, with every message that cannot become a task dead-lettered."""
+
+    @cached_property
+    def guard(self) -> IntakeGuard:
+        from worker.connections import job_store_client
+        from worker.keys import Keys
+        from worker.settings import get_settings
+
+        settings = get_settings()
+        store = DeadLetterStore(
+            job_store_client(settings),
+            Keys(settings.key_prefix),
+            max_entries=settings.dead_letter_max_entries,
+            max_age=settings.dead_letter_max_age_seconds,
+        )
+        return IntakeGuard(
+            store,
+            max_payload_bytes=settings.max_payload_bytes,
+            accept=frozenset(prepare_accept_content(self.app.conf.accept_content)),
+            connection_errors=tuple(self.connection_errors or ()),
+        )
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        handle = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message: Any) -> Any:
+            if self.guard.too_large(message):
+                return None
+            return handle(message)
+
+        return on_task_received
+
+    def update_strategies(self) -> None:
+        super().update_strategies()
+        for name, strategy in list(self.strategies.items()):
+            self.strategies[name] = self.guard.screened(self.app.tasks[name], strategy)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self.guard.decode_error(message, exc)
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self.guard.unknown_message(message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self.guard.unknown_task(message)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self.guard.invalid_task(message, exc)
+
+
+def _headers(message: Any) -> dict[str, Any]:
+    headers = message.headers
+    return headers if isinstance(headers, dict) else {}
