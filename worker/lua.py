@@ -37,6 +37,8 @@ return {outcome, 'QUEUED'}
 #: admission"): the highest priority with requests waiting goes first; within it, the
 #: producer whose turn has the lowest round (ties: by name) gives its oldest request and
 #: takes its next turn one round later, so one producer's burst cannot starve another.
+#: A producer keeps that next turn even when it has nothing left waiting (it is dropped
+#: when the turn comes up empty), so sending one request at a time gains it nothing.
 #: Jobs whose deadline passed in the backlog are finished as EXPIRED instead; ids that are
 #: no longer QUEUED are dropped. Neither spends the producer's turn.
 #: Returns {admitted ids, expired ids}.
@@ -64,7 +66,7 @@ while budget > 0 and redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) do
   local producer, round = head[1], tonumber(head[2])
   local backlog = ARGV[4] .. priority .. ':' .. producer
   local id = redis.call('LPOP', backlog)
-  local next_round = round
+  local next_round = nil
   if id then
     local job = ARGV[3] .. id
     if redis.call('HGET', job, 'state') == 'QUEUED' then
@@ -86,7 +88,8 @@ while budget > 0 and redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) do
       end
     end
   end
-  if redis.call('LLEN', backlog) > 0 then redis.call('ZADD', turns, next_round, producer) end
+  if not next_round and redis.call('LLEN', backlog) > 0 then next_round = round end
+  if next_round then redis.call('ZADD', turns, next_round, producer) end
 end
 return {admitted, expired}
 """

@@ -104,9 +104,11 @@ def estimate_end(job: Job) -> float | None:
 def _times(first: Progress, last: Progress) -> tuple[float, float]:
     """When each count was reached: the remote's change times when both points have one
     and they move forward, else when we saw them (one clock for both, never mixed)."""
-    if first.changed_at is not None and last.changed_at is not None:
-        if last.changed_at > first.changed_at or last.done == first.done:
-            return first.changed_at, last.changed_at
+    first_changed, last_changed = first.changed_at, last.changed_at
+    if first_changed is None or last_changed is None:
+        return first.observed_at, last.observed_at
+    if last_changed > first_changed or last.done == first.done:
+        return first_changed, last_changed
     return first.observed_at, last.observed_at
 
 

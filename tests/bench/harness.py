@@ -55,8 +55,9 @@ class Rig:
         started = []
         for name in names:
             log = self.logs / f"{name}.log"
-            argv = evalq_command("worker", "--concurrency", str(concurrency), "--name", f"{name}@%h")
-            started.append(ManagedProcess(name, argv, env={**self.env, **env}, log_path=log).start())
+            argv = evalq_command("worker", "-c", str(concurrency), "--name", f"{name}@%h")
+            proc = ManagedProcess(name, argv, env={**self.env, **env}, log_path=log)
+            started.append(proc.start())
         self.processes += started
         for proc in started:
             wait_for_line(self.logs / f"{proc.name}.log", "ready.", 60, proc)

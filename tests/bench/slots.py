@@ -96,7 +96,8 @@ def _evalq_run(r: Rig, outcomes: list[dict[str, Any]], count: int) -> dict[str, 
     detected, published = [], []
     for outcome in outcomes:
         job = store.get(outcome["request_id"])
-        assert job is not None and job.remote_ended_at is not None
+        assert job is not None
+        assert job.remote_ended_at is not None
         end = remote[outcome["batch_evaluation_id"]]["ended_at"]
         detected.append(job.remote_ended_at - end)
         published.append(datetime.fromisoformat(outcome["published_at"]).timestamp() - end)

@@ -92,3 +92,15 @@ def test_a_replayed_dead_job_waits_at_its_own_priority(store):
     assert _register(store, "urgent", "team-a", priority=9).outcome == "requeued"
     assert store.backlog_size() == 2
     assert store.admit(now=NOW, quota=1).admitted == ["urgent"]
+
+
+def test_a_producer_admitted_as_fast_as_it_sends_still_has_used_its_turns(store):
+    # Slots were free: each of A's first requests was admitted the moment it came.
+    for i in range(5):
+        _register(store, f"a-{i}", "team-a")
+        assert store.admit(now=NOW, quota=5).admitted == [f"a-{i}"]
+    for i in range(5, 10):
+        _register(store, f"a-{i}", "team-a")
+    _register(store, "b-0", "team-b")
+    _finish(store, "a-0")
+    assert store.admit(now=NOW, quota=5).admitted == ["b-0"]

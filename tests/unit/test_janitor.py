@@ -17,6 +17,7 @@ from api_contracts import EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_request
 from worker import janitor, lifecycle
 from worker.backends.agentcore import client_token, derive_job_name
+from worker.ratelimit import SharedRateLimits, rates_from_settings
 from worker.states import JobState
 
 LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
@@ -260,17 +261,21 @@ def test_near_the_high_water_mark_the_oldest_published_jobs_are_deleted_early(
     assert sum(job["deleted_at"] is None for job in remote.values()) == 3
 
 
-def test_stops_beyond_the_shared_rate_wait_for_the_next_sweep(services):
+def test_stops_beyond_the_shared_rate_wait_for_the_next_sweep(services, settings, emulator):
+    one_stop_per_10s = rates_from_settings(settings) | {"stop": 0.1}
+    services.rate_limits = SharedRateLimits(services.redis, one_stop_per_10s, "slow")
     prefix = services.settings.job_name_prefix
-    orphans = {_start_directly(services, derive_job_name(prefix, f"lost-{i}")) for i in range(4)}
+    orphans = {_start_directly(services, derive_job_name(prefix, f"lost-{i}")) for i in range(3)}
 
-    first = janitor.sweep(services)  # the stop rate is 3 calls a second
-
-    assert len(first.done["stopped"]) == 3
-    assert [d.split(":")[0] for d in first.deferred] == ["stop"]
-    time.sleep(1.1)
+    first = janitor.sweep(services)
     second = janitor.sweep(services)
-    assert set(first.done["stopped"] + second.done["stopped"]) == orphans
+
+    (stopped,) = first.done["stopped"]
+    assert sorted(first.deferred) == sorted(f"stop:{i}" for i in orphans - {stopped})
+    assert (second.done["stopped"], sorted(second.deferred)) == ([], sorted(first.deferred))
+    assert [i for i, job in _remote(emulator).items() if job["stop_requested_at"]] == [stopped]
+    services.rate_limits = SharedRateLimits(services.redis, rates_from_settings(settings), "t")
+    assert set(janitor.sweep(services).done["stopped"]) == orphans - {stopped}
 
 
 def test_only_one_janitor_sweeps_at_a_time(services, keys):
