@@ -144,9 +144,19 @@ def mean(values: list[float]) -> float:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of one process (MB), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    return _proc_kb(f"/proc/{pid}/status", "VmRSS:") / 1024
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size (MB): resident memory with pages shared between processes
+    (a Celery worker and its forked pool) divided among them, so a tree's PSS adds up."""
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024
+
+
+def _proc_kb(path: str, field: str) -> float:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
     return float("nan")
 
 

@@ -3,6 +3,10 @@ waiting; it takes the first slot that frees (real worker processes, emulator ove
 
 from __future__ import annotations
 
+import time
+
+import redis
+
 from api_contracts.examples import sample_request
 from worker.backends.agentcore import client_token
 
@@ -24,13 +28,23 @@ def test_a_single_request_behind_a_burst_takes_the_first_free_slot(
     cluster.start_worker("w1", concurrency=2)
     cluster.start_beat()
 
-    # Long enough (4 real s) that no slot frees before the single request is queued.
+    # Burst jobs run 4 real seconds: the single request arrives while all slots are busy.
     for i in range(30):
-        producer.submit(_request(f"burst-{i:02d}", "team-a", duration=160))
+        producer.submit(_request(f"burst-{i:02d}", "team-a", duration=160 + 4 * i))
     producer.submit(_request("single", "team-b", duration=20))
 
-    [outcome] = [o for o in producer.collect(6, timeout=120) if o["request_id"] == "single"]
-    assert outcome["status"] == "COMPLETED"
-    starts = [job["clientToken"] for job in sorted(emulator.jobs(), key=lambda j: j["created_at"])]
-    # Five burst jobs filled the slots; the single request had the next one.
-    assert starts.index(client_token("single")) == 5
+    store = redis.Redis.from_url(cluster.env["EVALQ_REDIS_URL"], decode_responses=True)
+    deadline = time.monotonic() + 120
+    while store.hget("evalq:job:single", "outcome_status") is None:
+        assert time.monotonic() < deadline, "the single request never finished"
+        time.sleep(0.1)
+    assert store.hget("evalq:job:single", "outcome_status") == "COMPLETED"
+    queued_at, admitted_at = map(float, store.hmget("evalq:job:single", "accepted_at",
+                                                   "admitted_at"))  # fmt: skip
+    burst = [store.hget(f"evalq:job:burst-{i:02d}", "admitted_at") for i in range(30)]
+    admitted = [float(t) for t in burst if t]
+    # Five burst requests held the slots; none was admitted between the single request's
+    # arrival and its own admission: it had the first slot that freed.
+    assert len(admitted) >= 5
+    assert [t for t in admitted if queued_at <= t < admitted_at] == []
+    assert client_token("single") in {job["clientToken"] for job in emulator.jobs()}
