@@ -32,7 +32,6 @@ from typing import Any
 import redis
 import structlog
 
-from worker.backends.agentcore import derive_job_name
 from worker.backends.base import RemoteJob
 from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
 from worker.janitor_store import JanitorIndexes, LocalRef
@@ -208,7 +207,7 @@ def _plan_reconciliation(
         for job in remote
         if (job.name or "").startswith(settings.job_name_prefix) and job.id not in known
     ]
-    owners = _owners_by_remote_name(svc, indexes) if unknown else {}
+    owners = indexes.adoptable_owners([job.name for job in unknown if job.name])
     early_orphans: list[tuple[float, RemoteJob]] = []
     for job in unknown:
         owner = owners.get(job.name or "")
@@ -235,25 +234,6 @@ def _plan_reconciliation(
         if since is not None and since < listed_at:
             plan.resolve.append(ref)
     return early_orphans
-
-
-def _owners_by_remote_name(svc: Services, indexes: JanitorIndexes) -> dict[str, str]:
-    """Remote name -> request_id for every record that may own a remote job it never
-    learned about. Names are derived from request_ids, so only requests with a local
-    trace can be matched: slot holders, the backlog (a request sent again after the
-    store lost its data) and dead-lettered records (a start whose answer was lost)."""
-    dead = {letter.request_id for letter in svc.dead_letters.iter() if letter.request_id}
-    requests = indexes.adoptable_requests(dead)
-    prefix = svc.settings.job_name_prefix
-    return {
-        _remote_name(prefix, request_id, request): request_id
-        for request_id, request in requests.items()
-    }
-
-
-def _remote_name(prefix: str, request_id: str, request: dict[str, Any]) -> str:
-    given = (request.get("evaluation") or {}).get("batchEvaluationName")
-    return str(given) if given else derive_job_name(prefix, request_id)
 
 
 def _plan_capacity(

@@ -3,7 +3,6 @@ the small slot set, so a sweep's cost follows what is due rather than every job 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +89,12 @@ class JanitorIndexes:
     def trim(self, request_ids: list[str], *, cutoff: float) -> list[str]:
         if not request_ids:
             return []
-        keys = [self.keys.published_by_time, self.keys.jobs_by_time, self.keys.due]
+        keys = [
+            self.keys.published_by_time,
+            self.keys.jobs_by_time,
+            self.keys.due,
+            self.keys.remote_names,
+        ]
         trimmed = self._trim(keys=keys, args=[cutoff, self.keys.job(""), *request_ids])
         return [_text(i) for i in trimmed]
 
@@ -124,22 +128,21 @@ class JanitorIndexes:
             )
         return found
 
-    def adoptable_requests(self, extra_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """request_id -> request of every record that may own a remote job it never
-        learned about: slot holders, the backlog, and ``extra_ids`` (dead-lettered ones)."""
-        ids = {_text(i) for i in self.redis.smembers(self.keys.active)}
-        ids |= {_text(i) for i in self.redis.zrange(self.keys.queued_by_deadline, 0, -1)}
-        ids |= set(extra_ids)
-        ordered = sorted(ids)
+    def adoptable_owners(self, names: list[str]) -> dict[str, str]:
+        """Remote name -> request_id for the named remote jobs whose request has a record
+        that never learned its remote id (waiting, holding a slot, or dead-lettered after
+        a lost start answer). One HMGET on the name index plus one read per match."""
+        if not names:
+            return {}
+        owners = [_text(o) if o else None for o in self.redis.hmget(self.keys.remote_names, names)]
+        matched = [(n, o) for n, o in zip(names, owners, strict=True) if o is not None]
         pipe = self.redis.pipeline(transaction=False)
-        for request_id in ordered:
-            pipe.hmget(self.keys.job(request_id), ("state", "batch_evaluation_id", "request"))
-        found: dict[str, dict[str, Any]] = {}
-        for request_id, (state, remote_id, request) in zip(ordered, pipe.execute(), strict=True):
-            if state is None or remote_id or request is None:
-                continue
-            if _text(state) in ADOPTABLE_STATES:
-                found[request_id] = json.loads(_text(request))
+        for _, request_id in matched:
+            pipe.hmget(self.keys.job(request_id), ("state", "batch_evaluation_id"))
+        found: dict[str, str] = {}
+        for (name, request_id), (state, remote_id) in zip(matched, pipe.execute(), strict=True):
+            if state is not None and not remote_id and _text(state) in ADOPTABLE_STATES:
+                found[name] = request_id
         return found
 
     def adopt(self, request_id: str, remote: RemoteJob, *, now: float) -> bool:

@@ -77,6 +77,8 @@ class Job:
     batch_evaluation_id: str | None = None
     batch_evaluation_arn: str | None = None
     batch_evaluation_name: str | None = None
+    #: The name the remote job gets (given by the producer or derived); indexed.
+    remote_name: str | None = None
     remote_status: str | None = None
     outcome_status: str | None = None
     result: dict[str, Any] | None = None

@@ -22,6 +22,12 @@ class Keys:
         return f"{self.prefix}:lock:job:{request_id}"
 
     @property
+    def remote_names(self) -> str:
+        """Hash: remote job name -> request_id, so the janitor can match a remote job that
+        no record knows (lost start answer, lost data) to its request in O(1)."""
+        return f"{self.prefix}:remote-names"
+
+    @property
     def jobs_by_time(self) -> str:
         """Sorted set: request_id by acceptance time (listing, retention)."""
         return f"{self.prefix}:jobs"

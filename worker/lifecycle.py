@@ -70,8 +70,10 @@ def accept(svc: Services, raw: Any, *, task_name: str = "evals.submit") -> Accep
 
     structlog.contextvars.bind_contextvars(request_id=request.request_id)
     settings = svc.settings
+    backend = svc.backends.get(str(request.backend))
     registration = svc.store.register(
         request,
+        remote_name=backend.remote_name(request) if backend is not None else None,
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
         # 0 is a valid retention (delete as soon as the outcome is out), not "unset".

@@ -8,8 +8,8 @@ chosen at run time (a job picked from a backlog) get that key's prefix as an arg
 #: put back on the backlog: that is a replay). Other payload hash: conflict. A producer
 #: that had nothing waiting at this priority takes its turn in the current round.
 #: KEYS: job, jobs_by_time, backlog (producer, priority), backlog_turns (priority),
-#: queued_by_deadline, backlog_rounds. ARGV: payload_hash, now, request_id, producer,
-#: field/value pairs of a new record...
+#: queued_by_deadline, backlog_rounds, remote_names. ARGV: payload_hash, now, request_id,
+#: producer, field/value pairs of a new record...
 REGISTER = """
 local existing = redis.call('HGET', KEYS[1], 'payload_hash')
 local outcome = 'created'
@@ -24,6 +24,8 @@ if existing then
 else
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  local name = redis.call('HGET', KEYS[1], 'remote_name')
+  if name and name ~= '' then redis.call('HSET', KEYS[7], name, ARGV[3]) end
 end
 if redis.call('RPUSH', KEYS[3], ARGV[3]) == 1 then
   local round = redis.call('HGET', KEYS[6], redis.call('HGET', KEYS[1], 'priority') or '0')
@@ -263,7 +265,8 @@ return {rearmed, released}
 #: Trim local records whose retention (counted from publication) ended. A record whose
 #: remote job is still kept (retention longer than the record's) is looked at again once
 #: that remote retention ends.
-#: KEYS: published_by_time, jobs_by_time, due. ARGV: cutoff, job key prefix, request_ids...
+#: KEYS: published_by_time, jobs_by_time, due, remote_names.
+#: ARGV: cutoff, job key prefix, request_ids...
 #: Returns the trimmed ids.
 TRIM_RECORDS = """
 local trimmed = {}
@@ -279,6 +282,8 @@ for i = 3, #ARGV do
       local retention = tonumber(redis.call('HGET', job, 'retention_seconds')) or 0
       redis.call('ZADD', KEYS[1], published + retention, id)
     elseif state == 'PUBLISHED' or state == 'DELETED' or not state then
+      local name = redis.call('HGET', job, 'remote_name')
+      if name and name ~= '' then redis.call('HDEL', KEYS[4], name) end
       redis.call('DEL', job)
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)

@@ -59,8 +59,16 @@ class JobStore:
 
     # -- intake -------------------------------------------------------------------------
     def register(
-        self, request: EvaluationRequest, *, now: float, deadline_at: float, retention: float
+        self,
+        request: EvaluationRequest,
+        *,
+        now: float,
+        deadline_at: float,
+        retention: float,
+        remote_name: str | None = None,
     ) -> Registration:
+        """Register once; ``remote_name`` (the name the remote job will get) is indexed so
+        a remote job can be matched to its request without scanning."""
         record = {
             "request_id": request.request_id,
             "state": JobState.QUEUED.value,
@@ -73,6 +81,7 @@ class JobStore:
             "updated_at": now,
             "deadline_at": deadline_at,
             "retention_seconds": retention,
+            "remote_name": remote_name,
         }
         keys = [
             self.keys.job(request.request_id),
@@ -81,6 +90,7 @@ class JobStore:
             self.keys.backlog_turns(request.priority),
             self.keys.queued_by_deadline,
             self.keys.backlog_rounds,
+            self.keys.remote_names,
         ]
         args: list[str | float] = [
             request.payload_hash(),

@@ -148,6 +148,7 @@ def test_records_are_trimmed_after_their_retention_unless_the_remote_job_is_kept
     assert report.done["trimmed"] == ["old"]
     assert services.store.get("old") is None
     assert services.redis.zscore(keys.jobs_by_time, "old") is None
+    assert set(services.redis.hvals(keys.remote_names)) == {"kept", "young"}
     assert services.store.get("young").state == JobState.DELETED
     assert services.store.get("kept").state == JobState.PUBLISHED
     assert janitor.sweep(services).done["trimmed"] == []

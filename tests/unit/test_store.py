@@ -88,3 +88,12 @@ def test_claimed_timers_are_leased_and_come_back_when_the_lease_ends(store):
     assert store.claim_due(now=NOW + 1, horizon=1.0, lease=30.0, limit=10) == []
     again = store.claim_due(now=NOW + 31, horizon=1.0, lease=30.0, limit=10)
     assert [t.request_id for t in again] == ["x"]
+
+
+def test_remote_name_is_indexed_once_for_reconciliation(store, keys):
+    request = EvaluationRequest.model_validate(sample_request(request_id="named"))
+    for _ in range(2):
+        store.register(request, now=NOW, deadline_at=NOW + 60, retention=60.0,
+                       remote_name="evalq_abc")  # fmt: skip
+    assert store.redis.hgetall(keys.remote_names) == {"evalq_abc": "named"}
+    assert store.get("named").remote_name == "evalq_abc"

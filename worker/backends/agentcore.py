@@ -82,6 +82,11 @@ class AgentCoreBackend:
     def from_settings(cls, settings: Settings) -> AgentCoreBackend:
         return cls(make_client(settings), settings.job_name_prefix)
 
+    def remote_name(self, request: EvaluationRequest) -> str:
+        """The name the request's remote job gets: the producer's, else the derived one."""
+        given = request.evaluation.batchEvaluationName
+        return given or derive_job_name(self.name_prefix, request.request_id)
+
     def start(self, job: Job) -> RemoteJob:
         request = EvaluationRequest.model_validate(job.request)
         params = request.evaluation.to_boto3_kwargs()

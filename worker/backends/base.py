@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from api_contracts import EvaluationRequest
 from worker.jobs import Job
 
 
@@ -27,6 +28,10 @@ class RemoteJob:
 
 class Backend(Protocol):
     name: str
+
+    def remote_name(self, request: EvaluationRequest) -> str:
+        """The name the request's remote job will carry (indexed for reconciliation)."""
+        ...
 
     def start(self, job: Job) -> RemoteJob:
         """Start the job's remote evaluation; idempotent for the same job."""
