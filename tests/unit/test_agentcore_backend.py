@@ -6,15 +6,9 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from api_contracts import ReasonCode
 from worker.backends.agentcore import classify, client_token, derive_job_name
 from worker.errors import (
-    BackPressure,
-    PermanentError,
-    RemoteConflict,
-    RemoteJobNotFound,
     RetryableError,
-    Throttled,
 )
 
 MODEL = boto3.client("bedrock-agentcore", region_name="us-east-1").meta.service_model
@@ -37,33 +31,6 @@ def test_client_token_and_name_satisfy_the_service_model(request_id):
 def test_derived_values_are_deterministic_and_distinct():
     assert client_token("a") == client_token("a") != client_token("b")
     assert derive_job_name("evalq_", "a") != derive_job_name("evalq_", "b")
-
-
-def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:
-    return botocore.exceptions.ClientError(
-        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "StartBatchEvaluation",
-    )
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "kind", "reason"),
-    [
-        ("ThrottlingException", 429, Throttled, None),
-        ("ServiceQuotaExceededException", 402, BackPressure, None),
-        ("InternalServerException", 500, RetryableError, None),
-        ("ResourceNotFoundException", 404, RemoteJobNotFound, None),
-        ("AccessDeniedException", 403, PermanentError, ReasonCode.access_denied),
-        ("UnauthorizedException", 401, PermanentError, ReasonCode.unauthorized),
-        ("ValidationException", 400, PermanentError, ReasonCode.remote_validation),
-        ("ConflictException", 409, RemoteConflict, ReasonCode.remote_conflict),
-    ],
-)
-def test_remote_errors_are_classified(code, status, kind, reason):
-    error = classify(_client_error(code, status))
-    assert isinstance(error, kind)
-    if reason is not None:
-        assert error.reason == reason
 
 
 def test_connection_failures_are_retryable():

@@ -40,6 +40,8 @@ def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:
     ("code", "status", "kind", "reason"),
     [
         # Throttling, under any of the names AWS services use: never spends an attempt.
+        ("ThrottlingException", 429, Throttled, None),
+        ("InternalServerException", 500, RetryableError, None),
         ("ThrottledException", 429, Throttled, None),
         ("Throttling", 400, Throttled, None),
         ("RequestLimitExceeded", 400, Throttled, None),
