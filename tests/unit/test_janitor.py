@@ -15,6 +15,7 @@ import pytest
 
 from api_contracts import EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_request
+from tests.unit.driving import run_until, submit
 from worker import janitor, lifecycle
 from worker.backends.agentcore import client_token, derive_job_name
 from worker.ratelimit import SharedRateLimits, rates_from_settings
@@ -26,23 +27,6 @@ LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
 @pytest.fixture(autouse=True)
 def _real_time(clock):
     clock.now = time.time()
-
-
-def _submit(svc, request_id, *, tags=None, producer="p", **overrides):
-    request = sample_request(request_id=request_id, producer=producer, **overrides)
-    request["evaluation"]["tags"] = tags or {"emulator:sessions": "2"}
-    return lifecycle.accept(svc, request)
-
-
-def _run_until(svc, request_id, state, clock, steps=50):
-    for _ in range(steps):
-        job = svc.store.get(request_id)
-        if job.state == state:
-            return job
-        clock.advance(60)
-        time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
-        lifecycle.advance(svc, request_id)
-    raise AssertionError(f"{request_id} stuck in {svc.store.get(request_id).state}")
 
 
 def _start_directly(svc, name, tags=None):
@@ -67,7 +51,7 @@ def _published(svc):
 # -- backlog deadlines ----------------------------------------------------------------------
 def test_the_deadline_index_follows_the_backlog(services, keys, clock):
     for i in range(3):
-        _submit(services, f"r{i}", deadline_seconds=100 + i)
+        submit(services, f"r{i}", deadline_seconds=100 + i)
     indexed = dict(services.redis.zrange(keys.queued_by_deadline, 0, -1, withscores=True))
     assert indexed == {"r2": pytest.approx(clock() + 102)}  # r0, r1 took the two slots
 
@@ -78,10 +62,10 @@ def test_the_deadline_index_follows_the_backlog(services, keys, clock):
 def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
     services, clock, emulator
 ):
-    _submit(services, "busy-1", tags=LONG, deadline_seconds=3600)
-    _submit(services, "busy-2", tags=LONG, deadline_seconds=3600)
-    _submit(services, "waiting", deadline_seconds=30)
-    _submit(services, "other", producer="q", deadline_seconds=3600)
+    submit(services, "busy-1", tags=LONG, deadline_seconds=3600)
+    submit(services, "busy-2", tags=LONG, deadline_seconds=3600)
+    submit(services, "waiting", deadline_seconds=30)
+    submit(services, "other", producer="q", deadline_seconds=3600)
     clock.advance(31)
     services.dispatched.clear()
 
@@ -99,7 +83,7 @@ def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
 
 def test_sweep_expires_the_backlog_and_a_dry_run_only_plans(services, clock):
     for i in range(3):
-        _submit(services, f"r{i}", tags=LONG, deadline_seconds=30 if i == 2 else 3600)
+        submit(services, f"r{i}", tags=LONG, deadline_seconds=30 if i == 2 else 3600)
     clock.advance(31)
 
     plan = janitor.sweep(services, dry_run=True)
@@ -116,7 +100,7 @@ def test_sweep_expires_the_backlog_and_a_dry_run_only_plans(services, clock):
 def test_a_slot_holder_without_a_timer_gets_one_and_a_slot_nobody_holds_is_freed(
     services, keys, clock
 ):
-    _submit(services, "r1", tags=LONG, deadline_seconds=30)
+    submit(services, "r1", tags=LONG, deadline_seconds=30)
     lifecycle.advance(services, "r1")
     services.redis.zrem(keys.due, "r1")  # the timer got lost
     services.redis.sadd(keys.active, "ghost")  # a slot leaked
@@ -135,13 +119,13 @@ def test_records_are_trimmed_after_their_retention_unless_the_remote_job_is_kept
     services, keys, clock
 ):
     services.settings.record_retention_seconds = 100
-    _submit(services, "old", retention_seconds=0)
-    _run_until(services, "old", JobState.DELETED, clock)
-    _submit(services, "kept", retention_seconds=100_000)
-    _run_until(services, "kept", JobState.PUBLISHED, clock)
+    submit(services, "old", retention_seconds=0)
+    run_until(services, "old", JobState.DELETED, clock)
+    submit(services, "kept", retention_seconds=100_000)
+    run_until(services, "kept", JobState.PUBLISHED, clock)
     clock.advance(101)
-    _submit(services, "young", retention_seconds=0)
-    _run_until(services, "young", JobState.DELETED, clock)
+    submit(services, "young", retention_seconds=0)
+    run_until(services, "young", JobState.DELETED, clock)
 
     report = janitor.sweep(services)
 
@@ -183,11 +167,11 @@ def test_orphans_are_stopped_then_deleted_after_retention_and_foreign_jobs_never
 def test_a_request_sent_again_after_data_loss_adopts_its_running_job(
     services, fake_redis, emulator
 ):
-    _submit(services, "r1", tags=LONG)
+    submit(services, "r1", tags=LONG)
     lifecycle.advance(services, "r1")
     original = services.store.get("r1").batch_evaluation_id
     fake_redis.flushall()  # the job store lost its data
-    _submit(services, "r1", tags=LONG)  # the producer sends the request again
+    submit(services, "r1", tags=LONG)  # the producer sends the request again
 
     report = janitor.sweep(services)
 
@@ -200,7 +184,7 @@ def test_a_request_sent_again_after_data_loss_adopts_its_running_job(
 
 
 def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
-    _submit(services, "r1", tags=LONG)
+    submit(services, "r1", tags=LONG)
     remote = services.backend("agentcore").start(services.store.get("r1"))
     # The start's answer was lost and the retries ran out: dead-lettered, no remote id.
     services.store.transition("r1", JobState.DEAD, release_slot=True, clear_due=True)
@@ -218,10 +202,10 @@ def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
 
 
 def test_a_job_whose_remote_job_vanished_is_finished_and_published(services, clock, emulator):
-    _submit(services, "running", tags=LONG)
+    submit(services, "running", tags=LONG)
     lifecycle.advance(services, "running")
-    _submit(services, "published", retention_seconds=100_000)
-    _run_until(services, "published", JobState.PUBLISHED, clock)
+    submit(services, "published", retention_seconds=100_000)
+    run_until(services, "published", JobState.PUBLISHED, clock)
     client = services.backend("agentcore").client
     gone = services.store.get("running").batch_evaluation_id
     client.stop_batch_evaluation(batchEvaluationId=gone)
@@ -246,8 +230,8 @@ def test_near_the_high_water_mark_the_oldest_published_jobs_are_deleted_early(
     services.settings.account_high_water = 4
     foreign = _start_directly(services, "foreign_done", {"emulator:sessions": "1"})
     for i in range(4):
-        _submit(services, f"r{i}", retention_seconds=100_000)
-        _run_until(services, f"r{i}", JobState.PUBLISHED, clock)
+        submit(services, f"r{i}", retention_seconds=100_000)
+        run_until(services, f"r{i}", JobState.PUBLISHED, clock)
         clock.advance(1)
 
     report = janitor.sweep(services)  # 5 jobs, the mark is 4: two go (down to 3)
@@ -290,8 +274,8 @@ def test_only_one_janitor_sweeps_at_a_time(services, keys):
 def test_published_jobs_enter_the_retention_indexes_and_deleted_ones_leave_one(
     services, keys, clock
 ):
-    _submit(services, "r1", retention_seconds=0)
-    job = _run_until(services, "r1", JobState.PUBLISHED, clock)
+    submit(services, "r1", retention_seconds=0)
+    job = run_until(services, "r1", JobState.PUBLISHED, clock)
     assert services.redis.zscore(keys.retained_by_time, "r1") == job.published_at
     assert services.redis.zscore(keys.published_by_time, "r1") == job.published_at
 
@@ -306,9 +290,9 @@ def test_cli_shows_the_plan_of_a_dry_run(services, clock, monkeypatch):
     import worker.tasks
     from worker.cli.main import app
 
-    _submit(services, "r1", tags=LONG, deadline_seconds=3600)
-    _submit(services, "r2", tags=LONG, deadline_seconds=3600)
-    _submit(services, "late", deadline_seconds=30)
+    submit(services, "r1", tags=LONG, deadline_seconds=3600)
+    submit(services, "r2", tags=LONG, deadline_seconds=3600)
+    submit(services, "late", deadline_seconds=30)
     clock.advance(31)
     monkeypatch.setattr(worker.tasks, "services", lambda: services)
 

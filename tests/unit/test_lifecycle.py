@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 from api_contracts.examples import sample_request
+from tests.unit.driving import run_until, submit
 from worker import lifecycle
 from worker.backends.agentcore import client_token
 from worker.states import JobState
 
 
-def _submit(services, request_id="r1", producer="p", tags=None, **overrides):
-    request = sample_request(request_id=request_id, producer=producer, **overrides)
-    request["evaluation"]["tags"] = tags or {"emulator:sessions": "2"}
-    return lifecycle.accept(services, request)
-
-
-def _run_until(services, request_id, state, clock, steps=50):
-    """Advance the job as the timer would, until it reaches ``state``."""
-    for _ in range(steps):
-        job = services.store.get(request_id)
-        if job.state == state:
-            return job
-        clock.advance(60)
-        time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
-        lifecycle.advance(services, request_id)
-    raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
-
-
 def test_accepted_request_is_admitted_started_polled_and_published(services, clock, emulator):
-    result = _submit(services)
+    result = submit(services)
     assert (result.outcome, result.state) == ("created", "QUEUED")
     assert services.dispatched == [("r1", None, 0.0)]
 
@@ -40,7 +22,7 @@ def test_accepted_request_is_admitted_started_polled_and_published(services, clo
     assert job.state == JobState.RUNNING
     assert job.batch_evaluation_name.startswith("evalq_")
 
-    job = _run_until(services, "r1", JobState.PUBLISHED, clock)
+    job = run_until(services, "r1", JobState.PUBLISHED, clock)
     assert job.outcome_status == "COMPLETED"
     ((outcome, queues),) = services.publisher.published
     assert queues == ["evals.results"]
@@ -51,14 +33,14 @@ def test_accepted_request_is_admitted_started_polled_and_published(services, clo
 
 
 def test_reply_to_queues_get_the_outcome_too(services, clock):
-    _submit(services, reply_to=["team-a.results", "team-a.audit"])
-    _run_until(services, "r1", JobState.PUBLISHED, clock)
+    submit(services, reply_to=["team-a.results", "team-a.audit"])
+    run_until(services, "r1", JobState.PUBLISHED, clock)
     ((_, queues),) = services.publisher.published
     assert queues == ["evals.results", "team-a.results", "team-a.audit"]
 
 
 def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services, emulator):
-    _submit(services)
+    submit(services)
     lifecycle.advance(services, "r1")
     first = services.store.get("r1").batch_evaluation_id
     again = services.backend("agentcore").start(services.store.get("r1"))
@@ -68,14 +50,14 @@ def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services
 
 def test_only_quota_many_jobs_are_admitted(services):
     for i in range(5):
-        _submit(services, request_id=f"r{i}")
+        submit(services, request_id=f"r{i}")
     assert services.store.active_count() == 2
     assert services.store.backlog_size() == 3
 
 
 def test_quota_error_puts_the_job_back_without_a_dead_letter(services, emulator):
     _faults(emulator, {"errors": {"ServiceQuotaExceededException": 1.0}})
-    _submit(services)
+    submit(services)
     assert lifecycle.advance(services, "r1") == "requeued"
     assert services.store.get("r1").state == JobState.QUEUED
     assert services.dead_letters.count() == 0
@@ -84,7 +66,7 @@ def test_quota_error_puts_the_job_back_without_a_dead_letter(services, emulator)
 
 def test_throttling_is_retried_without_spending_an_attempt(services, emulator):
     _faults(emulator, {"throttle": 1.0})
-    _submit(services)
+    submit(services)
     for _ in range(5):
         assert lifecycle.advance(services, "r1") == "retry"
     job = services.store.get("r1")
@@ -94,7 +76,7 @@ def test_throttling_is_retried_without_spending_an_attempt(services, emulator):
 
 def test_server_errors_past_the_retry_budget_become_a_dead_letter(services, emulator):
     _faults(emulator, {"server_error": 1.0})
-    _submit(services)
+    submit(services)
     outcomes = [lifecycle.advance(services, "r1") for _ in range(4)]
     assert outcomes == ["retry", "retry", "retry", "dead"]
     (letter,) = services.dead_letters.find()
@@ -106,7 +88,7 @@ def test_server_errors_past_the_retry_budget_become_a_dead_letter(services, emul
 
 def test_access_denied_is_dead_lettered_at_once(services, emulator):
     _faults(emulator, {"errors": {"AccessDeniedException": 1.0}})
-    _submit(services)
+    submit(services)
     assert lifecycle.advance(services, "r1") == "dead"
     (letter,) = services.dead_letters.find()
     assert (letter.reason, letter.attempts) == ("access_denied", 1)
@@ -125,16 +107,16 @@ def test_invalid_request_is_dead_lettered_and_names_the_field(services):
 
 def test_job_past_its_deadline_is_stopped_and_expires(services, clock, emulator):
     # A remote job that would run for years of emulated time.
-    _submit(services, deadline_seconds=30, tags={"emulator:duration": "1000000000000"})
+    submit(services, deadline_seconds=30, tags={"emulator:duration": "1000000000000"})
     lifecycle.advance(services, "r1")
     clock.advance(31)
     assert lifecycle.advance(services, "r1") == "stopping"
-    job = _run_until(services, "r1", JobState.PUBLISHED, clock)
+    job = run_until(services, "r1", JobState.PUBLISHED, clock)
     assert job.outcome_status == "EXPIRED"
 
 
 def test_stale_timer_deliveries_are_ignored(services, clock):
-    _submit(services)
+    submit(services)
     lifecycle.advance(services, "r1")
     (timer,) = services.store.claim_due(now=clock() + 100, horizon=0, lease=30, limit=10)
     services.store.schedule("r1", clock() + 5)  # someone else already handled it

@@ -1,0 +1,26 @@
+"""Helpers that drive a job through lifecycle by hand, as the timer would."""
+
+from __future__ import annotations
+
+import time
+
+from api_contracts.examples import sample_request
+from worker import lifecycle
+
+
+def submit(services, request_id="r1", producer="p", tags=None, **overrides):
+    request = sample_request(request_id=request_id, producer=producer, **overrides)
+    request["evaluation"]["tags"] = tags or {"emulator:sessions": "2"}
+    return lifecycle.accept(services, request)
+
+
+def run_until(services, request_id, state, clock, steps=50):
+    """Advance the job as the timer would, until it reaches ``state``."""
+    for _ in range(steps):
+        job = services.store.get(request_id)
+        if job.state == state:
+            return job
+        clock.advance(60)
+        time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
+        lifecycle.advance(services, request_id)
+    raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
