@@ -75,6 +75,16 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
+def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
+    """Send a request exactly as a producer does: by task name, on the requests queue."""
+    app.send_task(
+        SUBMIT_TASK,
+        kwargs={"request": request},
+        queue=get_settings().requests_queue,
+        headers=headers,
+    )
+
+
 @setup_logging.connect
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()

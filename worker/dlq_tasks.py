@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker import replay
-from worker.app import SUBMIT_TASK, app
+from worker.app import app, send_to_intake
 from worker.tasks import services
 
 REPLAY_TASK = "evals.dlq.replay"
@@ -18,16 +18,6 @@ PURGE_TASK = "evals.dlq.purge"
 
 #: Longest one replay task runs before it hands the rest to the next.
 RUN_SECONDS = 10.0
-
-
-def send_to_intake(request: dict[str, Any], headers: dict[str, str]) -> None:
-    """Send a request exactly as a producer does (by task name, on the requests queue)."""
-    app.send_task(
-        SUBMIT_TASK,
-        kwargs={"request": request},
-        queue=services().settings.requests_queue,
-        headers=headers,
-    )
 
 
 @app.task(name=REPLAY_TASK)

@@ -43,14 +43,6 @@ class PermanentError(EvalqError):
             self.reason = reason
 
 
-class InvalidRequest(PermanentError):
-    reason = ReasonCode.invalid_request
-
-
-class IdempotencyConflict(PermanentError):
-    reason = ReasonCode.idempotency_conflict
-
-
 class RemoteRejected(PermanentError):
     """The remote service refused the call (validation, access, conflict)."""
 
@@ -63,7 +55,3 @@ class RemoteConflict(RemoteRejected):
 
 class RemoteJobNotFound(EvalqError):
     """The remote job does not exist (deleted, or never existed under that id)."""
-
-
-class InvalidTransition(EvalqError):
-    """A job was asked to move between states the state machine does not connect."""

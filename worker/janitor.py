@@ -38,7 +38,7 @@ from worker.janitor_store import JanitorIndexes, LocalRef
 from worker.lifecycle import admit_waiting
 from worker.ratelimit import Operation
 from worker.services import Services
-from worker.states import JobState, RemoteStatus, is_terminal
+from worker.states import RUNNING_STATES, JobState, is_terminal
 
 log = structlog.stdlib.get_logger("evalq.janitor")
 
@@ -56,7 +56,6 @@ ACTIONS = (
     "deleted_early",
     "resolved",
 )
-_RUNNING_REMOTE = frozenset({RemoteStatus.PENDING, RemoteStatus.IN_PROGRESS})
 
 
 @dataclass
@@ -213,7 +212,7 @@ def _plan_reconciliation(
         owner = owners.get(job.name or "")
         if owner is not None:
             plan.adopt.append((owner, job))
-        elif job.status in _RUNNING_REMOTE:
+        elif job.status in RUNNING_STATES:
             plan.stop.append(job)
         elif is_terminal(job.status):
             ended = _ended_at(job)

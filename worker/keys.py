@@ -107,8 +107,3 @@ class Keys:
         """Sorted set: request_id of PUBLISHED jobs whose remote job still exists, by
         published time (early deletion when the account fills up)."""
         return f"{self.prefix}:retained"
-
-    @property
-    def stats(self) -> str:
-        """Hash: service counters (accepted, started, published, dead-lettered, ...)."""
-        return f"{self.prefix}:stats"

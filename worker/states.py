@@ -30,11 +30,6 @@ class JobState(StrEnum):
 #: States that hold one of the account's active-job slots.
 SLOT_STATES = frozenset({JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING})
 
-#: States in which a job still has a step to take at its due time.
-TIMED_STATES = frozenset(
-    {JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING, JobState.FINISHED, JobState.PUBLISHED}
-)
-
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset(
         {JobState.ADMITTED, JobState.RUNNING, JobState.FINISHED, JobState.DEAD}
@@ -51,10 +46,6 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.DELETED: frozenset(),
     JobState.DEAD: frozenset({JobState.QUEUED, JobState.RUNNING}),
 }
-
-
-def can_transition(current: JobState, new: JobState) -> bool:
-    return new in ALLOWED_TRANSITIONS[current]
 
 
 def sources_of(new: JobState) -> frozenset[JobState]:
@@ -75,6 +66,8 @@ class RemoteStatus(StrEnum):
     DELETING = "DELETING"
 
 
+#: Remote statuses in which StopBatchEvaluation is accepted (elsewhere it answers 409).
+RUNNING_STATES = frozenset({RemoteStatus.PENDING, RemoteStatus.IN_PROGRESS})
 INTERMEDIATE_STATES = frozenset(
     {RemoteStatus.PENDING, RemoteStatus.IN_PROGRESS, RemoteStatus.STOPPING}
 )

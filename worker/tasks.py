@@ -8,7 +8,6 @@ from typing import Any
 import structlog
 from celery.signals import task_postrun, task_prerun
 
-from api_contracts import ReasonCode
 from worker import janitor, lifecycle, replay
 from worker.app import ADVANCE_TASK, JANITOR_TASK, SUBMIT_TASK, TICK_TASK, app
 from worker.publishing import OutcomePublisher
@@ -39,10 +38,12 @@ def _dispatch_advance(request_id: str, lease_token: float | None, countdown: flo
 
 
 @app.task(name=SUBMIT_TASK)
-def submit(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``."""
+def submit(request: Any) -> dict[str, Any]:
+    """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``.
+    A call with other arguments never gets here: the consumer's guard dead-letters it
+    (``bad_task_signature``) with the raw message."""
     svc = services()
-    result = _intake(svc, args, kwargs)
+    result = vars(lifecycle.accept(svc, request, task_name=SUBMIT_TASK))
     # A replay of a dead letter (worker.replay) is settled by what intake did with it.
     mark = replay.ReplayMark.from_header(getattr(submit.request, replay.REPLAY_HEADER, None))
     replay.settle_intake(
@@ -54,25 +55,6 @@ def submit(*args: Any, **kwargs: Any) -> dict[str, Any]:
         new_entry_id=result.get("dead_letter_id"),
     )
     return result
-
-
-def _intake(svc: Services, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    if list(kwargs) == ["request"] and not args:
-        raw = kwargs["request"]
-    elif len(args) == 1 and not kwargs:
-        raw = args[0]
-    else:
-        letter = svc.dead_letters.record(
-            reason=ReasonCode.bad_task_signature,
-            error=f"expected one keyword argument 'request', got args={len(args)} "
-            f"kwargs={sorted(kwargs)}",
-            request={"args": list(args), "kwargs": kwargs},
-            request_id=None,
-            now=svc.clock(),
-            task_name=SUBMIT_TASK,
-        )
-        return {"outcome": "rejected", "dead_letter_id": letter.dead_letter_id}
-    return vars(lifecycle.accept(svc, raw, task_name=SUBMIT_TASK))
 
 
 @app.task(name=ADVANCE_TASK)

@@ -245,15 +245,9 @@ def _print_replay(report: Any, letters: dict[str, DeadLetter]) -> None:
 
 
 def _send_to_intake(request: dict[str, Any], headers: dict[str, str]) -> None:
-    from worker.app import SUBMIT_TASK
-    from worker.app import app as celery_app
+    from worker.app import send_to_intake  # imported late: the Celery app is not cheap
 
-    celery_app.send_task(
-        SUBMIT_TASK,
-        kwargs={"request": request},
-        queue=get_settings().requests_queue,
-        headers=headers,
-    )
+    send_to_intake(request, headers)
 
 
 def _stores() -> tuple[Any, Any]:

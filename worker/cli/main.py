@@ -81,11 +81,10 @@ def submit(
     from pydantic import ValidationError
 
     from api_contracts import EvaluationRequest, describe_validation_error
+    from worker.app import send_to_intake
 
     text = sys.stdin.read() if file == "-" else Path(file).read_text()
     requests = _parse_requests(text)
-    celery_app = _celery()
-    settings = get_settings()
     failed = 0
     for raw in requests:
         if validate:
@@ -98,7 +97,7 @@ def submit(
                     f"{describe_validation_error(exc)}"
                 )
                 continue
-        celery_app.send_task("evals.submit", kwargs={"request": raw}, queue=settings.requests_queue)
+        send_to_intake(raw)
         console.print(f"sent {raw.get('request_id', '?')}")
     if failed:
         raise typer.Exit(1)
