@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("evalq", broker=settings.broker_url, include=["worker.tasks", "worker.dlq_tasks"])
     app.conf.update(
+        broker_transport=broker_transport(settings),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             "unacked_restore_interval": settings.restore_interval,
             "unacked_restore_throttle": 1,
             "unacked_mutex_expire": 60,
+            "fetch_wait": settings.broker_fetch_wait,
         },
         broker_connection_retry_on_startup=True,
         # Dispatching a step must survive a broker restart of a few seconds.
@@ -73,6 +75,15 @@ def create_app(settings: Settings | None = None) -> Celery:
         },
     )
     return app
+
+
+def broker_transport(settings: Settings) -> str | None:
+    """kombu's Redis transport loses a message popped by a worker killed before it was
+    recorded as unacknowledged; ours records it in the same step (worker/broker.py)."""
+    scheme = settings.broker_url.partition("://")[0]
+    if settings.broker_reliable_fetch and scheme in ("redis", "rediss"):
+        return "worker.broker:ReliableRedisTransport"
+    return None
 
 
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:

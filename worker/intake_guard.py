@@ -4,6 +4,8 @@ Celery drops (logs and acks or rejects) a message it cannot turn into a task cal
 some malformed bodies only fail later in the pool, where the message is acked as a failed
 task. Both lose the message. ``GuardedConsumer`` (set as ``worker_consumer``) instead:
 
+* dead-letters an item on the queue that is no kombu envelope at all, which the reliable
+  transport (worker/broker.py) hands over as a substitute (``undecodable_message``);
 * dead-letters a body over ``max_payload_bytes`` before anything parses it
   (``payload_too_large``);
 * checks, before Celery builds a request, that the body is ``[args, kwargs, embed]`` and
@@ -31,6 +33,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.serialization import prepare_accept_content
 
 from api_contracts import ReasonCode
+from worker.broker import UNREADABLE_HEADER
 from worker.dead_letters import DeadLetterStore
 from worker.replay import REPLAY_HEADER, ReplayMark, settle_rejected
 from worker.task_messages import call_of, call_problem, raw_body_text
@@ -63,6 +66,20 @@ class IntakeGuard:
         self.connection_errors = connection_errors
 
     # -- checks -------------------------------------------------------------------------
+    def unreadable(self, message: Any) -> bool:
+        """Dead-letter the message if the broker found no usable envelope on its list (the
+        transport then delivers the raw item as the body); True if it did."""
+        why = _headers(message).get(UNREADABLE_HEADER)
+        if why is None:
+            return False
+        queue = (message.delivery_info or {}).get("routing_key")
+        self.dead_letter(
+            message,
+            ReasonCode.undecodable_message,
+            f"the item on queue {queue!r} is not a kombu message envelope: {why}",
+        )
+        return True
+
     def too_large(self, message: Any) -> bool:
         """Dead-letter the message if its body is over the limit; True if it was."""
         size = len(message.body or b"")
@@ -212,7 +229,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
         handle = super().create_task_handler(*args, **kwargs)
 
         def on_task_received(message: Any) -> Any:
-            if self.guard.too_large(message):
+            if self.guard.unreadable(message) or self.guard.too_large(message):
                 return None
             return handle(message)
 

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     visibility_timeout: int = 300
     #: How often a worker looks for messages whose worker died (seconds).
     restore_interval: int = 10
+    #: Pop and record each message as unacknowledged in one step (worker/broker.py), so a
+    #: killed worker loses nothing. Off: kombu's stock Redis fetch (BRPOP).
+    broker_reliable_fetch: bool = True
+    #: An idle worker watches one queue at a time; a message on another waits up to this
+    #: long (seconds).
+    broker_fetch_wait: float = Field(default=0.5, gt=0, le=1.0)
     worker_concurrency: int = 4
     log_level: str = "INFO"
     #: "json" for machines, "console" for people.

@@ -9,6 +9,7 @@ Each crafted message carries a unique tag so its dead letter can be found.
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import pickle
@@ -40,6 +41,7 @@ class Sender:
         self.connection = Connection(broker_url)
         self.queue = Queue(REQUESTS, Exchange(REQUESTS, "direct"), REQUESTS)
         self.producer = self.connection.Producer()
+        self.broker = redis.Redis.from_url(broker_url)
 
     def task(self, name: str, args: Any = (), kwargs: Any = None) -> None:
         self.app.send_task(name, args=args, kwargs=kwargs, queue=REQUESTS)
@@ -71,8 +73,14 @@ class Sender:
             headers={**celery_headers, **(headers or {})},
         )
 
+    def push(self, item: bytes) -> None:
+        """Put ``item`` straight onto the queue's list, as a producer that writes to Redis
+        itself (and gets kombu's envelope wrong) would."""
+        self.broker.lpush(REQUESTS, item)
+
     def close(self) -> None:
         self.connection.release()
+        self.broker.close()
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,33 @@ def _cases() -> list[Case]:
     add("undecodable_message", raw(lambda t: b"\xff\xfe\x00 " + t.encode() + b" \xc3\x28"))
     add("undecodable_message", raw(lambda t: ("[" * 5000 + f'"{t}"' + "]" * 5000).encode()))
     add("undecodable_message", raw(lambda t: b" " + t.encode() + b" "))
+
+    # Items on the list that are no kombu envelope at all (the stock transport's worker
+    # died on these: see worker/broker.py).
+    def envelope(tag: str, drop: str = "", body: str | None = None) -> bytes:
+        celery_body = base64.b64encode(_celery_body({"request_id": tag})).decode()
+        properties = {
+            "body_encoding": "base64",
+            "delivery_tag": tag,
+            "delivery_info": {"exchange": "", "routing_key": REQUESTS},
+        }
+        properties.pop(drop, None)
+        headers = {"task": "evals.submit", "id": tag}
+        return json.dumps(
+            {"body": body or celery_body, "content-type": "application/json",
+             "content-encoding": "utf-8", "headers": headers, "properties": properties}
+        ).encode()  # fmt: skip
+
+    for item in [
+        lambda t: f"not an envelope {t}".encode(),
+        lambda t: json.dumps({"request": {"request_id": t}}).encode(),
+        lambda t: json.dumps({"task": "evals.submit", "id": t, "kwargs": {}}).encode(),
+        lambda t: b'{"properties": {"delivery_tag": "\xff' + t.encode() + b'\xfe"}',
+        lambda t: envelope(t, drop="delivery_tag"),
+        lambda t: envelope(t, drop="delivery_info"),
+        lambda t: envelope(t, body=f"{t} is not base64"),
+    ]:
+        add("undecodable_message", lambda t, item=item: lambda s: s.push(item(t)))
     # Not a Celery message: no task name anywhere.
     for n in range(3):
         add(

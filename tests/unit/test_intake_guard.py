@@ -16,6 +16,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.message import Message
 
 from api_contracts import ReasonCode
+from worker.broker import UNREADABLE_HEADER
 from worker.dead_letters import DeadLetterStore
 from worker.intake_guard import GuardedConsumer, IntakeGuard
 from worker.replay import ReplayMark
@@ -117,6 +118,24 @@ def test_a_binary_body_is_kept_base64_encoded(guard, dead_letters):
     letter = _only_letter(dead_letters)
     assert letter.request.startswith(BASE64_MARKER)
     assert raw_body_bytes(letter.request) == body
+
+
+def test_an_item_that_was_no_envelope_is_dead_lettered_even_if_its_body_is_a_call(
+    guard, dead_letters
+):
+    # The reliable transport delivers such an item as a substitute: the raw bytes as the
+    # body and a header saying why. A bare protocol-1 call pushed onto the list is one.
+    raw = json.dumps({"task": "t.add", "id": "x", "args": [1, 2]}).encode()
+    handle = _consumer(guard, {"t.add": lambda *a: pytest.fail("ran")}).create_task_handler()
+    message = _message(raw, "application/octet-stream", task=None,
+                       headers={UNREADABLE_HEADER: "no properties"})  # fmt: skip
+    handle(message)
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "undecodable_message"
+    assert raw_body_bytes(letter.request) == raw
+    assert "not a kombu message envelope: no properties" in letter.error
+    assert message.channel.acked == ["tag-1"]
+    assert not guard.unreadable(_message(_call([1, 2])))
 
 
 # -- the call in the body -----------------------------------------------------------------

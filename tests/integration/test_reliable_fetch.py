@@ -1,0 +1,249 @@
+"""The reliable fetch (worker/broker.py) on a real redis-server: a consumer killed at any
+moment leaves its message in the queue or in kombu's unacked hash, from where the
+visibility-timeout restore brings it back; an item that is no kombu envelope arrives as a
+substitute carrying its raw bytes; and otherwise it delivers what kombu's BRPOP delivers,
+in the same order."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Exchange, Queue
+from kombu.transport.redis import Transport as StockTransport
+
+from worker.broker import UNREADABLE_HEADER, ReliableRedisTransport
+
+QUEUES = ["alpha", "beta", "gamma"]
+
+
+@pytest.fixture
+def url(clean_redis) -> str:
+    return f"{clean_redis.url}/0"
+
+
+@pytest.fixture
+def broker(url) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(url)
+    yield client
+    client.close()
+
+
+def _publish(url: str, queue: str, body: Any, **options: Any) -> None:
+    with Connection(url) as conn:
+        conn.Producer().publish(
+            body, routing_key=queue, declare=[Queue(queue, Exchange(queue), queue)], **options
+        )
+
+
+@contextlib.contextmanager
+def _consumer(
+    url: str,
+    queues: list[str],
+    callback: Any,
+    transport: Any = ReliableRedisTransport,
+    **options: Any,
+) -> Iterator[Connection]:
+    """A connection consuming ``queues`` into ``callback(body, message)``."""
+    declared = [Queue(q, Exchange(q), q) for q in queues]
+    with (
+        Connection(url, transport=transport, transport_options=options) as conn,
+        conn.Consumer(declared, callbacks=[callback], accept=["json", "application/octet-stream"]),
+    ):
+        yield conn
+
+
+def _consume(url: str, queues: list[str], count: int, transport: Any, **options: Any) -> list[Any]:
+    """Messages (acked) in the order a consumer on ``queues`` got them."""
+    got: list[Any] = []
+    keep = lambda body, message: (got.append(message), message.ack())  # noqa: E731
+    with _consumer(url, queues, keep, transport, **options) as conn:
+        deadline = time.monotonic() + 20
+        while len(got) < count and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=0.5)
+    return got
+
+
+def _fetch_then_die(url: str, transport: Any, broker: redis.Redis, queue: str) -> None:
+    """Start a fetch as the poller does, let Redis serve it, then drop the connection
+    without reading the reply: what a worker SIGKILLed in that window leaves behind."""
+    with Connection(url, transport=transport) as conn:
+        channel = conn.channel()
+        Queue(queue, Exchange(queue), queue)(channel).declare()
+        channel.basic_consume(queue, no_ack=False, callback=lambda message: None, consumer_tag="c")
+        conn.transport.cycle._register_BRPOP(channel)  # sends the fetch
+        deadline = time.monotonic() + 5
+        while broker.llen(queue) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        channel.client.connection.disconnect()
+        channel._in_poll = None
+
+
+def test_stock_kombu_loses_a_message_popped_by_a_consumer_that_died(url, broker):
+    """Why worker/broker.py exists. If kombu ever records the pop atomically, this fails,
+    and the reliable channel can go."""
+    _publish(url, "alpha", {"n": 1})
+    _fetch_then_die(url, StockTransport, broker, "alpha")
+    assert broker.llen("alpha") == 0
+    assert broker.hlen("unacked") == 0  # the message is nowhere
+
+
+def test_a_message_popped_by_a_consumer_that_died_is_restored(url, broker):
+    _publish(url, "alpha", {"n": 1})
+    _fetch_then_die(url, ReliableRedisTransport, broker, "alpha")
+    assert broker.llen("alpha") == 0
+    assert broker.hlen("unacked") == 1
+    assert broker.zcard("unacked_index") == 1
+
+    # Another worker's periodic restore, once the visibility timeout has passed.
+    with Connection(url, transport=ReliableRedisTransport,
+                    transport_options={"visibility_timeout": 0}) as conn:  # fmt: skip
+        conn.channel().qos.restore_visible(num=10, interval=1)
+    assert broker.hlen("unacked") == 0
+
+    (message,) = _consume(url, ["alpha"], 1, ReliableRedisTransport)
+    assert message.payload == {"n": 1}
+    assert message.delivery_info["redelivered"] is True
+
+
+def test_an_unacked_message_is_recorded_before_the_consumer_sees_it(url, broker):
+    _publish(url, "alpha", {"n": 1})
+    seen: list[tuple[bool, bool]] = []
+
+    def look(body: Any, message: Any) -> None:
+        recorded = broker.hexists("unacked", message.delivery_tag)
+        indexed = broker.zscore("unacked_index", message.delivery_tag) is not None
+        seen.append((recorded, indexed))
+        message.ack()
+
+    with _consumer(url, ["alpha"], look) as conn:
+        conn.drain_events(timeout=5)
+    assert seen == [(True, True)]
+    assert broker.hlen("unacked") == 0
+    assert broker.zcard("unacked_index") == 0
+
+
+def _envelope(tag: str, drop: str = "", body: str | None = None) -> bytes:
+    properties = {
+        "body_encoding": "base64",
+        "delivery_tag": tag,
+        "delivery_info": {"exchange": "alpha", "routing_key": "alpha"},
+    }
+    properties.pop(drop, None)
+    return json.dumps(
+        {
+            "body": body or base64.b64encode(b'{"ok": 1}').decode(),
+            "content-type": "application/json",
+            "content-encoding": "utf-8",
+            "headers": {},
+            "properties": properties,
+        }
+    ).encode()
+
+
+UNUSABLE = {
+    "not JSON": (b"garbage \x00\x01", "not a JSON object"),
+    "not UTF-8": (b"\xff\xfe\xfd", "not a JSON object"),
+    "a JSON list": (b'["a", 1]', "no properties"),
+    "a bare request": (json.dumps({"request": {"request_id": "r"}}).encode(), "no properties"),
+    "no delivery tag": (_envelope("t", drop="delivery_tag"), "no delivery_tag"),
+    "no delivery info": (_envelope("t", drop="delivery_info"), "no delivery_info"),
+    "a body that is not base64": (_envelope("t-b64", body="abc"), "cannot be decoded"),
+    "a control character in a string": (
+        _envelope("t-ctrl").replace(b'"headers": {}', b'"headers": {"x": "\x01"}'),
+        "cannot be decoded",
+    ),
+}
+
+
+@pytest.mark.parametrize(("item", "why"), UNUSABLE.values(), ids=UNUSABLE.keys())
+def test_an_item_that_is_no_envelope_arrives_as_a_substitute_with_its_raw_bytes(
+    url, broker, item, why
+):
+    broker.lpush("alpha", item)
+    _publish(url, "alpha", {"after": "it"})
+    messages = _consume(url, ["alpha"], 2, ReliableRedisTransport)
+    substitute, after = messages
+    assert why in substitute.headers[UNREADABLE_HEADER]
+    assert substitute.body == item
+    assert after.payload == {"after": "it"}
+    assert broker.hlen("unacked") == 0
+    assert broker.llen("alpha") == 0
+
+
+def test_an_unusable_item_is_kept_in_the_unacked_hash_until_acked(url, broker):
+    broker.lpush("alpha", b"not an envelope")
+    _fetch_then_die(url, ReliableRedisTransport, broker, "alpha")
+    (record,) = broker.hvals("unacked")
+    payload, _exchange, routing_key = json.loads(record)
+    assert routing_key == "alpha"
+    assert base64.b64decode(payload["body"]) == b"not an envelope"
+    assert UNREADABLE_HEADER in payload["headers"]
+
+
+def test_a_lone_surrogate_escape_in_a_header_does_not_make_a_message_unreadable(url, broker):
+    # Celery's kwargsrepr header can carry one; Redis's cjson refuses it, Python's json not.
+    _publish(url, "alpha", {"n": 1}, headers={"kwargsrepr": "lone \ud800 surrogate"})
+    (message,) = _consume(url, ["alpha"], 1, ReliableRedisTransport)
+    assert UNREADABLE_HEADER not in message.headers
+    assert message.payload == {"n": 1}
+
+
+def _mixed_traffic(url: str) -> list[Any]:
+    sent = []
+    for i in range(30):
+        queue = QUEUES[i % 3] if i % 5 else "alpha"
+        priority = [0, 9, 3, 6][i % 4]
+        body = {"i": i, "queue": queue, "priority": priority}
+        _publish(url, queue, body, priority=priority)
+        sent.append(body)
+    return sent
+
+
+def test_it_delivers_what_stock_kombu_delivers_in_the_same_order(url, broker):
+    sent = _mixed_traffic(url)
+    stock = [m.payload for m in _consume(url, QUEUES, len(sent), StockTransport)]
+    _mixed_traffic(url)
+    reliable = [m.payload for m in _consume(url, QUEUES, len(sent), ReliableRedisTransport)]
+    assert sorted(stock, key=lambda b: b["i"]) == sent
+    assert reliable == stock
+    assert broker.hlen("unacked") == 0
+
+
+def test_an_idle_consumer_gets_messages_on_every_queue(url, broker):
+    got: list[Any] = []
+    keep = lambda body, message: (got.append(body), message.ack())  # noqa: E731
+    with _consumer(url, QUEUES, keep, fetch_wait=0.2) as conn:
+        for queue in [*QUEUES, *reversed(QUEUES)]:
+            for _ in range(3):  # idle: a few empty fetches, each after a wait
+                with pytest.raises(TimeoutError):
+                    conn.drain_events(timeout=0.3)
+            _publish(url, queue, {"to": queue})
+            conn.drain_events(timeout=5)
+    assert got == [{"to": q} for q in [*QUEUES, *reversed(QUEUES)]]
+
+
+def test_a_global_key_prefix_applies_to_queues_and_the_unacked_hash(url, broker):
+    options = {"global_keyprefix": "team:"}
+    with Connection(url, transport_options=options) as conn:
+        queue = Queue("alpha", Exchange("alpha"), "alpha")
+        conn.Producer().publish({"n": 1}, routing_key="alpha", declare=[queue])
+    assert broker.llen("team:alpha") == 1
+    seen: list[bool] = []
+
+    def look(body: Any, message: Any) -> None:
+        seen.append(broker.hexists("team:unacked", message.delivery_tag))
+        message.ack()
+
+    with _consumer(url, ["alpha"], look, **options) as conn:
+        conn.drain_events(timeout=5)
+    assert seen == [True]
+    assert broker.hlen("team:unacked") == 0
+    assert broker.llen("team:alpha") == 0

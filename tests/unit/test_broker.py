@@ -1,0 +1,68 @@
+"""The reliable transport's pure parts (its fetch runs against a real redis-server in
+tests/integration/test_reliable_fetch.py: fakeredis's Lua has no ``redis.sha1hex``)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from worker.app import broker_transport
+from worker.broker import UNREADABLE_HEADER, _require_blmove, unreadable_envelope
+from worker.settings import Settings
+
+
+class FakeInfo:
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    def info(self, section: str) -> Any:
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+
+@pytest.mark.parametrize("version", ["6.2.0", "7.0.15", "7.2.4", "10.0.1"])
+def test_servers_with_blmove_pass(version):
+    _require_blmove(FakeInfo({"redis_version": version}))
+
+
+@pytest.mark.parametrize("version", ["5.0.14", "6.0.20"])
+def test_an_older_server_is_refused_with_what_to_do(version):
+    with pytest.raises(RuntimeError, match="EVALQ_BROKER_RELIABLE_FETCH=false"):
+        _require_blmove(FakeInfo({"redis_version": version}))
+
+
+@pytest.mark.parametrize("reply", [PermissionError("INFO renamed"), {}, {"redis_version": "x"}])
+def test_a_server_that_does_not_say_is_given_the_benefit_of_the_doubt(reply):
+    _require_blmove(FakeInfo(reply))
+
+
+def test_a_substitute_envelope_carries_the_raw_item_and_why():
+    item = b"\xff not an envelope \x00"
+    envelope = unreadable_envelope(item, "evals.requests", "no properties", "tag-1")
+    assert base64.b64decode(envelope["body"]) == item
+    assert envelope["headers"] == {UNREADABLE_HEADER: "no properties"}
+    assert envelope["properties"]["delivery_tag"] == "tag-1"
+    assert envelope["properties"]["delivery_info"] == {
+        "exchange": "",
+        "routing_key": "evals.requests",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "reliable", "transport"),
+    [
+        ("redis://h:6379/0", True, "worker.broker:ReliableRedisTransport"),
+        ("rediss://h:6380/0", True, "worker.broker:ReliableRedisTransport"),
+        ("redis://h:6379/0", False, None),
+        ("amqp://guest@h//", True, None),
+        ("sentinel://h:26379", True, None),
+    ],
+)
+def test_the_reliable_transport_is_used_for_redis_brokers_unless_turned_off(
+    url, reliable, transport
+):
+    settings = Settings(broker_url=url, broker_reliable_fetch=reliable)
+    assert broker_transport(settings) == transport
