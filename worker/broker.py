@@ -14,10 +14,10 @@ a usable envelope is recorded as a substitute envelope: its raw bytes as the bod
 (base64) and an ``UNREADABLE_HEADER`` saying why, so the consumer can dead-letter it.
 
 Lua cannot block. After a fetch found nothing, the next fetch is preceded by
-``BLMOVE q q RIGHT RIGHT wait`` on one of the channel's queues (in turn): it moves the
-tail of ``q`` back onto the tail of ``q``, which changes nothing but blocks until ``q``
-has a message or ``wait`` seconds have passed. Both commands go out in one write. A
-message on the watched queue is fetched at once, one on another queue within ``wait``.
+``BLMOVE q q RIGHT RIGHT wait`` on the queue that delivered last: it moves the tail of
+``q`` back onto the tail of ``q``, which changes nothing but blocks until ``q`` has a
+message or ``wait`` seconds have passed. Both commands go out in one write. A message on
+the watched queue is fetched at once, one on another queue within ``wait``.
 Needs Redis >= 6.2 (``BLMOVE``).
 """
 
@@ -131,7 +131,8 @@ class ReliableChannel(kombu_redis.Channel):
         self._idle = False
         #: The reply now pending starts with the wait's.
         self._waiting = False
-        self._watch_turn = 0
+        #: The queue an idle fetch waits on: the one that delivered last.
+        self._watched: str | None = None
 
     # -- what the poller calls --------------------------------------------------------
     def _brpop_start(self, timeout: float | None = None) -> None:
@@ -144,8 +145,8 @@ class ReliableChannel(kombu_redis.Channel):
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         self._waiting = self._idle
         if self._waiting:
-            self._watch_turn = (self._watch_turn + 1) % len(queues)
-            watched = self._key(queues[self._watch_turn])
+            last = self._watched
+            watched = self._key(last if last is not None and last in queues else queues[0])
             wait = min(self.fetch_wait, self.brpop_timeout or self.fetch_wait)
             connection.send_command("BLMOVE", watched, watched, "RIGHT", "RIGHT", wait)
         connection.send_command(*self._fetch_command(queues))
@@ -169,6 +170,7 @@ class ReliableChannel(kombu_redis.Channel):
             queue = bytes_to_str(key)[len(self.global_keyprefix or "") :]
             queue = queue.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(queue)
+            self._watched = queue
             self.connection._deliver(self._envelope(item, queue, bytes_to_str(tag)), queue)
             return True
         finally:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import redis
 import structlog
+from celery.exceptions import Reject
 from celery.signals import task_postrun, task_prerun
 
 from worker import janitor, lifecycle, replay
@@ -13,6 +15,8 @@ from worker.app import ADVANCE_TASK, JANITOR_TASK, SUBMIT_TASK, TICK_TASK, app
 from worker.publishing import OutcomePublisher
 from worker.services import Services, build_services
 from worker.settings import get_settings
+
+log = structlog.stdlib.get_logger("evalq.tasks")
 
 _services: Services | None = None
 _services_pid: int | None = None
@@ -43,7 +47,13 @@ def submit(request: Any) -> dict[str, Any]:
     A call with other arguments never gets here: the consumer's guard dead-letters it
     (``bad_task_signature``) with the raw message."""
     svc = services()
-    result = vars(lifecycle.accept(svc, request, task_name=SUBMIT_TASK))
+    try:
+        result = vars(lifecycle.accept(svc, request, task_name=SUBMIT_TASK))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Nothing was decided. Acked as a failed task, the request would be gone; back
+        # on the queue it waits for the job store (the connection retried for a while).
+        log.warning("job store unreachable; request back on the queue", error=str(exc))
+        raise Reject(exc, requeue=True) from exc
     # A replay of a dead letter (worker.replay) is settled by what intake did with it.
     mark = replay.ReplayMark.from_header(getattr(submit.request, replay.REPLAY_HEADER, None))
     replay.settle_intake(

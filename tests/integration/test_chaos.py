@@ -161,3 +161,29 @@ def _wait_until_every_request_ends(store: redis.Redis, timeout: float) -> dict:
         f"active={store.smembers('evalq:active')} "
         f"paused={store.get('evalq:admission-paused-until')}"
     )
+
+
+def test_requests_sent_while_the_job_store_is_down_wait_for_it(
+    emulator_factory, cluster_factory, producer, tmp_path: Path
+):
+    """The job store (its own Redis here) is down for longer than the clients retry:
+    intake must hand the requests back to the queue, not ack them as failed tasks."""
+    store_server = RedisServer(directory=tmp_path, log_path=tmp_path / "store.log").start()
+    emulator = emulator_factory("--time-scale", "100")
+    cluster = cluster_factory(
+        emulator, EVALQ_REDIS_URL=f"{store_server.url}/0", EVALQ_REDIS_RETRY_SECONDS="0.5"
+    )
+    try:
+        cluster.start_worker("w1")
+        cluster.start_beat()
+        store_server.stop()
+        for i in range(5):
+            producer.submit(sample_request(request_id=f"outage-{i}"))
+        time.sleep(3.0)  # several failed attempts at each request
+        store_server.restart()
+        outcomes = producer.collect(5, timeout=60)
+    finally:
+        store_server.stop()
+    assert {o["request_id"] for o in outcomes} == {f"outage-{i}" for i in range(5)}
+    log = (cluster.logs / "w1.log").read_text(errors="replace")
+    assert "job store unreachable; request back on the queue" in log
