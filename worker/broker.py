@@ -6,53 +6,70 @@ the chaos suite caught it). Worse, an item on the list that is not a kombu JSON 
 makes the stock transport raise inside the event loop: the worker dies, the item is gone,
 and the next worker dies on the next such item.
 
-``ReliableChannel`` replaces the pop with one Lua script that pops the message *and*
-records it in kombu's own unacked hash and index, atomically. A worker killed at any
-moment leaves the message in its queue or in the unacked hash, from where kombu's
-visibility-timeout restore (run by every live worker) puts it back. An item that is not
-a usable envelope is recorded as a substitute envelope: its raw bytes as the body
-(base64) and an ``UNREADABLE_HEADER`` saying why, so the consumer can dead-letter it.
+``ReliableChannel`` replaces the pop with one Lua script (``FETCH_SCRIPT``) that pops the
+message *and* records it in kombu's own unacked hash and index, atomically. A worker
+killed at any moment leaves the message in its queue or in the unacked hash, from where
+kombu's visibility-timeout restore (run by every live worker) puts it back. An item that
+is no usable envelope is recorded and delivered as a substitute: its raw bytes as the
+body (base64) and an ``UNREADABLE_HEADER`` saying why, so the consumer can dead-letter it.
+Python's json is stricter than Redis's cjson, so what the script let through is checked
+again here (``problem_with``) and, if need be, replaced by a substitute under the same tag;
+a record that a dead worker left unreplaced is turned into one when it is restored.
 
-Lua cannot block. After a fetch found nothing, the next fetch is preceded by
-``BLMOVE q q RIGHT RIGHT wait`` on the queue that delivered last: it moves the tail of
-``q`` back onto the tail of ``q``, which changes nothing but blocks until ``q`` has a
-message or ``wait`` seconds have passed. Both commands go out in one write. A message on
-the watched queue is fetched at once, one on another queue within ``wait``.
+Lua cannot block. After a fetch found nothing, the next fetch is preceded, in the same
+write, by ``BLMOVE q q RIGHT RIGHT wait`` on the queue that delivered last: it moves the
+tail of ``q`` back onto the tail of ``q``, which changes nothing but blocks until ``q``
+has a message or ``wait`` seconds (at most kombu's ``brpop_timeout``) have passed. A
+message on the watched queue is fetched at once; one on another queue, or on a priority
+list of the watched one, within ``wait``. Unlike ``BRPOP``, a push wakes every idle
+worker watching that queue (each then runs one fetch that finds nothing or the message).
 Needs Redis >= 6.2 (``BLMOVE``).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import time
 from queue import Empty
 from typing import Any
 
+import structlog
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+log = structlog.stdlib.get_logger("evalq.broker")
+
 #: Header of a substitute envelope; its value says why the original was unusable.
 UNREADABLE_HEADER = "x-evalq-unreadable"
+#: Most raw bytes of an unusable item the script keeps (base64 in Lua costs ~0.4 ms/KiB of
+#: Redis time); Python keeps all of them when it makes the substitute itself.
+SCRIPT_KEEPS_BYTES = 16 * 1024
+#: A list nothing is pushed to: a blocking pop on it is a plain sleep. Used in place of the
+#: BLMOVE wait while Redis refuses that (a full ``noeviction`` server does, BRPOP not).
+SLEEP_KEY = "_kombu.evalq.sleep"
+#: How long a refused wait makes idle fetches sleep instead (seconds).
+WAIT_REFUSED_SECONDS = 60.0
 
-#: KEYS: the queue lists in fetch order, then the unacked hash and its index.
-#: ARGV: the time to index the message under, UNREADABLE_HEADER, then the queue name of
-#: each list. Returns {list key, envelope, delivery tag} or false.
 FETCH_SCRIPT = r"""
+-- KEYS: the queue lists in fetch order, then the unacked hash and its index.
+-- ARGV: the time to index the message under, UNREADABLE_HEADER, the most raw bytes a
+-- substitute keeps, then the queue name of each list.
+-- Returns {list key, envelope, delivery tag} or false.
 local unacked, index = KEYS[#KEYS - 1], KEYS[#KEYS]
-local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local B64 = {}
+for i = 1, 64 do B64[i - 1] = string.byte(ALPHABET, i) end
 
 local function base64(data)
   local out = {}
   for i = 1, #data, 3 do
     local a, b, c = string.byte(data, i, i + 2)
     local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local digits = {math.floor(n / 262144), math.floor(n / 4096) % 64,
-                    math.floor(n / 64) % 64, n % 64}
-    local quad = ''
-    for d = 1, 4 do quad = quad .. B64:sub(digits[d] + 1, digits[d] + 1) end
-    if not b then quad = quad:sub(1, 2) .. '==' elseif not c then quad = quad:sub(1, 3) .. '=' end
-    out[#out + 1] = quad
+    out[#out + 1] = string.char(B64[math.floor(n / 262144)], B64[math.floor(n / 4096) % 64],
+                                b and B64[math.floor(n / 64) % 64] or 61, c and B64[n % 64] or 61)
   end
   return table.concat(out)
 end
@@ -66,15 +83,20 @@ local function without_surrogate_escapes(item)
   end))
 end
 
--- Why the item cannot be restored and delivered as it is (nil if it can).
+-- Why kombu could not deliver and restore the item as it is (nil if it can).
 local function unusable(item)
+  -- Control characters other than whitespace: Python's json refuses them in strings.
+  if item:find('[%z\1-\8\11\12\14-\31]') then return 'a raw control character', nil end
   local ok, message = pcall(cjson.decode, without_surrogate_escapes(item))
   if not ok or type(message) ~= 'table' then return 'not a JSON object', nil end
+  if message.headers ~= nil and type(message.headers) ~= 'table' then
+    return 'headers that are not an object', nil
+  end
   local properties = message.properties
   if type(properties) ~= 'table' then return 'no properties', nil end
-  local info = properties.delivery_info
-  if type(properties.delivery_tag) ~= 'string' or properties.delivery_tag == '' then
-    return 'no delivery_tag in its properties', nil
+  local tag, info = properties.delivery_tag, properties.delivery_info
+  if type(tag) ~= 'string' or not tag:find('^[\33-\126]+$') then
+    return 'no delivery_tag of printable ASCII in its properties', nil
   end
   if type(info) ~= 'table' or type(info.exchange) ~= 'string'
       or type(info.routing_key) ~= 'string' then
@@ -87,12 +109,17 @@ for i = 1, #KEYS - 2 do
   local item = redis.call('RPOP', KEYS[i])
   if item then
     local why, properties = unusable(item)
-    local exchange, routing_key, tag
+    local tag, exchange, routing_key
     if why then
-      tag = 'unreadable-' .. redis.sha1hex(item)
-      exchange, routing_key = '', ARGV[2 + i]  -- the queue's name: restore routes it there
+      local now = redis.call('TIME')
+      tag = 'unreadable-' .. redis.sha1hex(item) .. '-' .. now[1] .. '.' .. now[2]
+      local kept = item:sub(1, tonumber(ARGV[3]))
+      if #kept < #item then
+        why = why .. ' (the first ' .. #kept .. ' of ' .. #item .. ' bytes kept)'
+      end
+      exchange, routing_key = '', ARGV[3 + i]  -- the queue's name: restore routes it there
       item = cjson.encode({
-        body = base64(item), ['content-type'] = 'application/octet-stream',
+        body = base64(kept), ['content-type'] = 'application/octet-stream',
         ['content-encoding'] = 'binary', headers = {[ARGV[2]] = why},
         properties = {body_encoding = 'base64', delivery_tag = tag, priority = 0,
                       delivery_info = {exchange = exchange, routing_key = routing_key}}})
@@ -113,8 +140,34 @@ return false
 """
 
 
+class ReliableQoS(kombu_redis.QoS):
+    """kombu's QoS, minus the write the script already made, and with a restore that
+    never fails on a record Python cannot read."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        if self.channel.take_recorded(delivery_tag):
+            virtual.QoS.append(self, message, delivery_tag)  # bookkeeping only
+        else:  # a substitute made here, or a message from basic_get's plain RPOP
+            super().append(message, delivery_tag)
+
+    def restore_by_tag(self, tag: str, client: Any = None, leftmost: bool = False) -> None:
+        # kombu's restore_by_tag, with restorable() in place of a bare loads().
+        def restore_transaction(pipe: Any) -> None:
+            record = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if record:
+                message, exchange, routing_key = restorable(record, bytes_to_str(tag))
+                self.channel._do_restore_message(message, exchange, routing_key, pipe, leftmost)
+
+        with self.channel.conn_or_acquire(client) as client:
+            client.transaction(restore_transaction, self.unacked_key)
+
+
 class ReliableChannel(kombu_redis.Channel):
     """kombu's Redis channel with an atomic pop-and-record instead of ``BRPOP``."""
+
+    QoS = ReliableQoS
 
     #: Longest a message on a queue not being watched waits while the channel is idle
     #: (transport option ``fetch_wait``, seconds).
@@ -124,32 +177,44 @@ class ReliableChannel(kombu_redis.Channel):
         super().__init__(*args, **kwargs)
         if not self.ack_emulation:
             raise ValueError("reliable fetch records into the unacked hash: keep ack_emulation")
-        _require_blmove(self.client)
         options = self.connection.client.transport_options
         self.fetch_wait = float(options.get("fetch_wait", self.fetch_wait))
+        if not self.fetch_wait > 0:
+            raise ValueError(f"fetch_wait must be positive, not {self.fetch_wait}")
         #: The last fetch found nothing, so the next one waits first.
         self._idle = False
-        #: The reply now pending starts with the wait's.
+        #: A wait was sent before the pending fetch, so its reply comes first.
         self._waiting = False
         #: The queue an idle fetch waits on: the one that delivered last.
         self._watched: str | None = None
+        #: Until then, idle fetches sleep instead of waiting with BLMOVE (it was refused).
+        self._wait_refused_until = 0.0
+        #: The tag of the message being delivered, which the script already recorded.
+        self._recorded_tag: str | None = None
+        self._server_checked = False
+
+    def take_recorded(self, delivery_tag: str) -> bool:
+        """True (once) if the script recorded the message with this tag itself."""
+        recorded, self._recorded_tag = self._recorded_tag == delivery_tag, None
+        return recorded
 
     # -- what the poller calls --------------------------------------------------------
     def _brpop_start(self, timeout: float | None = None) -> None:
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
+        if not self._server_checked:
+            require_blmove(self.client)
+            self._server_checked = True
+        commands = [self._fetch_command(queues)]
+        self._waiting = self._idle
+        if self._waiting:
+            commands.insert(0, self._wait_command(queues))
         connection = self.client.connection
         self._in_poll = connection
         # kombu's poller drops a connection whose reply is overdue from this time on.
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
-        self._waiting = self._idle
-        if self._waiting:
-            last = self._watched
-            watched = self._key(last if last is not None and last in queues else queues[0])
-            wait = min(self.fetch_wait, self.brpop_timeout or self.fetch_wait)
-            connection.send_command("BLMOVE", watched, watched, "RIGHT", "RIGHT", wait)
-        connection.send_command(*self._fetch_command(queues))
+        connection.send_packed_command(connection.pack_commands(commands))
 
     def _brpop_read(self, **options: Any) -> bool:
         connection = self.client.connection
@@ -157,27 +222,44 @@ class ReliableChannel(kombu_redis.Channel):
             try:
                 if self._waiting:
                     self._waiting = False
-                    self.client.parse_response(connection, "BLMOVE", **options)
+                    self._read_wait_reply(connection, **options)
                 reply = self.client.parse_response(connection, "EVAL", **options)
             except self.connection_errors:
                 # Disconnect so the next poll reconnects (as kombu's BRPOP read does).
                 connection.disconnect()
                 raise
+            except self.ResponseError:
+                raise  # both replies are read: refused as a BRPOP would have been
+            except Exception:
+                connection.disconnect()  # which reply comes next is unknown now
+                raise
             self._idle = not reply
             if not reply:
                 raise Empty()
-            key, item, tag = reply
-            queue = bytes_to_str(key)[len(self.global_keyprefix or "") :]
-            queue = queue.rsplit(self.sep, 1)[0]
+            key, item, tag = (bytes_to_str(reply[0]), reply[1], bytes_to_str(reply[2]))
+            queue = key[len(self.global_keyprefix or "") :].rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(queue)
             self._watched = queue
-            self.connection._deliver(self._envelope(item, queue, bytes_to_str(tag)), queue)
+            envelope = self._envelope(item, queue, tag)
+            self._recorded_tag = tag if envelope["recorded"] else None
+            self.connection._deliver(envelope["payload"], queue)
             return True
         finally:
+            self._recorded_tag = None
             self._in_poll = None  # type: ignore[assignment]
             flush_reauth = getattr(self, "_flush_brpop_reauth", None)
             if flush_reauth is not None:
                 flush_reauth()
+
+    def _poll_error(self, type: str, **options: Any) -> None:
+        if type != "BRPOP":
+            super()._poll_error(type, **options)
+            return
+        # One or two replies may be pending: reconnect rather than guess. A message the
+        # fetch took is in the unacked hash, and comes back through restore.
+        self._waiting = False
+        self._in_poll = None  # type: ignore[assignment]
+        self.client.connection.disconnect()
 
     # -- helpers ----------------------------------------------------------------------
     def _key(self, list_key: str) -> str:
@@ -189,19 +271,39 @@ class ReliableChannel(kombu_redis.Channel):
         lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
         keys = [self._key(k) for k in (*lists, self.unacked_key, self.unacked_index_key)]
         names = [queue for _ in self.priority_steps for queue in queues]
-        return ["EVAL", FETCH_SCRIPT, len(keys), *keys, time.time(), UNREADABLE_HEADER, *names]
+        return ["EVAL", FETCH_SCRIPT, len(keys), *keys, time.time(), UNREADABLE_HEADER,
+                SCRIPT_KEEPS_BYTES, *names]  # fmt: skip
+
+    def _wait_command(self, queues: list[str]) -> list[Any]:
+        wait = min(self.fetch_wait, self.brpop_timeout or self.fetch_wait)
+        if time.monotonic() < self._wait_refused_until:
+            return ["BRPOP", self._key(SLEEP_KEY), wait]
+        last = self._watched
+        watched = self._key(last if last is not None and last in queues else queues[0])
+        return ["BLMOVE", watched, watched, "RIGHT", "RIGHT", wait]
+
+    def _read_wait_reply(self, connection: Any, **options: Any) -> None:
+        try:
+            self.client.parse_response(connection, "BLMOVE", **options)
+        except self.ResponseError as exc:
+            # The fetch after it ran all the same; only idle waits must change.
+            log.warning("broker refused the idle wait; sleeping instead", error=str(exc))
+            self._wait_refused_until = time.monotonic() + WAIT_REFUSED_SECONDS
 
     def _envelope(self, item: bytes, queue: str, tag: str) -> dict[str, Any]:
-        """The envelope to deliver. The script checked its shape, but Python's json and
-        kombu are stricter than Redis's cjson (control characters, a body that is not
-        base64): such a message is replaced by a substitute under the same delivery tag,
-        which overwrites the raw record in the unacked hash when kombu records it."""
+        """``{"payload": envelope to deliver, "recorded": whether the script's record of
+        it stands}``. What the script let through but Python cannot deliver or restore is
+        replaced by a substitute under the same tag; kombu's append then overwrites the
+        record with it."""
         try:
             payload = loads(bytes_to_str(item))
-            self.Message(payload, channel=self)
+            problem = problem_with(payload, tag)
+            if problem is None:
+                self.Message(payload, channel=self)  # decodes the body (base64 that is not)
+                return {"payload": payload, "recorded": True}
         except Exception as exc:
-            return unreadable_envelope(item, queue, f"cannot be decoded: {exc}", tag)
-        return dict(payload)
+            problem = f"cannot be decoded: {exc}"
+        return {"payload": unreadable_envelope(item, queue, problem, tag), "recorded": False}
 
 
 class ReliableRedisTransport(kombu_redis.Transport):
@@ -211,12 +313,57 @@ class ReliableRedisTransport(kombu_redis.Transport):
     Channel = ReliableChannel
 
 
-def _require_blmove(client: Any) -> None:
-    """Fail at start-up, not on the first idle fetch, on a Redis without ``BLMOVE``."""
+def problem_with(payload: Any, tag: str) -> str | None:
+    """Why kombu could not deliver and restore ``payload`` under ``tag`` (None if it can)."""
+    if not isinstance(payload, dict):
+        return "not a JSON object"
+    if not isinstance(payload.get("headers", {}), dict):
+        return "headers that are not an object"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict):
+        return "no properties"
+    if properties.get("delivery_tag") != tag:
+        return "a delivery_tag that Python reads otherwise than Redis"
+    info = properties.get("delivery_info")
+    if not (
+        isinstance(info, dict)
+        and isinstance(info.get("exchange"), str)
+        and isinstance(info.get("routing_key"), str)
+    ):
+        return "no delivery_info exchange and routing_key in its properties"
+    return None
+
+
+#: The end of an unacked record: ``,"exchange","routing key"]``.
+_RECORD_TAIL = re.compile(rb',\s*"(?:[^"\\]|\\.)*"\s*,\s*("(?:[^"\\]|\\.)*")\s*\]\s*\Z', re.S)
+
+
+def restorable(record: bytes, tag: str) -> tuple[dict[str, Any], str, str]:
+    """(message, exchange, routing key) of an unacked record, as kombu's restore takes
+    them. A record Python cannot read or kombu cannot restore (its worker died before it
+    replaced what the script let through) comes back as a substitute."""
+    try:
+        parsed = loads(bytes_to_str(record))
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, list) and len(parsed) == 3:
+        message, exchange, routing_key = parsed
+        if problem_with(message, tag) is None and isinstance(exchange, str):
+            return message, exchange, str(routing_key)
+    tail = _RECORD_TAIL.search(record)
+    if tail is None:  # not written by the script or kombu; keep it all
+        item, queue = record, ""
+    else:
+        item, queue = record[1 : tail.start()], loads(bytes_to_str(tail.group(1)))
+    return unreadable_envelope(item, queue, "not restorable as it was", tag), "", queue
+
+
+def require_blmove(client: Any) -> None:
+    """Fail on the first fetch, with what to do, on a Redis without ``BLMOVE``."""
     try:
         version = client.info("server")["redis_version"]
         major, minor = (int(part) for part in version.split(".")[:2])
-    except Exception:  # INFO refused or a version we cannot read: the first fetch will tell
+    except Exception:  # INFO refused or a version we cannot read: the fetch will tell
         return
     if (major, minor) < (6, 2):
         raise RuntimeError(

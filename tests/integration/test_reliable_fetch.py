@@ -149,7 +149,8 @@ def _envelope(tag: str, drop: str = "", body: str | None = None) -> bytes:
 
 
 UNUSABLE = {
-    "not JSON": (b"garbage \x00\x01", "not a JSON object"),
+    "not JSON": (b"garbage {", "not a JSON object"),
+    "control characters": (b"garbage \x00\x01", "a raw control character"),
     "not UTF-8": (b"\xff\xfe\xfd", "not a JSON object"),
     "a JSON list": (b'["a", 1]', "no properties"),
     "a bare request": (json.dumps({"request": {"request_id": "r"}}).encode(), "no properties"),
@@ -158,7 +159,20 @@ UNUSABLE = {
     "a body that is not base64": (_envelope("t-b64", body="abc"), "cannot be decoded"),
     "a control character in a string": (
         _envelope("t-ctrl").replace(b'"headers": {}', b'"headers": {"x": "\x01"}'),
+        "a raw control character",
+    ),
+    "headers that are null": (
+        _envelope("t-null").replace(b'"headers": {}', b'"headers": null'),
+        "headers that are not an object",
+    ),
+    # cjson reads these, Python's json does not: the substitute is made in Python.
+    "a hexadecimal number": (
+        _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}'),
         "cannot be decoded",
+    ),
+    "a tag with a lone surrogate": (
+        _envelope("t\ud800"),
+        "a delivery_tag that Python reads otherwise",
     ),
 }
 
@@ -247,3 +261,55 @@ def test_a_global_key_prefix_applies_to_queues_and_the_unacked_hash(url, broker)
     assert seen == [True]
     assert broker.hlen("team:unacked") == 0
     assert broker.llen("team:alpha") == 0
+
+
+def test_records_python_cannot_restore_as_they_are_come_back_as_substitutes(url, broker):
+    """A worker died after the script recorded an item Python reads otherwise (cjson took
+    it). The restore sweep must bring it back as a substitute, and go on to the next."""
+    unreadable = _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}')
+    null_headers = _envelope("t-null").replace(b'"headers": {}', b'"headers": null')
+    broker.hset("unacked", "t-hex", b"[" + unreadable + b',"alpha","alpha"]')
+    broker.hset("unacked", "t-null", b"[" + null_headers + b', "alpha", "alpha"]')
+    broker.hset("unacked", "t-good", json.dumps([json.loads(_envelope("t-good")), "", "alpha"]))
+    broker.zadd("unacked_index", {"t-hex": 1.0, "t-null": 2.0, "t-good": 3.0})
+
+    options = {"visibility_timeout": 0}
+    with Connection(url, transport=ReliableRedisTransport, transport_options=options) as conn:
+        conn.channel().qos.restore_visible(num=10, interval=1)
+    assert broker.hlen("unacked") == 0
+    assert broker.llen("alpha") == 3
+
+    messages = _consume(url, ["alpha"], 3, ReliableRedisTransport)
+    by_tag = {m.delivery_tag: m for m in messages}
+    assert by_tag["t-good"].payload == {"ok": 1}
+    assert by_tag["t-hex"].body == unreadable
+    assert by_tag["t-null"].body == null_headers
+    for tag in ("t-hex", "t-null"):
+        assert "not restorable" in by_tag[tag].headers[UNREADABLE_HEADER]
+
+
+def test_a_full_redis_refusing_the_idle_wait_still_delivers(url, broker):
+    """A full noeviction Redis refuses BLMOVE (it may push) but runs the fetch script.
+    (kombu's ack is refused there too, so messages are acked once memory is back.)"""
+    got: list[Any] = []
+    keep = lambda body, message: got.append(message)  # noqa: E731
+    used = int(broker.info("memory")["used_memory"])
+    try:
+        with _consumer(url, ["alpha"], keep) as conn:
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.3)  # idle: the next fetch waits first
+            _publish(url, "alpha", {"n": 1})
+            broker.config_set("maxmemory-policy", "noeviction")
+            broker.config_set("maxmemory", used // 2)
+            conn.drain_events(timeout=5)
+            with pytest.raises(TimeoutError):  # the reply stream is still in step
+                conn.drain_events(timeout=1.2)
+            broker.config_set("maxmemory", 0)
+            _publish(url, "alpha", {"n": 2})
+            conn.drain_events(timeout=5)
+            for message in got:
+                message.ack()
+    finally:
+        broker.config_set("maxmemory", 0)
+    assert [m.payload for m in got] == [{"n": 1}, {"n": 2}]
+    assert broker.hlen("unacked") == 0

@@ -4,12 +4,19 @@ tests/integration/test_reliable_fetch.py: fakeredis's Lua has no ``redis.sha1hex
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 
 from worker.app import broker_transport
-from worker.broker import UNREADABLE_HEADER, _require_blmove, unreadable_envelope
+from worker.broker import (
+    UNREADABLE_HEADER,
+    problem_with,
+    require_blmove,
+    restorable,
+    unreadable_envelope,
+)
 from worker.settings import Settings
 
 
@@ -25,18 +32,18 @@ class FakeInfo:
 
 @pytest.mark.parametrize("version", ["6.2.0", "7.0.15", "7.2.4", "10.0.1"])
 def test_servers_with_blmove_pass(version):
-    _require_blmove(FakeInfo({"redis_version": version}))
+    require_blmove(FakeInfo({"redis_version": version}))
 
 
 @pytest.mark.parametrize("version", ["5.0.14", "6.0.20"])
 def test_an_older_server_is_refused_with_what_to_do(version):
     with pytest.raises(RuntimeError, match="EVALQ_BROKER_RELIABLE_FETCH=false"):
-        _require_blmove(FakeInfo({"redis_version": version}))
+        require_blmove(FakeInfo({"redis_version": version}))
 
 
 @pytest.mark.parametrize("reply", [PermissionError("INFO renamed"), {}, {"redis_version": "x"}])
 def test_a_server_that_does_not_say_is_given_the_benefit_of_the_doubt(reply):
-    _require_blmove(FakeInfo(reply))
+    require_blmove(FakeInfo(reply))
 
 
 def test_a_substitute_envelope_carries_the_raw_item_and_why():
@@ -66,3 +73,50 @@ def test_the_reliable_transport_is_used_for_redis_brokers_unless_turned_off(
 ):
     settings = Settings(broker_url=url, broker_reliable_fetch=reliable)
     assert broker_transport(settings) == transport
+
+
+def _good(tag: str = "t1") -> dict[str, Any]:
+    return {
+        "body": "e30=",
+        "headers": {"task": "x"},
+        "properties": {"delivery_tag": tag, "delivery_info": {"exchange": "", "routing_key": "q"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (_good(), None),
+        ({**_good(), "headers": None}, "headers that are not an object"),
+        ({**_good(), "headers": []}, "headers that are not an object"),
+        ({"body": "e30="}, "no properties"),
+        (_good(tag="t\ud800"), "a delivery_tag that Python reads otherwise than Redis"),
+        ({**_good(), "properties": {"delivery_tag": "t1"}}, "no delivery_info"),
+        (["a", "list"], "not a JSON object"),
+    ],
+)
+def test_what_kombu_could_not_deliver_and_restore_is_named(payload, problem):
+    found = problem_with(payload, "t1")
+    assert found == problem or (problem is not None and found.startswith(problem))
+
+
+def test_a_restorable_record_is_taken_as_it_is():
+    record = json.dumps([_good(), "ex", "q"]).encode()
+    assert restorable(record, "t1") == (_good(), "ex", "q")
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        json.dumps(_good()).replace('"headers": {"task": "x"}', '"n": 0x10').encode(),
+        json.dumps({**_good(), "headers": None}).encode(),
+        b'{"broken": ',
+    ],
+)
+def test_an_unrestorable_record_comes_back_as_a_substitute_of_its_item(item):
+    record = b"[" + item + b', "", "evals.requests"]'
+    message, exchange, routing_key = restorable(record, "t1")
+    assert (exchange, routing_key) == ("", "evals.requests")
+    assert base64.b64decode(message["body"]) == item
+    assert message["properties"]["delivery_tag"] == "t1"
+    assert "not restorable" in message["headers"][UNREADABLE_HEADER]
