@@ -23,7 +23,11 @@ has a message or ``wait`` seconds (at most kombu's ``brpop_timeout``) have passe
 message on the watched queue is fetched at once; one on another queue, or on a priority
 list of the watched one, within ``wait``. Unlike ``BRPOP``, a push wakes every idle
 worker watching that queue (each then runs one fetch that finds nothing or the message).
-Needs Redis >= 6.2 (``BLMOVE``).
+A Redis that refuses ``BLMOVE`` (a full ``noeviction`` one does, not the fetch) makes idle
+fetches sleep on ``SLEEP_KEY`` instead for a while. Needs Redis >= 6.2 (``BLMOVE``).
+
+Not covered: queues consumed with ``no_ack`` are fetched without a record (the consumer
+chose at-most-once), and ``basic_get`` (a polling ``Queue.get``) keeps kombu's plain RPOP.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ WAIT_REFUSED_SECONDS = 60.0
 FETCH_SCRIPT = r"""
 -- KEYS: the queue lists in fetch order, then the unacked hash and its index.
 -- ARGV: the time to index the message under, UNREADABLE_HEADER, the most raw bytes a
--- substitute keeps, then the queue name of each list.
+-- substitute keeps, then each list's queue name, then for each list '1' to record what
+-- it takes as unacknowledged ('0' for a no_ack consumer).
 -- Returns {list key, envelope, delivery tag} or false.
 local unacked, index = KEYS[#KEYS - 1], KEYS[#KEYS]
+local lists = #KEYS - 2
 local ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 local B64 = {}
 for i = 1, 64 do B64[i - 1] = string.byte(ALPHABET, i) end
@@ -83,11 +89,12 @@ local function without_surrogate_escapes(item)
   end))
 end
 
--- Why kombu could not deliver and restore the item as it is (nil if it can).
+-- Why kombu could not deliver and restore the item as it is (nil if it can). What cjson
+-- reads but Python's json does not (raw control characters in strings, hex numbers) is
+-- caught on the Python side (problem_with, restorable).
 local function unusable(item)
-  -- Control characters other than whitespace: Python's json refuses them in strings.
-  if item:find('[%z\1-\8\11\12\14-\31]') then return 'a raw control character', nil end
-  local ok, message = pcall(cjson.decode, without_surrogate_escapes(item))
+  local ok, message = pcall(cjson.decode, item)
+  if not ok then ok, message = pcall(cjson.decode, without_surrogate_escapes(item)) end
   if not ok or type(message) ~= 'table' then return 'not a JSON object', nil end
   if message.headers ~= nil and type(message.headers) ~= 'table' then
     return 'headers that are not an object', nil
@@ -105,14 +112,16 @@ local function unusable(item)
   return nil, properties
 end
 
-for i = 1, #KEYS - 2 do
-  local item = redis.call('RPOP', KEYS[i])
+for i = 1, lists do
+  -- Read first, pop last: a write refused in between leaves the item where it was.
+  local item = redis.call('LINDEX', KEYS[i], -1)
   if item then
+    local original = item
     local why, properties = unusable(item)
     local tag, exchange, routing_key
     if why then
       local now = redis.call('TIME')
-      tag = 'unreadable-' .. redis.sha1hex(item) .. '-' .. now[1] .. '.' .. now[2]
+      tag = 'unreadable-' .. redis.sha1hex(original) .. '-' .. now[1] .. '.' .. now[2]
       local kept = item:sub(1, tonumber(ARGV[3]))
       if #kept < #item then
         why = why .. ' (the first ' .. #kept .. ' of ' .. #item .. ' bytes kept)'
@@ -128,11 +137,14 @@ for i = 1, #KEYS - 2 do
       exchange = properties.delivery_info.exchange
       routing_key = properties.delivery_info.routing_key
     end
-    redis.call('ZADD', index, ARGV[1], tag)
-    -- What kombu's QoS.append writes: [message, exchange, routing_key].
-    local record = '[' .. item .. ',' .. cjson.encode(exchange) .. ','
-                   .. cjson.encode(routing_key) .. ']'
-    redis.call('HSET', unacked, tag, record)
+    if ARGV[3 + lists + i] == '1' then
+      redis.call('ZADD', index, ARGV[1], tag)
+      -- What kombu's QoS.append writes: [message, exchange, routing_key].
+      local record = '[' .. item .. ',' .. cjson.encode(exchange) .. ','
+                     .. cjson.encode(routing_key) .. ']'
+      redis.call('HSET', unacked, tag, record)
+    end
+    redis.call('RPOP', KEYS[i])
     return {KEYS[i], item, tag}
   end
 end
@@ -191,12 +203,19 @@ class ReliableChannel(kombu_redis.Channel):
         self._wait_refused_until = 0.0
         #: The tag of the message being delivered, which the script already recorded.
         self._recorded_tag: str | None = None
+        #: Queues consumed with no_ack (reply queues of `celery inspect`): nothing to record.
+        self._no_ack_queues: set[str] = set()
         self._server_checked = False
 
     def take_recorded(self, delivery_tag: str) -> bool:
         """True (once) if the script recorded the message with this tag itself."""
         recorded, self._recorded_tag = self._recorded_tag == delivery_tag, None
         return recorded
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        no_ack = kwargs.get("no_ack", args[0] if args else False)
+        (self._no_ack_queues.add if no_ack else self._no_ack_queues.discard)(queue)
+        return super().basic_consume(queue, *args, **kwargs)
 
     # -- what the poller calls --------------------------------------------------------
     def _brpop_start(self, timeout: float | None = None) -> None:
@@ -220,9 +239,7 @@ class ReliableChannel(kombu_redis.Channel):
         connection = self.client.connection
         try:
             try:
-                if self._waiting:
-                    self._waiting = False
-                    self._read_wait_reply(connection, **options)
+                wait_error = self._read_wait_reply(connection, **options)
                 reply = self.client.parse_response(connection, "EVAL", **options)
             except self.connection_errors:
                 # Disconnect so the next poll reconnects (as kombu's BRPOP read does).
@@ -230,9 +247,11 @@ class ReliableChannel(kombu_redis.Channel):
                 raise
             except self.ResponseError:
                 raise  # both replies are read: refused as a BRPOP would have been
-            except Exception:
-                connection.disconnect()  # which reply comes next is unknown now
+            except BaseException:
+                connection.disconnect()  # a reply may be left unread: start afresh
                 raise
+            if wait_error is not None:
+                raise wait_error
             self._idle = not reply
             if not reply:
                 raise Empty()
@@ -271,8 +290,9 @@ class ReliableChannel(kombu_redis.Channel):
         lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
         keys = [self._key(k) for k in (*lists, self.unacked_key, self.unacked_index_key)]
         names = [queue for _ in self.priority_steps for queue in queues]
+        record = ["0" if queue in self._no_ack_queues else "1" for queue in names]
         return ["EVAL", FETCH_SCRIPT, len(keys), *keys, time.time(), UNREADABLE_HEADER,
-                SCRIPT_KEEPS_BYTES, *names]  # fmt: skip
+                SCRIPT_KEEPS_BYTES, *names, *record]  # fmt: skip
 
     def _wait_command(self, queues: list[str]) -> list[Any]:
         wait = min(self.fetch_wait, self.brpop_timeout or self.fetch_wait)
@@ -282,13 +302,23 @@ class ReliableChannel(kombu_redis.Channel):
         watched = self._key(last if last is not None and last in queues else queues[0])
         return ["BLMOVE", watched, watched, "RIGHT", "RIGHT", wait]
 
-    def _read_wait_reply(self, connection: Any, **options: Any) -> None:
+    def _read_wait_reply(self, connection: Any, **options: Any) -> Exception | None:
+        """Read the wait's reply, if a wait was sent. Returns the error to raise once the
+        fetch's reply is read too: none for a refused BLMOVE, which a full ``noeviction``
+        Redis refuses but not the fetch (idle fetches then sleep instead for a while);
+        the error itself if even that sleep is refused (a BRPOP would have been)."""
+        if not self._waiting:
+            return None
+        self._waiting = False
         try:
             self.client.parse_response(connection, "BLMOVE", **options)
         except self.ResponseError as exc:
-            # The fetch after it ran all the same; only idle waits must change.
+            refused: Exception = exc
+            if time.monotonic() < self._wait_refused_until:
+                return refused  # the sleep was refused too
             log.warning("broker refused the idle wait; sleeping instead", error=str(exc))
             self._wait_refused_until = time.monotonic() + WAIT_REFUSED_SECONDS
+        return None
 
     def _envelope(self, item: bytes, queue: str, tag: str) -> dict[str, Any]:
         """``{"payload": envelope to deliver, "recorded": whether the script's record of
@@ -335,27 +365,32 @@ def problem_with(payload: Any, tag: str) -> str | None:
 
 
 #: The end of an unacked record: ``,"exchange","routing key"]``.
-_RECORD_TAIL = re.compile(rb',\s*"(?:[^"\\]|\\.)*"\s*,\s*("(?:[^"\\]|\\.)*")\s*\]\s*\Z', re.S)
+_RECORD_TAIL = re.compile(rb',\s*("(?:[^"\\]|\\.)*")\s*,\s*("(?:[^"\\]|\\.)*")\s*\]\s*\Z', re.S)
 
 
 def restorable(record: bytes, tag: str) -> tuple[dict[str, Any], str, str]:
     """(message, exchange, routing key) of an unacked record, as kombu's restore takes
-    them. A record Python cannot read or kombu cannot restore (its worker died before it
-    replaced what the script let through) comes back as a substitute."""
+    them; never raises. A record Python cannot read or kombu cannot restore (its worker
+    died before it replaced what the script let through) comes back as a substitute."""
     try:
-        parsed = loads(bytes_to_str(record))
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, list) and len(parsed) == 3:
-        message, exchange, routing_key = parsed
-        if problem_with(message, tag) is None and isinstance(exchange, str):
-            return message, exchange, str(routing_key)
+        message, exchange, routing_key = loads(bytes_to_str(record))
+        problem = problem_with(message, tag)
+    except Exception as exc:  # kombu's loads also raises TypeError, decimal errors, ...
+        problem = f"cannot be decoded: {exc}"
+    if problem is None:
+        return message, str(exchange), str(routing_key)
+    log.warning("unacked record restored as a substitute", tag=tag, problem=problem)
+    item, exchange, routing_key = record, "", ""
     tail = _RECORD_TAIL.search(record)
-    if tail is None:  # not written by the script or kombu; keep it all
-        item, queue = record, ""
-    else:
-        item, queue = record[1 : tail.start()], loads(bytes_to_str(tail.group(1)))
-    return unreadable_envelope(item, queue, "not restorable as it was", tag), "", queue
+    if tail is not None:  # written by the script or by kombu: [item, exchange, routing key]
+        try:
+            exchange, routing_key = (str(loads(bytes_to_str(g)) or "") for g in tail.groups())
+            item = record[1 : tail.start()]
+        except Exception:
+            log.warning("unacked record without a readable route", tag=tag)
+    substitute = unreadable_envelope(item, routing_key, f"not restorable as it was: {problem}", tag)
+    substitute["properties"]["delivery_info"]["exchange"] = exchange
+    return substitute, exchange, routing_key
 
 
 def require_blmove(client: Any) -> None:

@@ -150,7 +150,7 @@ def _envelope(tag: str, drop: str = "", body: str | None = None) -> bytes:
 
 UNUSABLE = {
     "not JSON": (b"garbage {", "not a JSON object"),
-    "control characters": (b"garbage \x00\x01", "a raw control character"),
+    "control characters": (b"garbage \x00\x01", "not a JSON object"),
     "not UTF-8": (b"\xff\xfe\xfd", "not a JSON object"),
     "a JSON list": (b'["a", 1]', "no properties"),
     "a bare request": (json.dumps({"request": {"request_id": "r"}}).encode(), "no properties"),
@@ -159,13 +159,17 @@ UNUSABLE = {
     "a body that is not base64": (_envelope("t-b64", body="abc"), "cannot be decoded"),
     "a control character in a string": (
         _envelope("t-ctrl").replace(b'"headers": {}', b'"headers": {"x": "\x01"}'),
-        "a raw control character",
+        "cannot be decoded",
     ),
     "headers that are null": (
         _envelope("t-null").replace(b'"headers": {}', b'"headers": null'),
         "headers that are not an object",
     ),
     # cjson reads these, Python's json does not: the substitute is made in Python.
+    "a raw tab in a string": (
+        _envelope("t-tab").replace(b'"headers": {}', b'"headers": {"x": "a\tb"}'),
+        "cannot be decoded",
+    ),
     "a hexadecimal number": (
         _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}'),
         "cannot be decoded",
@@ -268,8 +272,8 @@ def test_records_python_cannot_restore_as_they_are_come_back_as_substitutes(url,
     it). The restore sweep must bring it back as a substitute, and go on to the next."""
     unreadable = _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}')
     null_headers = _envelope("t-null").replace(b'"headers": {}', b'"headers": null')
-    broker.hset("unacked", "t-hex", b"[" + unreadable + b',"alpha","alpha"]')
-    broker.hset("unacked", "t-null", b"[" + null_headers + b', "alpha", "alpha"]')
+    broker.hset("unacked", "t-hex", b"[" + unreadable + b',"","alpha"]')
+    broker.hset("unacked", "t-null", b"[" + null_headers + b', "", "alpha"]')
     broker.hset("unacked", "t-good", json.dumps([json.loads(_envelope("t-good")), "", "alpha"]))
     broker.zadd("unacked_index", {"t-hex": 1.0, "t-null": 2.0, "t-good": 3.0})
 
@@ -313,3 +317,17 @@ def test_a_full_redis_refusing_the_idle_wait_still_delivers(url, broker):
         broker.config_set("maxmemory", 0)
     assert [m.payload for m in got] == [{"n": 1}, {"n": 2}]
     assert broker.hlen("unacked") == 0
+
+
+def test_a_no_ack_consumer_leaves_no_record(url, broker):
+    """``celery inspect`` reads its replies with no_ack: nothing to restore later."""
+    got: list[Any] = []
+    queue = Queue("replies", Exchange("replies-x", "direct"), "rk")
+    with Connection(url, transport=ReliableRedisTransport) as conn:
+        conn.Producer().publish({"ok": 1}, exchange=queue.exchange, routing_key="rk",
+                                declare=[queue])  # fmt: skip
+        with conn.Consumer([queue], callbacks=[lambda body, m: got.append(body)], no_ack=True):
+            conn.drain_events(timeout=5)
+    assert got == [{"ok": 1}]
+    assert broker.hlen("unacked") == 0
+    assert broker.zcard("unacked_index") == 0
