@@ -71,6 +71,12 @@ def _consume(url: str, queues: list[str], count: int, transport: Any, **options:
     return got
 
 
+def _drain_idle(conn: Connection, times: int) -> None:
+    for _ in range(times):
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0.3)
+
+
 def _fetch_then_die(url: str, transport: Any, broker: redis.Redis, queue: str) -> None:
     """Start a fetch as the poller does, let Redis serve it, then drop the connection
     without reading the reply: what a worker SIGKILLed in that window leaves behind."""
@@ -130,58 +136,51 @@ def test_an_unacked_message_is_recorded_before_the_consumer_sees_it(url, broker)
     assert broker.zcard("unacked_index") == 0
 
 
-def _envelope(tag: str, drop: str = "", body: str | None = None) -> bytes:
+def _envelope(tag: str, drop: str = "", body: str | None = None, headers: bytes = b"{}") -> bytes:
+    """A kombu envelope; ``headers`` is put in as raw JSON text (to break it)."""
     properties = {
         "body_encoding": "base64",
         "delivery_tag": tag,
         "delivery_info": {"exchange": "alpha", "routing_key": "alpha"},
     }
     properties.pop(drop, None)
-    return json.dumps(
-        {
-            "body": body or base64.b64encode(b'{"ok": 1}').decode(),
-            "content-type": "application/json",
-            "content-encoding": "utf-8",
-            "headers": {},
-            "properties": properties,
-        }
-    ).encode()
+    return (
+        json.dumps(
+            {
+                "body": body or base64.b64encode(b'{"ok": 1}').decode(),
+                "content-type": "application/json",
+                "content-encoding": "utf-8",
+                "headers": {},
+                "properties": properties,
+            }
+        )
+        .encode()
+        .replace(b'"headers": {}', b'"headers": ' + headers)
+    )
 
 
-UNUSABLE = {
-    "not JSON": (b"garbage {", "not a JSON object"),
-    "control characters": (b"garbage \x00\x01", "not a JSON object"),
-    "not UTF-8": (b"\xff\xfe\xfd", "not a JSON object"),
-    "a JSON list": (b'["a", 1]', "no properties"),
-    "a bare request": (json.dumps({"request": {"request_id": "r"}}).encode(), "no properties"),
-    "no delivery tag": (_envelope("t", drop="delivery_tag"), "no delivery_tag"),
-    "no delivery info": (_envelope("t", drop="delivery_info"), "no delivery_info"),
-    "a body that is not base64": (_envelope("t-b64", body="abc"), "cannot be decoded"),
-    "a control character in a string": (
-        _envelope("t-ctrl").replace(b'"headers": {}', b'"headers": {"x": "\x01"}'),
-        "cannot be decoded",
-    ),
-    "headers that are null": (
-        _envelope("t-null").replace(b'"headers": {}', b'"headers": null'),
-        "headers that are not an object",
-    ),
-    # cjson reads these, Python's json does not: the substitute is made in Python.
-    "a raw tab in a string": (
-        _envelope("t-tab").replace(b'"headers": {}', b'"headers": {"x": "a\tb"}'),
-        "cannot be decoded",
-    ),
-    "a hexadecimal number": (
-        _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}'),
-        "cannot be decoded",
-    ),
-    "a tag with a lone surrogate": (
-        _envelope("t\ud800"),
-        "a delivery_tag that Python reads otherwise",
-    ),
-}
+BAD_TAB = b'{"x": "a\tb"}'
+UNUSABLE = [  # (id, item, why it is unusable)
+    ("not JSON", b"garbage {", "not a JSON object"),
+    ("control characters", b"garbage \x00\x01", "not a JSON object"),
+    ("not UTF-8", b"\xff\xfe\xfd", "not a JSON object"),
+    ("a JSON list", b'["a", 1]', "no properties"),
+    ("a bare request", json.dumps({"request": {"request_id": "r"}}).encode(), "no properties"),
+    ("no delivery tag", _envelope("t", drop="delivery_tag"), "no delivery_tag"),
+    ("no delivery info", _envelope("t", drop="delivery_info"), "no delivery_info"),
+    ("headers that are null", _envelope("t-null", headers=b"null"), "headers that are not"),
+    # cjson reads these, Python's json or kombu do not: the substitute is made in Python.
+    ("a body that is not base64", _envelope("t-b64", body="abc"), "cannot be decoded"),
+    ("a control character", _envelope("t-ctrl", headers=b'{"x": "\x01"}'), "cannot be decoded"),
+    ("a raw tab in a string", _envelope("t-tab", headers=BAD_TAB), "cannot be decoded"),
+    ("a hexadecimal number", _envelope("t-hex", headers=b'{"n": 0x10}'), "cannot be decoded"),
+    ("a lone surrogate tag", _envelope("t\ud800"), "a delivery_tag that Python reads otherwise"),
+]
 
 
-@pytest.mark.parametrize(("item", "why"), UNUSABLE.values(), ids=UNUSABLE.keys())
+@pytest.mark.parametrize(
+    ("item", "why"), [case[1:] for case in UNUSABLE], ids=[case[0] for case in UNUSABLE]
+)
 def test_an_item_that_is_no_envelope_arrives_as_a_substitute_with_its_raw_bytes(
     url, broker, item, why
 ):
@@ -270,8 +269,8 @@ def test_a_global_key_prefix_applies_to_queues_and_the_unacked_hash(url, broker)
 def test_records_python_cannot_restore_as_they_are_come_back_as_substitutes(url, broker):
     """A worker died after the script recorded an item Python reads otherwise (cjson took
     it). The restore sweep must bring it back as a substitute, and go on to the next."""
-    unreadable = _envelope("t-hex").replace(b'"headers": {}', b'"headers": {"n": 0x10}')
-    null_headers = _envelope("t-null").replace(b'"headers": {}', b'"headers": null')
+    unreadable = _envelope("t-hex", headers=b'{"n": 0x10}')
+    null_headers = _envelope("t-null", headers=b"null")
     broker.hset("unacked", "t-hex", b"[" + unreadable + b',"","alpha"]')
     broker.hset("unacked", "t-null", b"[" + null_headers + b', "", "alpha"]')
     broker.hset("unacked", "t-good", json.dumps([json.loads(_envelope("t-good")), "", "alpha"]))
@@ -331,3 +330,19 @@ def test_a_no_ack_consumer_leaves_no_record(url, broker):
     assert got == [{"ok": 1}]
     assert broker.hlen("unacked") == 0
     assert broker.zcard("unacked_index") == 0
+
+
+def test_a_broker_that_refuses_every_wait_raises_instead_of_spinning(url, broker, clean_redis):
+    """An ACL without blocking commands: kombu's BRPOP would be refused; so is our sleep."""
+    broker.execute_command("ACL", "SETUSER", "noblock", "on", ">pw", "~*", "&*", "+@all",
+                           "-@blocking")  # fmt: skip
+    try:
+        limited = f"redis://noblock:pw@127.0.0.1:{clean_redis.port}/0"
+        # Idle, then BLMOVE refused (sleep from now on), then the sleep refused too.
+        with (
+            _consumer(limited, ["alpha"], lambda body, message: message.ack()) as conn,
+            pytest.raises(redis.ResponseError, match="'brpop'"),
+        ):
+            _drain_idle(conn, times=10)
+    finally:
+        broker.execute_command("ACL", "DELUSER", "noblock")
