@@ -329,7 +329,9 @@ class ReliableChannel(kombu_redis.Channel):
             payload = loads(bytes_to_str(item))
             problem = problem_with(payload, tag)
             if problem is None:
-                self.Message(payload, channel=self)  # decodes the body (base64 that is not)
+                # What kombu's Message does next, which fails on base64 that is not.
+                if payload.get("body"):
+                    self.decode_body(payload["body"], payload["properties"].get("body_encoding"))
                 return {"payload": payload, "recorded": True}
         except Exception as exc:
             problem = f"cannot be decoded: {exc}"

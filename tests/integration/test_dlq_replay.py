@@ -48,11 +48,8 @@ def _request(request_id: str) -> dict[str, Any]:
     return request
 
 
-def test_ops_find_read_replay_and_see_it_complete(emulator_factory, cluster_factory, producer):
-    emulator = emulator_factory("--time-scale", "40")
-    cluster = cluster_factory(emulator)
-    cluster.start_worker("w1", concurrency=2)
-    cluster.start_beat()
+def test_ops_find_read_replay_and_see_it_complete(service, producer):
+    emulator, cluster = service.emulator, service.cluster
     env = cluster.env
 
     # AWS refuses access for a while: the request is dead-lettered at once, not retried.

@@ -20,13 +20,8 @@ def _request(request_id: str, producer: str, duration: int) -> dict:
     return request
 
 
-def test_a_single_request_behind_a_burst_takes_the_first_free_slot(
-    emulator_factory, cluster_factory, producer
-):
-    emulator = emulator_factory("--time-scale", "40")
-    cluster = cluster_factory(emulator)
-    cluster.start_worker("w1", concurrency=2)
-    cluster.start_beat()
+def test_a_single_request_behind_a_burst_takes_the_first_free_slot(service, producer):
+    emulator, cluster = service.emulator, service.cluster
 
     # Burst jobs run 4 real seconds: the single request arrives while all slots are busy.
     for i in range(30):

@@ -367,14 +367,9 @@ def _wait_for_dead_letters(store: DeadLetterStore, count: int, timeout: float) -
         time.sleep(0.2)
 
 
-def test_hostile_messages_become_dead_letters_and_valid_requests_complete(
-    emulator_factory, cluster_factory, producer
-):
-    emulator = emulator_factory("--time-scale", "40")
-    cluster = cluster_factory(emulator)
-    worker = cluster.start_worker("w1", concurrency=2)
+def test_hostile_messages_become_dead_letters_and_valid_requests_complete(service, producer):
+    emulator, cluster, worker = service.emulator, service.cluster, service.worker
     pid = worker.pid
-    cluster.start_beat()
     sender = Sender(cluster.env["EVALQ_BROKER_URL"])
     store = DeadLetterStore(
         redis.Redis.from_url(cluster.env["EVALQ_REDIS_URL"], decode_responses=True),

@@ -51,13 +51,8 @@ def test_fifty_requests_give_fifty_outcomes_and_never_more_than_five_active(
     assert max(_jobs_per_request(emulator).values()) == 1
 
 
-def test_same_request_three_times_is_one_job_and_one_outcome(
-    emulator_factory, cluster_factory, producer
-):
-    emulator = emulator_factory("--time-scale", "40")
-    cluster = cluster_factory(emulator)
-    cluster.start_worker("w1", concurrency=2)
-    cluster.start_beat()
+def test_same_request_three_times_is_one_job_and_one_outcome(service, producer):
+    emulator, cluster = service.emulator, service.cluster
 
     request = _request(1)
     for _ in range(3):

@@ -69,17 +69,6 @@ def _raw_letter(svc, text):
     )
 
 
-def _run_until(svc, request_id, state, clock, steps=60):
-    for _ in range(steps):
-        job = svc.store.get(request_id)
-        if job.state == state:
-            return job
-        clock.advance(60)
-        time.sleep(0.01)
-        lifecycle.advance(svc, request_id)
-    raise AssertionError(f"{request_id} stuck in {svc.store.get(request_id).state}")
-
-
 def _faults(emulator, body):
     request = urllib.request.Request(
         emulator.url + "/_emulator/faults", data=json.dumps(body).encode(), method="POST"

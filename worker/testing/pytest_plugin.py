@@ -213,6 +213,25 @@ def cluster_factory(evalq_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
         cluster.stop()
 
 
+@dataclass
+class Service:
+    """evalq as a user runs it: an emulator, one ``evalq worker`` and ``evalq beat``."""
+
+    emulator: Emulator
+    cluster: Cluster
+    worker: ManagedProcess
+
+
+@pytest.fixture
+def service(emulator_factory: Any, cluster_factory: Any) -> Service:
+    """The emulator at time scale 40, a worker of 2 processes and beat."""
+    emulator = emulator_factory("--time-scale", "40")
+    cluster = cluster_factory(emulator)
+    worker = cluster.start_worker("w1", concurrency=2)
+    cluster.start_beat()
+    return Service(emulator, cluster, worker)
+
+
 @pytest.fixture
 def producer(evalq_env: dict[str, str]) -> Producer:
     return Producer(evalq_env["EVALQ_BROKER_URL"])
