@@ -1,17 +1,28 @@
 """Every Redis key evalq uses, in one place.
 
 Keys hang off one prefix (``Settings.key_prefix``) so deployments can share a server and
-tests can wipe exactly their own data.
+tests can wipe exactly their own data. Lua scripts name their keys as the properties
+here are named (``worker.lua``), so :meth:`Keys.fixed` hands them all to a script.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "evalq"
+
+    @cached_property
+    def fixed(self) -> dict[str, str]:
+        """Every key that takes no argument, by its property name."""
+        return {
+            name: getattr(self, name)
+            for name, member in vars(type(self)).items()
+            if isinstance(member, property)
+        }
 
     def job(self, request_id: str) -> str:
         """Hash: one job record per producer ``request_id``."""
@@ -82,9 +93,10 @@ class Keys:
         """Hash: dead_letter_id -> token of the replay sent for it and not yet settled."""
         return f"{self.prefix}:dead-replaying"
 
-    def rate_limit_namespace(self) -> str:
-        """Prefix for the shared rate-limit windows kept by the ``limits`` library."""
-        return f"{self.prefix}:rate"
+    def rate_limit(self, operation: str) -> str:
+        """List: times of the latest calls of one remote operation (the shared sliding
+        window of ``worker.backends.ratelimit``)."""
+        return f"{self.prefix}:rate:{operation}"
 
     @property
     def janitor_lock(self) -> str:

@@ -1,29 +1,58 @@
-"""Everything a task needs, built once per worker process (after the fork)."""
+"""What every job step, janitor sweep and intake call is given: the stores, the remote
+backends, the rate limits, the publisher and the dispatcher, and a clock.
+
+This module only says what they are; ``worker.runtime.root`` builds them (the one
+composition root), and unit tests build them around fakeredis.
+"""
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import redis
 
-from api_contracts import ReasonCode
+from api_contracts import EvaluationOutcome, ReasonCode
 from worker.backends.base import Backend
-from worker.connections import job_store_client
-from worker.dead_letters import DeadLetterStore
+from worker.backends.ratelimit import SharedRateLimits
+from worker.dead_letters.store import DeadLetterStore
 from worker.errors import PermanentError
+from worker.jobs.polling import PollPolicy
+from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.polling import PollPolicy
-from worker.ratelimit import SharedRateLimits
 from worker.settings import Settings
-from worker.store import JobStore
 
 #: Sends ``evals.advance`` for a job: (request_id, lease token or None, countdown seconds).
 Dispatch = Callable[[str, float | None, float], None]
+
+
+class Publisher(Protocol):
+    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+        """Publish ``outcome`` on every queue; returns the queues it went to."""
+        ...
+
+
+class LazyBackends(Mapping[str, Backend]):
+    """The backends a deployment runs, each built on first use: a client is not cheap,
+    and processes that never call a backend (the consumer's guard) never build one."""
+
+    def __init__(self, factories: Mapping[str, Callable[[], Backend]]) -> None:
+        self._factories = factories
+        self._built: dict[str, Backend] = {}
+
+    def __getitem__(self, name: str) -> Backend:
+        if name not in self._built:
+            self._built[name] = self._factories[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
 
 
 @dataclass
@@ -34,8 +63,8 @@ class Services:
     store: JobStore
     dead_letters: DeadLetterStore
     rate_limits: SharedRateLimits
-    backends: dict[str, Backend]
-    publisher: Any
+    backends: Mapping[str, Backend]
+    publisher: Publisher
     dispatch: Dispatch
     poll_policy: PollPolicy
     clock: Callable[[], float] = time.time
@@ -51,26 +80,4 @@ class Services:
             ) from None
 
 
-def build_services(settings: Settings, *, publisher: Any, dispatch: Dispatch) -> Services:
-    from worker.backends.agentcore import AgentCoreBackend
-
-    keys = Keys(settings.key_prefix)
-    client = job_store_client(settings)
-    return Services(
-        settings=settings,
-        keys=keys,
-        redis=client,
-        store=JobStore(client, keys),
-        dead_letters=DeadLetterStore(
-            client,
-            keys,
-            max_entries=settings.dead_letter_max_entries,
-            max_age=settings.dead_letter_max_age_seconds,
-        ),
-        rate_limits=SharedRateLimits.from_settings(settings, keys),
-        backends={"agentcore": AgentCoreBackend.from_settings(settings)},
-        publisher=publisher,
-        dispatch=dispatch,
-        poll_policy=PollPolicy.from_settings(settings),
-        rng=random.Random(os.getpid() ^ int(time.time())),
-    )
+__all__ = ["Dispatch", "LazyBackends", "Publisher", "Services"]

@@ -25,8 +25,8 @@ from tests.bench.harness import (
 from tests.bench.requests import bench_request
 from tests.bench.slots import QUOTA
 from worker.backends.agentcore import client_token
+from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.store import JobStore
 
 SCALE = 30.0
 #: Emulated seconds per job: slots turn over about once a second, below the 3 TPS start

@@ -19,8 +19,8 @@ from typing import Any
 
 from tests.bench.harness import Rig, Row, mean, percentile, rig, wait_until
 from tests.bench.requests import bench_request
+from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.store import JobStore
 
 SCALE = 30.0
 QUOTA = 5

@@ -24,9 +24,9 @@ from celery import Celery
 from kombu import Connection, Exchange, Queue
 
 from api_contracts.examples import sample_request
-from worker.dead_letters import DeadLetterStore
+from worker.dead_letters.messages import raw_body_bytes
+from worker.dead_letters.store import DeadLetterStore
 from worker.keys import Keys
-from worker.task_messages import raw_body_bytes
 
 LIMIT = 256 * 1024  # the default max_payload_bytes
 REQUESTS = "evals.requests"

@@ -18,7 +18,8 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport.redis import Transport as StockTransport
 
-from worker.broker import UNREADABLE_HEADER, ReliableRedisTransport
+from worker.dead_letters.messages import UNREADABLE_HEADER
+from worker.runtime.broker import ReliableRedisTransport
 
 QUEUES = ["alpha", "beta", "gamma"]
 

@@ -11,13 +11,13 @@ import fakeredis
 import pytest
 
 from worker.backends.agentcore import AgentCoreBackend, make_client
-from worker.dead_letters import DeadLetterStore
+from worker.backends.ratelimit import SharedRateLimits, rates_from_settings
+from worker.dead_letters.store import DeadLetterStore
+from worker.jobs.polling import PollPolicy
+from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.polling import PollPolicy
-from worker.ratelimit import SharedRateLimits, rates_from_settings
 from worker.services import Services
 from worker.settings import Settings
-from worker.store import JobStore
 from worker.testing.emulator import EmulatorConfig, EmulatorServer
 
 
@@ -92,7 +92,9 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         redis=fake_redis,
         store=store,
         dead_letters=DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600),
-        rate_limits=SharedRateLimits(fake_redis, rates_from_settings(settings), "t"),
+        rate_limits=SharedRateLimits(
+            fake_redis, rates_from_settings(settings), keys, settings.rate_limit_margin
+        ),
         backends={"agentcore": AgentCoreBackend(make_client(settings), settings.job_name_prefix)},
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),

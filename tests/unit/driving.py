@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 from api_contracts.examples import sample_request
-from worker import lifecycle
+from worker.jobs.advance import advance
+from worker.jobs.intake import accept
 
 
 def submit(services, request_id="r1", producer="p", tags=None, **overrides):
     request = sample_request(request_id=request_id, producer=producer, **overrides)
     request["evaluation"]["tags"] = tags or {"emulator:sessions": "2"}
-    return lifecycle.accept(services, request)
+    return accept(services, request)
 
 
 def run_until(services, request_id, state, clock, steps=50):
@@ -22,5 +23,5 @@ def run_until(services, request_id, state, clock, steps=50):
             return job
         clock.advance(60)
         time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
-        lifecycle.advance(services, request_id)
+        advance(services, request_id)
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")

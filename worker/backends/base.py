@@ -1,13 +1,43 @@
-"""What evalq needs from a remote evaluation service."""
+"""What evalq needs from a remote evaluation service, in one vocabulary for every backend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from api_contracts import EvaluationRequest
-from worker.jobs import Job
+from worker.jobs.record import Job
+
+
+class RemoteStatus(StrEnum):
+    """A remote job's status, as AgentCore's BatchEvaluationStatus spells it; every
+    backend reports its statuses in these words."""
+
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+
+
+#: Remote statuses in which a stop is accepted (elsewhere AgentCore answers 409).
+STOPPABLE_STATUSES = frozenset({RemoteStatus.PENDING, RemoteStatus.IN_PROGRESS})
+TERMINAL_STATUSES = frozenset(
+    {
+        RemoteStatus.COMPLETED,
+        RemoteStatus.COMPLETED_WITH_ERRORS,
+        RemoteStatus.FAILED,
+        RemoteStatus.STOPPED,
+    }
+)
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -45,8 +75,7 @@ class Backend(Protocol):
         """Delete a terminal remote job; a job that is already gone counts as deleted."""
         ...
 
-    def list_jobs(self) -> Iterator[RemoteJob]: ...
-
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
-        """One page of ``list_jobs`` and the next page's token (None after the last)."""
+        """One page of the account's remote jobs and the next page's token (None after
+        the last); callers rate-limit each page."""
         ...

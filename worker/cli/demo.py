@@ -20,6 +20,8 @@ from rich.live import Live
 from rich.table import Table
 
 from api_contracts.examples import sample_request
+from worker.cli.views import job_view
+from worker.runtime.root import services
 from worker.testing.processes import (
     ManagedProcess,
     RedisServer,
@@ -163,9 +165,7 @@ def _drive(requests: list[dict[str, Any]], env: dict[str, str], workdir: Path) -
 
 
 def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) -> Table:
-    from worker.cli.main import _job_view, _store
-
-    store = _store()
+    store = services().store
     table = Table(
         "request",
         "producer",
@@ -177,7 +177,7 @@ def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) ->
     )
     for request in requests:
         job = store.get(request["request_id"])
-        view = _job_view(job) if job else {"state": "SENT", "remote_status": "", "progress": ""}
+        view = job_view(job) if job else {"state": "SENT", "remote_status": "", "progress": ""}
         outcome = outcomes.get(request["request_id"], {}).get("status", "")
         table.add_row(
             request["request_id"],

@@ -14,6 +14,10 @@ from rich.syntax import Syntax
 from rich.table import Column, Table
 
 from api_contracts import DeadLetter
+from worker.dead_letters import replay as replays
+from worker.dead_letters.store import DeadLetterStore
+from worker.jobs.store import JobStore
+from worker.runtime.root import services
 from worker.settings import get_settings
 
 app = typer.Typer(
@@ -128,7 +132,7 @@ def show(
     console.print(table)
     console.print("request:" if isinstance(letter.request, dict) else "request (raw body):")
     text = json.dumps(letter.request, indent=2) if isinstance(letter.request, dict) else None
-    shown = text if text is not None else (letter.request or "-")
+    shown = text if text is not None else str(letter.request or "-")
     if len(shown) > _SHOW_CHARS:  # a raw body may be a megabyte; --json prints it all
         note = f"\n... ({len(shown) - _SHOW_CHARS} more characters; --json shows all)"
         shown = shown[:_SHOW_CHARS] + note
@@ -155,8 +159,6 @@ def replay(
     remote job never gets a second one. An entry leaves the store once intake accepted
     its request; if it fails again it returns with its replay count raised. Entries whose
     body never parsed cannot be replayed as they are."""
-    from worker import replay as replays
-
     if bool(dead_letter_ids) == everything:
         raise typer.BadParameter("give dead-letter ids or --all (not both)")
     dead_letters, jobs = _stores()
@@ -196,8 +198,6 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask before --all")] = False,
 ) -> None:
     """Drop dead letters for good."""
-    from worker import replay as replays
-
     if sum([bool(dead_letter_ids), everything, older_than is not None]) != 1:
         raise typer.BadParameter("give dead-letter ids, --all or --older-than (one of them)")
     dead_letters, _ = _stores()
@@ -245,27 +245,14 @@ def _print_replay(report: Any, letters: dict[str, DeadLetter]) -> None:
 
 
 def _send_to_intake(request: dict[str, Any], headers: dict[str, str]) -> None:
-    from worker.app import send_to_intake  # imported late: the Celery app is not cheap
+    from worker.runtime.app import send_to_intake  # imported late: the app is not cheap
 
     send_to_intake(request, headers)
 
 
-def _stores() -> tuple[Any, Any]:
-    from worker.connections import job_store_client
-    from worker.dead_letters import DeadLetterStore
-    from worker.keys import Keys
-    from worker.store import JobStore
-
-    settings = get_settings()
-    client = job_store_client(settings)
-    keys = Keys(settings.key_prefix)
-    dead_letters = DeadLetterStore(
-        client,
-        keys,
-        max_entries=settings.dead_letter_max_entries,
-        max_age=settings.dead_letter_max_age_seconds,
-    )
-    return dead_letters, JobStore(client, keys)
+def _stores() -> tuple[DeadLetterStore, JobStore]:
+    svc = services()
+    return svc.dead_letters, svc.store
 
 
 def _view(letter: DeadLetter, replaying: dict[str, str]) -> dict[str, Any]:

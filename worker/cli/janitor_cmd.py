@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from worker.janitor import Report
+    from worker.janitor.sweep import Report
 
 console = Console()
 
@@ -27,10 +27,10 @@ def janitor(
     """Run one janitor sweep now: expire overdue backlog entries, re-arm lost timers, trim
     old records, reconcile with the remote account, delete early when it nears its quota.
     Follow-up steps (outcomes, deletes after a cut retention) go to the running workers."""
-    from worker import janitor as sweeps
-    from worker.tasks import services
+    from worker.janitor.sweep import sweep
+    from worker.runtime.root import services
 
-    report = sweeps.sweep(services(), dry_run=dry_run)
+    report = sweep(services(), dry_run=dry_run)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli import dlq, janitor_cmd
+from worker.cli.views import job_view
+from worker.runtime.root import services
 from worker.settings import get_settings
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app.command(name="janitor")(janitor_cmd.janitor)
 
 
 def _celery() -> Any:
-    from worker.app import app as celery_app
+    from worker.runtime.app import app as celery_app  # imported late: the app is not cheap
 
     return celery_app
 
@@ -81,7 +82,7 @@ def submit(
     from pydantic import ValidationError
 
     from api_contracts import EvaluationRequest, describe_validation_error
-    from worker.app import send_to_intake
+    from worker.runtime.app import send_to_intake
 
     text = sys.stdin.read() if file == "-" else Path(file).read_text()
     requests = _parse_requests(text)
@@ -119,12 +120,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show one job: state, remote status, progress."""
-    store = _store()
-    job = store.get(request_id)
+    job = services().store.get(request_id)
     if job is None:
         console.print(f"[red]no job with request_id {request_id!r}[/red]")
         raise typer.Exit(1)
-    view = _job_view(job)
+    view = job_view(job)
     if as_json:
         print(json.dumps(view, indent=2, sort_keys=True))
         return
@@ -141,12 +141,11 @@ def jobs(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
 ) -> None:
     """List jobs, newest first."""
-    store = _store()
     views = []
-    for job in store.iter_jobs():
+    for job in services().store.iter_jobs():
         if state and job.state != state.upper():
             continue
-        views.append(_job_view(job))
+        views.append(job_view(job))
         if len(views) >= limit:
             break
     if as_json:
@@ -239,48 +238,3 @@ def demo(
     from worker.cli.demo import run_demo
 
     raise typer.Exit(run_demo(requests=requests, time_scale=time_scale, workdir=workdir))
-
-
-def _store() -> Any:
-    import redis
-
-    from worker.keys import Keys
-    from worker.store import JobStore
-
-    settings = get_settings()
-    return JobStore(
-        redis.Redis.from_url(settings.redis_url, decode_responses=True), Keys(settings.key_prefix)
-    )
-
-
-def _job_view(job: Any) -> dict[str, Any]:
-    progress = None
-    final = (job.result or {}).get("evaluationResults")
-    if final and final.get("totalNumberOfSessions"):
-        progress = f"{final.get('numberOfSessionsCompleted', 0)}/{final['totalNumberOfSessions']}"
-    elif job.progress_last:
-        p = job.progress_last
-        progress = f"{p['completed'] + p['failed']}/{p['total']}"
-    return {
-        "request_id": job.request_id,
-        "producer": job.producer,
-        "state": job.state.value,
-        "remote_status": job.remote_status,
-        "progress": progress,
-        "batch_evaluation_id": job.batch_evaluation_id,
-        "outcome_status": job.outcome_status,
-        "accepted_at": _iso(job.accepted_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "published_at": _iso(job.published_at),
-        "deadline_at": _iso(job.deadline_at),
-        "polls": job.polls,
-        "attempts": job.attempts,
-        "error": job.error or job.last_error,
-    }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

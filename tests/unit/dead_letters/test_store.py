@@ -1,0 +1,200 @@
+"""The dead-letter store over fakeredis: entries, merging, redaction, retention."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_contracts import ReasonCode
+from tests.unit.contracts import strategies as gen
+from worker.dead_letters.store import DeadLetterStore
+from worker.jobs.intake import accept
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def dead_letters(fake_redis, keys) -> DeadLetterStore:
+    return DeadLetterStore(fake_redis, keys, max_entries=5, max_age=3600)
+
+
+def _record(store, n=0, *, reason=ReasonCode.invalid_request, now=NOW, **kwargs):
+    defaults = {"request": {"request_id": f"r{n}"}, "request_id": f"r{n}", "error": "bad"}
+    return store.record(reason=reason, now=now, **{**defaults, **kwargs})
+
+
+def test_an_entry_carries_everything_ops_need(dead_letters):
+    letter = _record(dead_letters, task_name="evals.submit", attempts=3, first_failed_at=NOW - 60)
+    stored = dead_letters.get(letter.dead_letter_id)
+    assert stored == letter
+    assert (stored.reason, stored.request_id, stored.task_name) == (
+        "invalid_request",
+        "r0",
+        "evals.submit",
+    )
+    assert stored.request == {"request_id": "r0"}
+    assert (stored.attempts, stored.replay_count) == (3, 0)
+    assert stored.worker_host
+    assert stored.first_failed_at.timestamp() == NOW - 60
+    assert stored.last_failed_at.timestamp() == NOW
+
+
+def test_the_same_failure_again_folds_into_one_entry(dead_letters):
+    first = _record(dead_letters)
+    again = _record(dead_letters, now=NOW + 10, replay_count=2)
+    assert again.dead_letter_id == first.dead_letter_id
+    assert dead_letters.count() == 1
+    assert again.attempts == 2
+    assert again.first_failed_at.timestamp() == NOW
+    assert again.last_failed_at.timestamp() == NOW + 10
+    assert again.replay_count == 2
+    other = _record(dead_letters, reason=ReasonCode.unknown_backend)
+    assert other.dead_letter_id != first.dead_letter_id
+
+
+def test_secrets_are_redacted_in_error_and_request(dead_letters):
+    letter = dead_letters.record(
+        reason=ReasonCode.undecodable_message,
+        error="failed with password=hunter2 and AKIAABCDEFGHIJKLMNOP",
+        request={"correlation": {"password": "hunter2", "url": "redis://u:pw@host/0"}},
+        request_id=None,
+        now=NOW,
+    )
+    text = letter.model_dump_json()
+    assert "hunter2" not in text
+    assert "AKIAABCDEFGHIJKLMNOP" not in text
+    assert ":pw@" not in text
+    raw = dead_letters.record(
+        reason=ReasonCode.undecodable_message,
+        error="e",
+        request='{"secret": "s3cr3t"} not json',
+        request_id=None,
+        now=NOW,
+    )
+    assert "s3cr3t" not in raw.request
+
+
+def test_lone_surrogates_are_stored_as_escapes(dead_letters):
+    letter = _record(dead_letters, request={"d": "x\ud800"}, request_id="r\udfff", error="\ud800")
+    assert dead_letters.get(letter.dead_letter_id).request == {"d": "x\\ud800"}
+    assert letter.request_id == "r\\udfff"
+
+
+def test_retention_keeps_the_newest_entries_up_to_the_cap(dead_letters, fake_redis, keys):
+    for n in range(8):
+        _record(dead_letters, n, now=NOW + n)
+    assert dead_letters.count() == 5
+    assert [d.request_id for d in dead_letters.find()] == ["r7", "r6", "r5", "r4", "r3"]
+    # Documents and replay marks of dropped entries go too.
+    assert len(fake_redis.keys(keys.dead_letter("*"))) == 5
+
+
+def test_retention_drops_entries_older_than_the_max_age(dead_letters):
+    old = _record(dead_letters, 1, now=NOW)
+    dead_letters.mark_replaying(old.dead_letter_id, "t")
+    _record(dead_letters, 2, now=NOW + 3000)
+    _record(dead_letters, 3, now=NOW + 3601)  # trims on write
+    assert [d.request_id for d in dead_letters.find()] == ["r3", "r2"]
+    assert dead_letters.replaying() == {}
+    assert dead_letters.trim(NOW + 3000 + 3601) == 1
+    assert dead_letters.count() == 1
+
+
+def test_trimming_drops_thousands_of_entries_with_their_documents(fake_redis, keys):
+    store = DeadLetterStore(fake_redis, keys, max_entries=100_000, max_age=10)
+    pipe = fake_redis.pipeline()
+    for n in range(3000):
+        pipe.set(keys.dead_letter(f"id{n}"), "{}")
+        pipe.zadd(keys.dead_letters, {f"id{n}": NOW})
+    pipe.execute()
+    assert store.trim(NOW + 11) == 3000
+    assert store.count() == 0
+    assert fake_redis.keys(keys.dead_letter("*")) == []
+
+
+def test_purges_by_age_and_all(dead_letters):
+    for n in range(4):
+        _record(dead_letters, n, now=NOW + 100 * n)
+    assert dead_letters.purge_older_than(NOW + 150) == 2
+    assert [d.request_id for d in dead_letters.find()] == ["r3", "r2"]
+    assert dead_letters.purge_all() == 2
+    assert dead_letters.count() == 0
+
+
+def test_find_filters_by_reason_and_time(dead_letters):
+    _record(dead_letters, 1, now=NOW)
+    _record(dead_letters, 2, now=NOW + 10, reason=ReasonCode.unknown_backend)
+    _record(dead_letters, 3, now=NOW + 20)
+    assert [d.request_id for d in dead_letters.find(reason="invalid_request")] == ["r3", "r1"]
+    assert [d.request_id for d in dead_letters.find(since=NOW + 5)] == ["r3", "r2"]
+    assert [d.request_id for d in dead_letters.find(limit=1)] == ["r3"]
+    oldest_first = dead_letters.iter(until=NOW + 10, newest_first=False)
+    assert [d.request_id for d in oldest_first] == ["r1", "r2"]
+
+
+def test_find_pages_through_many_entries(fake_redis, keys):
+    store = DeadLetterStore(fake_redis, keys, max_entries=10_000, max_age=10**9)
+    for n in range(520):  # more than one page of 500
+        _record(store, n, now=NOW + n)
+    assert len(store.find(limit=5000)) == 520
+    assert len(list(store.iter(reason="invalid_request"))) == 520
+
+
+def test_ids_resolve_from_a_unique_prefix(dead_letters):
+    letter = _record(dead_letters)
+    assert dead_letters.resolve(letter.dead_letter_id) == letter.dead_letter_id
+    assert dead_letters.resolve(letter.dead_letter_id[:8]) == letter.dead_letter_id
+    assert dead_letters.resolve("zzzz") is None
+
+
+def test_replay_marks_settle_once(dead_letters):
+    letter = _record(dead_letters)
+    dead_letters.mark_replaying(letter.dead_letter_id, "token-1")
+    assert dead_letters.replaying() == {letter.dead_letter_id: "token-1"}
+    assert not dead_letters.unmark_replaying(letter.dead_letter_id, "other")
+    assert dead_letters.unmark_replaying(letter.dead_letter_id, "token-1")
+    assert not dead_letters.unmark_replaying(letter.dead_letter_id, "token-1")
+    assert dead_letters.set_replay_count(letter.dead_letter_id, 3)
+    assert not dead_letters.set_replay_count("gone", 3)
+    assert dead_letters.get(letter.dead_letter_id).replay_count == 3
+    assert dead_letters.remove(letter.dead_letter_id)
+    assert dead_letters.get(letter.dead_letter_id) is None
+
+
+# -- intake never loses a request it cannot accept ------------------------------------------
+#: Text with what hurts most: lone surrogates (JSON allows them, UTF-8 does not), C0 and
+#: C1 controls, bidi overrides, astral characters.
+_HOSTILE = ["a", "\x00", "\x1f", "\x85", "\u202e", "\u200b", "\ud800", "\udfff", "🎉", "é"]
+_any_text = st.text(st.sampled_from(_HOSTILE), max_size=10) | st.text(max_size=20)
+_junk = st.one_of(
+    gen.json_values,
+    st.dictionaries(
+        st.sampled_from(["request_id", "producer", "backend", "evaluation"]),
+        gen.json_values | _any_text,
+    ),
+    gen.requests.flatmap(
+        lambda r: _any_text.map(
+            lambda t: {**r, "evaluation": {**r["evaluation"], "description": t}}
+        )
+    ),
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(_junk)
+def test_intake_stores_every_request_it_rejects(services, junk):
+    services.dead_letters.purge_all()
+    result = accept(services, junk)
+    if result.outcome == "rejected":
+        (letter,) = services.dead_letters.find()
+        assert letter.dead_letter_id == result.dead_letter_id
+        assert letter.reason in ("invalid_request", "unknown_backend")
+        assert letter.error
+    else:
+        assert result.outcome in ("created", "duplicate", "conflict", "requeued")

@@ -1,0 +1,205 @@
+"""The state table is the law: every job script, run from every state, moves a job only
+along the edges of the moves it names; no Lua source holds a state name; Python cannot
+write a state except by a move."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+
+from worker.jobs.states import ALLOWED_TRANSITIONS, MOVES, JobState, Move, sources
+from worker.jobs.store import JobStore
+from worker.keys import Keys
+from worker.lua import read_script, script_names
+
+NOW = 1_800_000_000.0
+STARTS: list[JobState | None] = [None, *JobState]
+#: Every variant of a record a script may meet: deadline passed or not, remote id or not.
+VARIANTS = [
+    {"deadline_at": NOW - 10, "batch_evaluation_id": ""},
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": ""},
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": "b-1"},
+]
+
+
+def _lua_files() -> list[Path]:
+    return sorted(Path(str(files("worker"))).rglob("*.lua"))
+
+
+def _seed(store: JobStore, start: JobState | None, variant: dict[str, Any]) -> None:
+    """A record of request "r" in state ``start`` (none for None), in every index a
+    script could find it through: backlog, turns, slots, timers, published."""
+    keys, r = store.keys, store.redis
+    if start is not None:
+        r.hset(
+            keys.job("r"),
+            mapping={
+                "request_id": "r",
+                "state": start.value,
+                "producer": "p",
+                "priority": "0",
+                "payload_hash": "h",
+                "published_at": str(NOW - 100),
+                "retention_seconds": "10",
+                "remote_name": "evalq_r",
+                **{k: str(v) for k, v in variant.items()},
+            },
+        )
+    r.rpush(keys.backlog("p", 0), "r")
+    r.zadd(keys.backlog_turns(0), {"p": 0})
+    r.sadd(keys.active, "r")
+    r.zadd(keys.due, {"r": NOW})
+    r.zadd(keys.published_by_time, {"r": NOW - 100})
+    r.zadd(keys.queued_by_deadline, {"r": float(variant["deadline_at"])})
+
+
+def _state(store: JobStore) -> JobState | None:
+    """The record's state; None when there is no record."""
+    value = store.redis.hget(store.keys.job("r"), "state")
+    return None if value is None else JobState(value)
+
+
+def _fixed(store: JobStore, **more: str) -> dict[str, str]:
+    return {**store.keys.fixed, "job": store.keys.job("r"), **more}
+
+
+def _run_register(store: JobStore, payload_hash: str) -> None:
+    keys = _fixed(
+        store, backlog=store.keys.backlog("p", 0), backlog_turns=store.keys.backlog_turns(0)
+    )
+    args = {"request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW}
+    fields = ["request_id", "r", "producer", "p", "priority", "0", "deadline_at", str(NOW + 60)]
+    store.scripts["register"](keys, args, [*fields, "payload_hash", payload_hash])
+
+
+def _prefix(store: JobStore) -> str:
+    return store.keys.job("")
+
+
+def _transition_by(move: Move) -> Callable[[JobStore], Any]:
+    args = {"request_id": "r", "move_name": move.value, "expected": "", "due_at": ""}
+    return lambda s: s.scripts["transition"](_fixed(s), args, [])
+
+
+#: How to run each job script on request "r" (some scripts in more than one way).
+DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
+    "register": [lambda s: _run_register(s, "h"), lambda s: _run_register(s, "other")],
+    "admit": [
+        lambda s: s.admit(now=NOW, quota=5),
+    ],
+    "expire_queued": [lambda s: s.expire_queued(["r"], now=NOW)],
+    "requeue": [
+        lambda s: s.scripts["requeue"](
+            _fixed(s, backlog=s.keys.backlog("p", 0), backlog_turns=s.keys.backlog_turns(0)),
+            {"request_id": "r", "producer": "p", "now": NOW, "pause_until": NOW + 5},
+        )
+    ],
+    "adopt": [
+        lambda s: s.scripts["adopt"](
+            _fixed(s), {"request_id": "r", "now": NOW}, ["batch_evaluation_id", "b-2"]
+        )
+    ],
+    "claim_due": [lambda s: s.claim_due(now=NOW, horizon=1.0, lease=30.0, limit=10)],
+    "repair_slots": [
+        lambda s: s.scripts["repair_slots"](_fixed(s), {"now": NOW, "job_prefix": _prefix(s)},
+                                            ["r"])
+    ],
+    "trim_records": [
+        lambda s: s.scripts["trim_records"](_fixed(s), {"cutoff": NOW, "job_prefix": _prefix(s)},
+                                            ["r"])
+    ],
+    "transition": [_transition_by(move) for move in Move],
+}  # fmt: skip
+
+
+def _moves_named(source: str) -> set[Move]:
+    """The moves a script's text names; a script that takes the move as an argument
+    (``MOVES[...]``) may make any."""
+    if "MOVES[move_name]" in source:
+        return set(Move)
+    named = set(re.findall(r"move\([^)]*?'(\w+)'", source)) | set(
+        re.findall(r"MOVES\.(\w+)", source)
+    )
+    return {Move(n) for n in named}  # fmt: skip
+
+
+def test_every_job_script_has_a_driver():
+    assert set(script_names("worker.jobs")) == set(DRIVERS)
+
+
+@pytest.mark.parametrize("name", sorted(DRIVERS))
+def test_a_script_moves_a_job_only_along_the_moves_it_names(name):
+    source = read_script("worker.jobs", name, {"state_table": ""})
+    if name == "transition":
+        drivers = list(zip(DRIVERS[name], [{m} for m in Move], strict=True))
+    else:
+        drivers = [(drive, _moves_named(source)) for drive in DRIVERS[name]]
+    for drive, moves in drivers:
+        allowed = {(s, t) for m in moves for s, t in MOVES[m].items()}
+        for start in STARTS:
+            for variant in VARIANTS:
+                store = JobStore(fakeredis.FakeRedis(decode_responses=True), Keys("t"))
+                _seed(store, start, variant)
+                drive(store)
+                after = _state(store)
+                if start is not None and after is None:
+                    # Only trimming removes a record, and only one whose outcome is out.
+                    assert name == "trim_records", (name, start)
+                    assert start in (JobState.PUBLISHED, JobState.DELETED), (name, start)
+                    continue
+                assert after == start or (start, after) in allowed, (name, start, after, variant)
+
+
+def test_a_move_with_from_state_moves_only_from_that_state(store):
+    for move in Move:
+        for start in JobState:
+            for claimed in sources(move):
+                store.redis.flushall()
+                _seed(store, start, VARIANTS[1])
+                moved = store.transition("r", move, from_state=claimed)
+                assert moved == (start == claimed), (move, start, claimed)
+                assert _state(store) == (MOVES[move][start] if moved else start)
+            if start not in sources(move):
+                with pytest.raises(ValueError, match="does not start from"):
+                    store.transition("r", move, from_state=start)
+
+
+def test_no_lua_source_holds_a_state_name():
+    names = re.compile(r"\b(" + "|".join(s.value for s in JobState) + r")\b")
+    offenders = {
+        str(path.relative_to(Path(str(files("worker"))))): names.findall(path.read_text())
+        for path in _lua_files()
+    }
+    assert len(offenders) >= 15
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_only_the_moves_fragment_writes_a_state():
+    writes = re.compile(r"HSET'?[^\n]*'state'")
+    writers = [p.name for p in _lua_files() if writes.search(p.read_text())]
+    assert writers == ["_moves.lua"]
+
+
+def test_python_cannot_write_a_state_as_a_field(store):
+    with pytest.raises(ValueError, match="by a move"):
+        store.update("r", state="RUNNING")
+    with pytest.raises(ValueError, match="by a move"):
+        store.transition("r", Move.POLL, state="DELETED")
+
+
+def test_the_table_reaches_every_state_and_ends_only_in_deleted():
+    reachable, frontier = set(), {None}
+    while frontier:
+        state = frontier.pop()
+        new = ALLOWED_TRANSITIONS[state] - reachable
+        reachable |= new
+        frontier |= new
+    assert reachable == set(JobState)
+    # Only DELETED has no way onward but itself (DEAD has replay and adoption).
+    assert {s for s in JobState if ALLOWED_TRANSITIONS[s] <= {s}} == {JobState.DELETED}

@@ -1,0 +1,155 @@
+"""The janitor's reads and moves on the job store, all through time-ordered indexes or
+the small slot set, so a sweep's cost follows what is due rather than every job kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker.backends.base import RemoteJob
+from worker.jobs.record import encode_fields
+from worker.jobs.states import SLOT_STATES, JobState, Move, sources
+from worker.jobs.store import JobStore
+
+#: Local states whose record may lack the id of a remote job that exists (the start's
+#: answer was lost, or the request came again after the store lost its data).
+ADOPTABLE_STATES = sources(Move.ADOPT)
+
+
+@dataclass(frozen=True)
+class LocalRef:
+    """The few fields of a local record that reconciliation compares with the remote."""
+
+    request_id: str
+    state: JobState
+    backend: str
+    batch_evaluation_id: str | None
+    started_at: float | None
+    published_at: float | None
+
+
+_REF_FIELDS = ("state", "backend", "batch_evaluation_id", "started_at", "published_at")
+
+
+class JanitorIndexes:
+    """Reads and moves of the job store's records, for the janitor."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.redis = store.redis
+        self.keys = store.keys
+        self._scripts = store.scripts
+        self._fixed = store.keys.fixed
+
+    # -- slots --------------------------------------------------------------------------
+    def slot_problems(self) -> tuple[list[str], list[str]]:
+        """(slot holders without a timer, slot set members that no longer hold a slot)."""
+        members = sorted(self.redis.smembers(self.keys.active))
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in members:
+            pipe.hget(self.keys.job(request_id), "state")
+            pipe.zscore(self.keys.due, request_id)
+        replies = pipe.execute()
+        rearm, release = [], []
+        for request_id, state, due in zip(members, replies[::2], replies[1::2], strict=True):
+            if state is None or state not in SLOT_STATES:
+                release.append(request_id)
+            elif due is None:
+                rearm.append(request_id)
+        return rearm, release
+
+    def repair_slots(self, request_ids: list[str], *, now: float) -> tuple[list[str], list[str]]:
+        if not request_ids:
+            return [], []
+        args = {"now": now, "job_prefix": self.keys.job("")}
+        rearmed, released = self._scripts["repair_slots"](self._fixed, args, request_ids)
+        return list(rearmed), list(released)
+
+    # -- record retention ---------------------------------------------------------------
+    def trim_candidates(self, *, cutoff: float, limit: int) -> list[str]:
+        return list(self.redis.zrangebyscore(self.keys.published_by_time, "-inf", cutoff, 0, limit))
+
+    def trimmable(self, request_ids: list[str]) -> list[str]:
+        """Those of ``request_ids`` whose remote job is gone (or never existed)."""
+        refs = self.refs(request_ids)
+        return [
+            i
+            for i in request_ids
+            if i not in refs
+            or refs[i].state == JobState.DELETED
+            or (refs[i].state == JobState.PUBLISHED and not refs[i].batch_evaluation_id)
+        ]
+
+    def trim(self, request_ids: list[str], *, cutoff: float) -> list[str]:
+        if not request_ids:
+            return []
+        args = {"cutoff": cutoff, "job_prefix": self.keys.job("")}
+        return list(self._scripts["trim_records"](self._fixed, args, request_ids))
+
+    # -- reconciliation -----------------------------------------------------------------
+    def live_refs(self) -> list[LocalRef]:
+        """Every record with a step still to take (a timer) or a slot: the records that
+        know a remote job that still exists."""
+        ids = set(self.redis.zrange(self.keys.due, 0, -1))
+        ids |= set(self.redis.smembers(self.keys.active))
+        return list(self.refs(sorted(ids)).values())
+
+    def refs(self, request_ids: Iterable[str]) -> dict[str, LocalRef]:
+        ids = list(request_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in ids:
+            pipe.hmget(self.keys.job(request_id), _REF_FIELDS)
+        found: dict[str, LocalRef] = {}
+        for request_id, values in zip(ids, pipe.execute(), strict=True):
+            state, backend, remote_id, started, published = values
+            if state is None:
+                continue
+            found[request_id] = LocalRef(
+                request_id=request_id,
+                state=JobState(state),
+                backend=backend or "",
+                batch_evaluation_id=remote_id or None,
+                started_at=float(started) if started else None,
+                published_at=float(published) if published else None,
+            )
+        return found
+
+    def adoptable_owners(self, names: list[str]) -> dict[str, str]:
+        """Remote name -> request_id for the named remote jobs whose request has a record
+        that never learned its remote id (waiting, holding a slot, or dead-lettered after
+        a lost start answer). One HMGET on the name index plus one read per match."""
+        if not names:
+            return {}
+        owners = self.redis.hmget(self.keys.remote_names, names)
+        matched = [(n, o) for n, o in zip(names, owners, strict=True) if o is not None]
+        pipe = self.redis.pipeline(transaction=False)
+        for _, request_id in matched:
+            pipe.hmget(self.keys.job(request_id), ("state", "batch_evaluation_id"))
+        found: dict[str, str] = {}
+        for (name, request_id), (state, remote_id) in zip(matched, pipe.execute(), strict=True):
+            if state is not None and not remote_id and state in ADOPTABLE_STATES:
+                found[name] = request_id
+        return found
+
+    def adopt(self, request_id: str, remote: RemoteJob, *, now: float) -> bool:
+        values = {
+            "batch_evaluation_id": remote.id,
+            "batch_evaluation_arn": remote.arn,
+            "batch_evaluation_name": remote.name,
+            "remote_status": remote.status,
+            "started_at": remote.created_at or now,
+            "updated_at": now,
+            "attempts": 0,
+            "first_error_at": None,
+        }
+        keys = {**self._fixed, "job": self.keys.job(request_id)}
+        args = {"request_id": request_id, "now": now}
+        return bool(self._scripts["adopt"](keys, args, encode_fields(values)))
+
+    # -- account capacity ---------------------------------------------------------------
+    def oldest_retained(self, count: int) -> list[tuple[str, float]]:
+        """(request_id, published_at) of the ``count`` oldest published jobs whose remote
+        job still exists."""
+        if count <= 0:
+            return []
+        rows = self.redis.zrange(self.keys.retained_by_time, 0, count - 1, withscores=True)
+        return [(i, float(score)) for i, score in rows]

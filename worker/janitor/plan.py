@@ -1,0 +1,186 @@
+"""The janitor's plan: what one sweep found to do, as plain data (``evalq janitor
+--dry-run`` prints it). Making it reads the job store's indexes and lists the remote
+account; it changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from worker.backends.base import STOPPABLE_STATUSES, RemoteJob, is_terminal
+from worker.errors import EvalqError
+from worker.janitor.indexes import JanitorIndexes, LocalRef
+from worker.jobs.states import REMOTE_LIVE_STATES, JobState
+from worker.services import Services
+
+log = structlog.stdlib.get_logger("evalq.janitor")
+
+#: The backend whose account is reconciled (the one whose jobs carry the name prefix).
+RECONCILED_BACKEND = "agentcore"
+
+
+@dataclass
+class Plan:
+    """What a sweep found to do; ids are request_ids, except remote orphans' ids."""
+
+    now: float
+    expire: list[str] = field(default_factory=list)
+    rearm: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
+    #: Index entries whose record retention ended; ``trim`` are those trimmed now (the
+    #: rest still have a remote job and are looked at again after its retention).
+    trim_candidates: list[str] = field(default_factory=list)
+    trim: list[str] = field(default_factory=list)
+    #: Jobs in the remote account (all of them: the quota counts them all); None when
+    #: the listing could not be made this sweep.
+    remote_jobs: int | None = None
+    adopt: list[tuple[str, RemoteJob]] = field(default_factory=list)
+    stop: list[RemoteJob] = field(default_factory=list)
+    delete: list[RemoteJob] = field(default_factory=list)
+    #: (request_id, published_at) of published jobs deleted before their retention ends.
+    delete_early: list[tuple[str, float]] = field(default_factory=list)
+    #: Records whose remote job is gone: running ones are polled now (the poll finishes
+    #: them), published ones are confirmed gone and marked deleted.
+    resolve: list[LocalRef] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def actions(self) -> dict[str, list[str]]:
+        return {
+            "expired": self.expire,
+            "rearmed": self.rearm,
+            "released": self.release,
+            "trimmed": self.trim,
+            "adopted": [request_id for request_id, _ in self.adopt],
+            "stopped": [job.id for job in self.stop],
+            "deleted": [job.id for job in self.delete],
+            "deleted_early": [request_id for request_id, _ in self.delete_early],
+            "resolved": [ref.request_id for ref in self.resolve],
+        }
+
+
+def make_plan(svc: Services) -> Plan:
+    settings = svc.settings
+    indexes = JanitorIndexes(svc.store)
+    now = svc.clock()
+    plan = Plan(now=now)
+    plan.expire = svc.store.overdue_queued(now=now, limit=settings.janitor_batch)
+    plan.rearm, plan.release = indexes.slot_problems()
+    cutoff = now - settings.record_retention_seconds
+    plan.trim_candidates = indexes.trim_candidates(cutoff=cutoff, limit=settings.janitor_batch)
+    plan.trim = indexes.trimmable(plan.trim_candidates)
+    listing = _list_remote(svc, plan)
+    if listing is not None:
+        listed_at, remote = listing
+        plan.remote_jobs = len(remote)
+        early_orphans = _plan_reconciliation(svc, indexes, plan, listed_at, remote)
+        _plan_capacity(svc, indexes, plan, early_orphans)
+    return plan
+
+
+def _list_remote(svc: Services, plan: Plan) -> tuple[float, list[RemoteJob]] | None:
+    """Every job of the account, one rate-limited page at a time; None if a page must
+    wait (the next sweep lists again) or the service failed."""
+    backend = svc.backends.get(RECONCILED_BACKEND)
+    if backend is None:
+        return None
+    listed_at = svc.clock()
+    jobs: list[RemoteJob] = []
+    token: str | None = None
+    while True:
+        if svc.rate_limits.acquire("list") > 0:
+            plan.notes.append("listing deferred to the next sweep (shared list rate)")
+            return None
+        try:
+            page, token = backend.list_page(token)
+        except EvalqError as exc:
+            log.warning("listing remote jobs failed", error=str(exc))
+            plan.notes.append(f"listing failed: {exc}")
+            return None
+        jobs += page
+        if not token:
+            return listed_at, jobs
+
+
+def _plan_reconciliation(
+    svc: Services, indexes: JanitorIndexes, plan: Plan, listed_at: float, remote: list[RemoteJob]
+) -> list[tuple[float, RemoteJob]]:
+    """Plan adoptions, orphan stops and deletes, and resolutions; returns the terminal
+    orphans still inside their retention (with their end time) for the capacity step."""
+    settings = svc.settings
+    # Records are read after the listing, so a job listed was started before the read:
+    # its record knows it, or is a slot holder whose start is in flight (adoptable).
+    refs = [r for r in indexes.live_refs() if r.backend == RECONCILED_BACKEND]
+    known = {r.batch_evaluation_id for r in refs if r.batch_evaluation_id}
+    unknown = [
+        job
+        for job in remote
+        if (job.name or "").startswith(settings.job_name_prefix) and job.id not in known
+    ]
+    owners = indexes.adoptable_owners([job.name for job in unknown if job.name])
+    early_orphans: list[tuple[float, RemoteJob]] = []
+    for job in unknown:
+        owner = owners.get(job.name or "")
+        if owner is not None:
+            plan.adopt.append((owner, job))
+        elif job.status in STOPPABLE_STATUSES:
+            plan.stop.append(job)
+        elif is_terminal(job.status):
+            ended = _ended_at(job)
+            if ended + settings.default_retention_seconds <= plan.now:
+                plan.delete.append(job)
+            else:
+                early_orphans.append((ended, job))
+    listed = {job.id for job in remote}
+    for ref in refs:
+        if ref.batch_evaluation_id is None or ref.batch_evaluation_id in listed:
+            continue
+        if ref.state in REMOTE_LIVE_STATES:
+            since = ref.started_at
+        elif ref.state == JobState.PUBLISHED:
+            since = ref.published_at
+        else:
+            continue
+        if since is not None and since < listed_at:
+            plan.resolve.append(ref)
+    return early_orphans
+
+
+def _plan_capacity(
+    svc: Services, indexes: JanitorIndexes, plan: Plan, early_orphans: list[tuple[float, RemoteJob]]
+) -> None:
+    """Near the account's quota of jobs, plan deleting the oldest finished ones early:
+    evalq's published jobs and its terminal orphans, oldest end first."""
+    settings = svc.settings
+    assert plan.remote_jobs is not None
+    mark = min(settings.account_high_water, settings.account_max_jobs)
+    excess = plan.remote_jobs - len(plan.delete) - (mark - 1)
+    if excess <= 0:
+        return
+    gone = {ref.request_id for ref in plan.resolve}
+    published = [(at, rid) for rid, at in indexes.oldest_retained(excess) if rid not in gone]
+    candidates: list[tuple[float, str, RemoteJob | None]] = [
+        *((at, rid, None) for at, rid in published),
+        *((at, job.id, job) for at, job in early_orphans),
+    ]
+    for at, request_id, orphan in sorted(candidates, key=lambda c: c[0])[:excess]:
+        if orphan is not None:
+            plan.delete.append(orphan)
+        else:
+            plan.delete_early.append((request_id, at))
+    plan.notes.append(
+        f"account nearly full: {plan.remote_jobs} of {settings.account_max_jobs} jobs "
+        f"(high-water mark {settings.account_high_water})"
+    )
+
+
+def _ended_at(job: RemoteJob) -> float:
+    """When a terminal remote job ended (its last update), else when it was created."""
+    updated = job.body.get("updatedAt")
+    if isinstance(updated, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(updated).timestamp()
+    return job.created_at or 0.0

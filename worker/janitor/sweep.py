@@ -1,0 +1,236 @@
+"""The janitor: one sweep keeps the remote account and the job store clean.
+
+Each job's deadline stop and retention delete ride on the job's own timer
+(``worker.jobs.steps``); a sweep is the account-wide view and the safety net:
+
+* requests still in the backlog at their deadline get their EXPIRED outcome;
+* slot holders without a timer get one (so no deadline stop is missed), and slots that
+  no job holds any more are released;
+* local records are trimmed ``record_retention_seconds`` after their outcome;
+* reconciliation pages through ListBatchEvaluations: a remote job with evalq's name
+  prefix that no record knows is adopted when a record of its request exists, else
+  stopped if running and deleted after retention; a record whose remote job is gone is
+  resolved (and its outcome published). Jobs without the prefix are never touched;
+* when the account nears its quota of jobs, the oldest published jobs are deleted early.
+
+A sweep first makes a plan (plain data), then carries it out; ``evalq janitor --dry-run``
+prints the plan. Every action re-checks its condition atomically (a Lua script or a
+compare-and-set), so a plan that went stale does no harm. List, Stop and Delete share
+the account-wide rate limits with every worker: a call that may not go now waits for
+the next sweep or for the job's timer, never in a sleep. One janitor sweeps at a time
+(a Redis lock), however many beat or worker hosts run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import structlog
+
+from worker.backends.base import RemoteJob
+from worker.backends.ratelimit import Operation
+from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
+from worker.janitor.indexes import JanitorIndexes, LocalRef
+from worker.janitor.plan import RECONCILED_BACKEND, Plan, make_plan
+from worker.jobs.admission import admit_waiting
+from worker.jobs.states import JobState, Move
+from worker.services import Services
+
+log = structlog.stdlib.get_logger("evalq.janitor")
+
+#: What a sweep does, in the order it does it (the keys of its report).
+ACTIONS = (
+    "expired",
+    "rearmed",
+    "released",
+    "trimmed",
+    "adopted",
+    "stopped",
+    "deleted",
+    "deleted_early",
+    "resolved",
+)
+
+
+@dataclass
+class Report:
+    """What a sweep did (or, for a dry run, would do)."""
+
+    dry_run: bool
+    skipped: bool = False
+    remote_jobs: int | None = None
+    done: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in ACTIONS})
+    #: "action:id" of calls the rate limits (or a busy job) pushed to the next sweep.
+    deferred: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(ids) for name, ids in self.done.items()} | {
+            "deferred": len(self.deferred)
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "dry_run": self.dry_run,
+            "skipped": self.skipped,
+            "remote_jobs": self.remote_jobs,
+        }
+        for name, ids in [*self.done.items(), ("deferred", self.deferred)]:
+            body[name] = {"count": len(ids), "ids": ids}
+        body["notes"] = self.notes
+        return body
+
+
+# -- the sweep ------------------------------------------------------------------------------
+def sweep(svc: Services, *, dry_run: bool = False) -> Report:
+    """Run one sweep now (unless another janitor holds the lock); a dry run only plans."""
+    if dry_run:
+        plan = make_plan(svc)
+        return Report(True, remote_jobs=plan.remote_jobs, done=plan.actions(), notes=plan.notes)
+    lock = svc.redis.lock(
+        svc.keys.janitor_lock, timeout=svc.settings.janitor_lock_seconds, blocking=False
+    )
+    if not lock.acquire():
+        log.info("another janitor is sweeping; skipped")
+        return Report(False, skipped=True)
+    try:
+        report = carry_out(svc, make_plan(svc))
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+    log.info("janitor sweep", remote_jobs=report.remote_jobs, **report.counts())
+    return report
+
+
+# -- acting ---------------------------------------------------------------------------------
+def carry_out(svc: Services, plan: Plan) -> Report:
+    report = Report(False, remote_jobs=plan.remote_jobs, notes=list(plan.notes))
+    done = report.done
+    indexes = JanitorIndexes(svc.store)
+    now = svc.clock()
+
+    for request_id in svc.store.expire_queued(plan.expire, now=now):
+        svc.dispatch(request_id, None, 0.0)
+        done["expired"].append(request_id)
+    done["rearmed"], done["released"] = indexes.repair_slots(plan.rearm + plan.release, now=now)
+    if done["released"]:
+        log.warning("released slots no job held", request_ids=done["released"])
+        admit_waiting(svc)
+    cutoff = now - svc.settings.record_retention_seconds
+    done["trimmed"] = indexes.trim(plan.trim_candidates, cutoff=cutoff)
+
+    for request_id, remote in plan.adopt:
+        _adopt(svc, indexes, request_id, remote, report)
+    backend = svc.backend(RECONCILED_BACKEND) if plan.stop or plan.delete else None
+    if backend is not None:
+        _call_each(svc, report, "stop", "stopped", plan.stop, backend.stop)
+        _call_each(svc, report, "delete", "deleted", plan.delete, backend.delete)
+    _delete_early(svc, plan, report, now)
+    for ref in plan.resolve:
+        _resolve(svc, ref, report, now)
+    return report
+
+
+def _adopt(
+    svc: Services, indexes: JanitorIndexes, request_id: str, remote: RemoteJob, report: Report
+) -> None:
+    # The job lock keeps the adoption from racing a start in flight for the same record.
+    lock = svc.store.lock(request_id, svc.settings.lease_seconds)
+    if not lock.acquire():
+        report.deferred.append(f"adopt:{request_id}")
+        return
+    try:
+        if indexes.adopt(request_id, remote, now=svc.clock()):
+            report.done["adopted"].append(request_id)
+            log.info("remote job adopted", request_id=request_id, batch_evaluation_id=remote.id)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+
+
+def _call_each(
+    svc: Services,
+    report: Report,
+    operation: Operation,
+    action: str,
+    jobs: list[RemoteJob],
+    call: Callable[[str], object],
+) -> None:
+    """Stop or delete orphans while the shared rate allows; the rest wait a sweep."""
+    for position, job in enumerate(jobs):
+        if svc.rate_limits.acquire(operation) > 0:
+            report.deferred += [f"{operation}:{j.id}" for j in jobs[position:]]
+            return
+        try:
+            call(job.id)
+        except RemoteJobNotFound:
+            continue
+        except RemoteConflict:
+            # Stop: it ended meanwhile (deleted after retention later). Delete: it runs.
+            if operation == "delete":
+                report.deferred.append(f"{operation}:{job.id}")
+            continue
+        except EvalqError as exc:
+            log.warning(
+                f"{operation} of an orphan failed", batch_evaluation_id=job.id, error=str(exc)
+            )
+            report.deferred.append(f"{operation}:{job.id}")
+            continue
+        report.done[action].append(job.id)
+        log.info(f"orphan remote job {action}", batch_evaluation_id=job.id, name=job.name)
+
+
+def _delete_early(svc: Services, plan: Plan, report: Report, now: float) -> None:
+    """Cut the retention of the oldest published jobs to now: their own timers delete
+    them right away, at the shared delete rate, with the usual 409/404 handling."""
+    for request_id, published_at in plan.delete_early:
+        moved = svc.store.transition(
+            request_id,
+            Move.CUT_RETENTION,
+            due_at=now,
+            retention_seconds=max(0.0, now - published_at),
+            updated_at=now,
+        )
+        if moved:
+            report.done["deleted_early"].append(request_id)
+    if plan.delete_early:
+        log.warning(
+            "account nearly full: deleting the oldest published jobs early",
+            remote_jobs=plan.remote_jobs,
+            high_water=svc.settings.account_high_water,
+            max_jobs=svc.settings.account_max_jobs,
+            request_ids=report.done["deleted_early"],
+            orphans=[job.id for job in plan.delete],
+        )
+
+
+def _resolve(svc: Services, ref: LocalRef, report: Report, now: float) -> None:
+    """A record whose remote job is gone: poll it now if it runs (the poll's 404 finishes
+    it as FAILED and publishes the outcome); if published, confirm and mark it deleted."""
+    if ref.state != JobState.PUBLISHED:
+        if svc.store.transition(ref.request_id, Move.POLL, from_state=ref.state, due_at=now):
+            report.done["resolved"].append(ref.request_id)
+        return
+    if svc.rate_limits.acquire("get") > 0:
+        report.deferred.append(f"resolve:{ref.request_id}")
+        return
+    assert ref.batch_evaluation_id is not None
+    try:
+        svc.backend(ref.backend).get(ref.batch_evaluation_id)
+    except RemoteJobNotFound:
+        if svc.store.transition(
+            ref.request_id,
+            Move.DELETE,
+            clear_due=True,
+            deleted_at=now,
+            updated_at=now,
+        ):
+            report.done["resolved"].append(ref.request_id)
+            log.info("remote job already gone; record marked deleted", request_id=ref.request_id)
+    except EvalqError as exc:
+        report.deferred.append(f"resolve:{ref.request_id}")
+        log.warning("confirming a vanished remote job failed", error=str(exc))

@@ -1,0 +1,49 @@
+"""Admission and the timer: what fills the account's slots and hands due steps out.
+
+* :func:`admit_waiting` fills free slots from the backlog (fairly: ``scripts/admit.lua``)
+  and hands each admitted job to a worker;
+* :func:`expire_backlog` gives requests whose deadline passed in the backlog their
+  EXPIRED outcome;
+* :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
+  worker, with a short countdown, then does both of the above.
+"""
+
+from __future__ import annotations
+
+from worker.services import Services
+
+
+def admit_waiting(svc: Services) -> list[str]:
+    """Fill free slots from the backlog and hand each admitted job to a worker."""
+    admission = svc.store.admit(now=svc.clock(), quota=svc.settings.max_active_jobs)
+    for request_id in admission.admitted + admission.expired:
+        svc.dispatch(request_id, None, 0.0)
+    return admission.admitted
+
+
+def expire_backlog(svc: Services, limit: int | None = None) -> list[str]:
+    """Give every request whose deadline passed in the backlog its EXPIRED outcome now
+    (not only when admission reaches it); the deadline index keeps this O(due)."""
+    now = svc.clock()
+    overdue = svc.store.overdue_queued(now=now, limit=limit or svc.settings.tick_batch)
+    expired = svc.store.expire_queued(overdue, now=now)
+    for request_id in expired:
+        svc.dispatch(request_id, None, 0.0)
+    return expired
+
+
+def tick(svc: Services) -> int:
+    """Hand every timer due before the next tick to a worker, with a short countdown."""
+    now = svc.clock()
+    settings = svc.settings
+    timers = svc.store.claim_due(
+        now=now,
+        horizon=settings.tick_interval,
+        lease=settings.lease_seconds,
+        limit=settings.tick_batch,
+    )
+    for timer in timers:
+        svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
+    expire_backlog(svc)
+    admit_waiting(svc)
+    return len(timers)

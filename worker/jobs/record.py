@@ -1,0 +1,133 @@
+"""The job record: one Redis hash per request, and its typed view."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from worker.jobs.states import JobState
+
+
+@dataclass
+class Progress:
+    """Session counts from GetBatchEvaluation's ``evaluationResults``."""
+
+    completed: int = 0
+    total: int = 0
+    failed: int = 0
+    observed_at: float = 0.0
+    #: When the remote says the counts last changed (its ``updatedAt``), if it says so.
+    changed_at: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any] | None, observed_at: float) -> Progress | None:
+        if not results or not results.get("totalNumberOfSessions"):
+            return None
+        return cls(
+            completed=int(results.get("numberOfSessionsCompleted") or 0),
+            total=int(results["totalNumberOfSessions"]),
+            failed=int(results.get("numberOfSessionsFailed") or 0)
+            + int(results.get("numberOfSessionsIgnored") or 0),
+            observed_at=observed_at,
+        )
+
+
+_JSON_FIELDS = {"request", "result", "progress_first", "progress_last"}
+_FLOAT_FIELDS = {
+    "accepted_at",
+    "deadline_at",
+    "admitted_at",
+    "started_at",
+    "finished_at",
+    "published_at",
+    "deleted_at",
+    "updated_at",
+    "first_error_at",
+    "retention_seconds",
+    "remote_ended_at",
+}
+_INT_FIELDS = {"priority", "polls", "attempts", "replays"}
+
+
+@dataclass
+class Job:
+    request_id: str
+    state: JobState
+    request: dict[str, Any]
+    payload_hash: str
+    producer: str
+    backend: str
+    accepted_at: float
+    deadline_at: float
+    retention_seconds: float
+    priority: int = 0
+    admitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    #: When evalq first saw the remote job terminal (for the end-to-outcome delay).
+    remote_ended_at: float | None = None
+    published_at: float | None = None
+    deleted_at: float | None = None
+    updated_at: float | None = None
+    batch_evaluation_id: str | None = None
+    batch_evaluation_arn: str | None = None
+    batch_evaluation_name: str | None = None
+    #: The name the remote job gets (given by the producer or derived); indexed.
+    remote_name: str | None = None
+    remote_status: str | None = None
+    outcome_status: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    progress_first: dict[str, Any] | None = None
+    progress_last: dict[str, Any] | None = None
+    polls: int = 0
+    attempts: int = 0
+    first_error_at: float | None = None
+    last_error: str | None = None
+    replays: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reply_to(self) -> list[str]:
+        return list(self.request.get("reply_to") or [])
+
+    @property
+    def correlation(self) -> dict[str, str]:
+        return dict(self.request.get("correlation") or {})
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Job:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        for name, text in raw.items():
+            if name not in known:
+                continue
+            if name in _JSON_FIELDS:
+                values[name] = json.loads(text) if text else None
+            elif name in _FLOAT_FIELDS:
+                values[name] = float(text) if text else None
+            elif name in _INT_FIELDS:
+                values[name] = int(text or 0)
+            else:
+                values[name] = text or None
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
+def encode_fields(values: dict[str, Any]) -> list[str]:
+    """Flatten ``{name: value}`` into the ``[name, text, ...]`` list a hash write takes."""
+    flat: list[str] = []
+    for name, value in values.items():
+        if name in _JSON_FIELDS:
+            text = "" if value is None else json.dumps(value, separators=(",", ":"))
+        elif value is None:
+            text = ""
+        else:
+            text = str(value)
+        flat += [name, text]
+    return flat

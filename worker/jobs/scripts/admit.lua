@@ -1,0 +1,56 @@
+-- Admit queued jobs while the account has free slots (docs/throughput.md, "Fair
+-- admission"): the highest priority with requests waiting goes first; within it, the
+-- producer whose turn has the lowest round (ties: by name) gives its oldest request and
+-- takes its next turn one round later, so one producer's burst cannot starve another.
+-- A producer keeps that next turn even when it has nothing left waiting (it is dropped
+-- when the turn comes up empty), so sending one request at a time gains it nothing.
+-- Jobs whose deadline passed in the backlog are expired instead; ids that no longer
+-- wait are dropped. Neither spends the producer's turn.
+-- Returns {admitted ids, expired ids}.
+local active, due, admission_paused_until, backlog_rounds,
+      queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+local now, quota, job_prefix, backlog_prefix, turns_prefix,
+      scan_limit, highest_priority = unpack(ARGV)
+-- include: expire
+
+local t = tonumber(now)
+local admitted, expired = {}, {}
+if tonumber(redis.call('GET', admission_paused_until) or '0') > t then
+  return {admitted, expired}
+end
+local budget = tonumber(scan_limit)
+local function waiting_priority()
+  for priority = tonumber(highest_priority), 0, -1 do
+    if redis.call('ZCARD', turns_prefix .. priority) > 0 then return priority end
+  end
+  return nil
+end
+while budget > 0 and redis.call('SCARD', active) < tonumber(quota) do
+  budget = budget - 1
+  local priority = waiting_priority()
+  if not priority then break end
+  local turns = turns_prefix .. priority
+  local head = redis.call('ZPOPMIN', turns)
+  local producer, round = head[1], tonumber(head[2])
+  local backlog = backlog_prefix .. priority .. ':' .. producer
+  local id = redis.call('LPOP', backlog)
+  local next_round = nil
+  if id then
+    local job = job_prefix .. id
+    if MOVES.admit[redis.call('HGET', job, 'state') or ''] then
+      if tonumber(redis.call('HGET', job, 'deadline_at')) <= t then
+        expire_in_backlog(id, job, now)
+        table.insert(expired, id)
+      else
+        move(id, job, 'admit', {'admitted_at', now, 'updated_at', now})
+        redis.call('ZADD', due, now, id)
+        redis.call('HSET', backlog_rounds, priority, round)
+        next_round = round + 1
+        table.insert(admitted, id)
+      end
+    end
+  end
+  if not next_round and redis.call('LLEN', backlog) > 0 then next_round = round end
+  if next_round then redis.call('ZADD', turns, next_round, producer) end
+end
+return {admitted, expired}

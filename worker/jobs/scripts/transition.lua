@@ -1,0 +1,20 @@
+-- Move a job by a named move if the move starts from its state (and, when `expected`
+-- is not '', that state is `expected`): a compare-and-set, so racing deliveries cannot
+-- move a job twice. Writes the field/value pairs with the new state, and sets (a
+-- number), keeps ('') or clears ('-') the job's timer.
+-- Returns {1 if moved else 0, the state before ('' if there is no record)}.
+local job, due, active, queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+local request_id, move_name, expected, due_at = unpack(ARGV, 1, 4)
+-- ARGV[5..]: field/value pairs
+-- include: moves
+
+if not MOVES[move_name] then return redis.error_reply('unknown move ' .. move_name) end
+if redis.call('EXISTS', job) == 0 then return {0, ''} end  -- records are made by register
+local before = move(request_id, job, move_name, {unpack(ARGV, 5)}, expected)
+if not before then return {0, redis.call('HGET', job, 'state') or ''} end
+if due_at == '-' then
+  redis.call('ZREM', due, request_id)
+elseif due_at ~= '' then
+  redis.call('ZADD', due, due_at, request_id)
+end
+return {1, before}

@@ -1,0 +1,108 @@
+"""The job state machine: the one table of every move a job can make.
+
+Every write of a job's state, in Python or in Lua, names a :class:`Move` and goes through
+this table: ``JobStore.transition`` checks it in Lua, and the job scripts
+(``worker/jobs/scripts/*.lua``) get it rendered in (``worker.jobs.scripts``), so no Lua
+source holds a state name. A test runs every script from every state and fails if one
+moves a job along an edge that is not here.
+
+::
+
+    (new) --create--> QUEUED --admit--> ADMITTED --start--> RUNNING --finish--> FINISHED
+                       |  ^                 |  ^               |                  |
+                       |  +----requeue------+  |            stop (deadline)    publish
+                       |  (account full)       |               v                  v
+                       +--expire_queued--> FINISHED       STOPPING --finish--> PUBLISHED
+                                                                                  |
+    any of QUEUED ADMITTED RUNNING STOPPING --dead_letter--> DEAD         delete  v
+    DEAD --replay--> QUEUED                                                    DELETED
+    QUEUED | ADMITTED | DEAD --adopt (the janitor found its remote job)--> RUNNING
+
+Self-moves write fields and timers without changing the state: ``poll`` (RUNNING,
+STOPPING), ``cut_retention`` (PUBLISHED), ``disarm`` (a timer fired on a job with no step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "QUEUED"  #: accepted, waiting in the backlog for a slot
+    ADMITTED = "ADMITTED"  #: holds a slot; the remote start is not confirmed yet
+    RUNNING = "RUNNING"  #: the remote job exists and is not terminal
+    STOPPING = "STOPPING"  #: past its deadline; a stop was requested
+    FINISHED = "FINISHED"  #: final status known; the outcome is not yet published
+    PUBLISHED = "PUBLISHED"  #: outcome published; the remote job waits for retention
+    DELETED = "DELETED"  #: remote job deleted after retention
+    DEAD = "DEAD"  #: dead-lettered; ops may replay it
+
+
+class Move(StrEnum):
+    """A named transition. Its edges (from -> to) are in :data:`MOVES`."""
+
+    CREATE = "create"  #: intake registers a new request
+    REPLAY = "replay"  #: a dead-lettered request comes in again
+    ADMIT = "admit"  #: a free slot
+    EXPIRE_QUEUED = "expire_queued"  #: its deadline passed in the backlog (outcome EXPIRED)
+    REQUEUE = "requeue"  #: the account said it is full: back to the front of the backlog
+    START = "start"  #: the remote job was started
+    ADOPT = "adopt"  #: the janitor found the remote job of a record that never learned it
+    POLL = "poll"  #: a poll saw it still running (or the janitor brings the poll forward)
+    STOP = "stop"  #: past its deadline: a stop was requested
+    FINISH = "finish"  #: the remote job ended (or an admitted job expired unstarted)
+    PUBLISH = "publish"  #: the outcome was published
+    CUT_RETENTION = "cut_retention"  #: the account is nearly full: delete it early
+    DELETE = "delete"  #: the remote job was deleted after its retention
+    DEAD_LETTER = "dead_letter"  #: it cannot succeed
+    DISARM = "disarm"  #: a timer fired on a job with no step to take: the timer goes
+
+
+_Q, _A, _R, _S = JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING
+_F, _P, _X, _D = JobState.FINISHED, JobState.PUBLISHED, JobState.DELETED, JobState.DEAD
+
+#: The law: for each move, the state it leads to from each state it may start from.
+#: ``None`` stands for "no record yet".
+MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
+    Move.CREATE: {None: _Q},
+    Move.REPLAY: {_D: _Q},
+    Move.ADMIT: {_Q: _A},
+    Move.EXPIRE_QUEUED: {_Q: _F},
+    Move.REQUEUE: {_A: _Q},
+    Move.START: {_A: _R},
+    Move.ADOPT: {_Q: _R, _A: _R, _D: _R},
+    Move.POLL: {_R: _R, _S: _S},
+    Move.STOP: {_R: _S},
+    Move.FINISH: {_A: _F, _R: _F, _S: _F},
+    Move.PUBLISH: {_F: _P},
+    Move.CUT_RETENTION: {_P: _P},
+    Move.DELETE: {_P: _X},
+    Move.DEAD_LETTER: {_Q: _D, _A: _D, _R: _D, _S: _D},
+    Move.DISARM: {_Q: _Q, _D: _D, _X: _X},
+}
+
+#: Every edge of the table: state -> the states a job may go to from it.
+ALLOWED_TRANSITIONS: Mapping[JobState | None, frozenset[JobState]] = {
+    state: frozenset(edges[state] for edges in MOVES.values() if state in edges)
+    for state in [None, *JobState]
+}
+
+
+def sources(move: Move) -> frozenset[JobState]:
+    """The states ``move`` may start from."""
+    return frozenset(s for s in MOVES[move] if s is not None)
+
+
+# -- what follows from a state: Redis indexes kept by the moves themselves -----------------
+#: States that hold one of the account's active-job slots (the ``active`` set).
+SLOT_STATES = frozenset({_A, _R, _S})
+#: States of a request waiting in the backlog (the deadline index).
+BACKLOG_STATES = frozenset({_Q})
+#: The outcome is out and the remote job is kept until its retention ends (the
+#: record-retention index, and the index of remote jobs kept).
+RETAINED_STATES = frozenset({_P})
+#: The outcome is out: the record may be trimmed once its own retention ends.
+TRIMMABLE_STATES = frozenset({_P, _X})
+#: The remote job exists and has not ended.
+REMOTE_LIVE_STATES = frozenset({_R, _S})

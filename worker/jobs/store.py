@@ -1,0 +1,244 @@
+"""The job store: records, backlog, slots and the due-time index, all in Redis.
+
+Every write that moves a job, or that several worker processes could race on, is one Lua
+script (``scripts/*.lua``) that moves the job along the state table
+(``worker.jobs.states``); everything else is a plain read or a write of fields that are
+not the state. Replies are read as text: every Redis client evalq builds decodes them
+(``worker.runtime.root``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from api_contracts import EvaluationRequest
+from worker.jobs.record import Job, encode_fields
+from worker.jobs.scripts import load_job_scripts
+from worker.jobs.states import JobState, Move, sources
+from worker.keys import Keys
+
+#: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
+HIGHEST_PRIORITY = 9
+
+
+class IntakeOutcome(StrEnum):
+    """What intake did with a request."""
+
+    CREATED = "created"  #: a new job
+    DUPLICATE = "duplicate"  #: the same request again: nothing new happened
+    REQUEUED = "requeued"  #: a dead-lettered job went back on the backlog (a replay)
+    CONFLICT = "conflict"  #: the request_id came before with another payload
+    REJECTED = "rejected"  #: the request is invalid (never registered)
+
+
+#: Outcomes that mean the request was accepted.
+ACCEPTED = frozenset({IntakeOutcome.CREATED, IntakeOutcome.DUPLICATE, IntakeOutcome.REQUEUED})
+
+
+@dataclass(frozen=True)
+class Registration:
+    outcome: IntakeOutcome
+    state: JobState
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: list[str]
+    expired: list[str]
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    request_id: str
+    due_at: float
+    #: The timer's score after the claim; a task that finds another score knows that
+    #: someone else already handled the timer.
+    lease_token: float
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        # redis-py types every reply as `Awaitable | Any` (sync and async share stubs).
+        self.redis: Any = client
+        self.keys = keys
+        self.scripts = load_job_scripts(client)
+
+    def _keys(self, request_id: str | None = None, **more: str) -> dict[str, str]:
+        """The keys a script may name: every fixed key, the job's, and ``more``."""
+        named = self.keys.fixed if request_id is None else {**self.keys.fixed}
+        if request_id is not None:
+            named["job"] = self.keys.job(request_id)
+        return {**named, **more} if more else named
+
+    # -- intake -------------------------------------------------------------------------
+    def register(
+        self,
+        request: EvaluationRequest,
+        *,
+        now: float,
+        deadline_at: float,
+        retention: float,
+        remote_name: str | None = None,
+    ) -> Registration:
+        """Register once; ``remote_name`` (the name the remote job will get) is indexed so
+        a remote job can be matched to its request without scanning."""
+        record = {
+            "request_id": request.request_id,
+            "request": request.model_dump(mode="json"),
+            "payload_hash": request.payload_hash(),
+            "producer": request.producer,
+            "backend": str(request.backend),
+            "priority": request.priority,
+            "accepted_at": now,
+            "updated_at": now,
+            "deadline_at": deadline_at,
+            "retention_seconds": retention,
+            "remote_name": remote_name,
+        }
+        keys = self._keys(
+            request.request_id,
+            backlog=self.keys.backlog(request.producer, request.priority),
+            backlog_turns=self.keys.backlog_turns(request.priority),
+        )
+        args = {
+            "request_id": request.request_id,
+            "payload_hash": record["payload_hash"],
+            "producer": request.producer,
+            "now": now,
+        }
+        outcome, state = self.scripts["register"](keys, args, encode_fields(record))
+        return Registration(IntakeOutcome(outcome), JobState(state))
+
+    # -- admission ----------------------------------------------------------------------
+    def admit(self, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
+        """Fill free slots fairly: highest priority first, producers in turn within one."""
+        args = {
+            "now": now,
+            "quota": quota,
+            "job_prefix": self.keys.job(""),
+            "backlog_prefix": self.keys.backlog_prefix,
+            "turns_prefix": self.keys.backlog_turns(""),
+            "scan_limit": scan_limit,
+            "highest_priority": HIGHEST_PRIORITY,
+        }
+        admitted, expired = self.scripts["admit"](self._keys(), args)
+        return Admission(list(admitted), list(expired))
+
+    def overdue_queued(self, *, now: float, limit: int) -> list[str]:
+        """Queued requests whose deadline passed, earliest deadline first."""
+        return list(self.redis.zrangebyscore(self.keys.queued_by_deadline, "-inf", now, 0, limit))
+
+    def expire_queued(self, request_ids: list[str], *, now: float) -> list[str]:
+        """Finish those of ``request_ids`` still queued past their deadline as EXPIRED."""
+        if not request_ids:
+            return []
+        args = {"now": now, "job_prefix": self.keys.job("")}
+        return list(self.scripts["expire_queued"](self._keys(), args, request_ids))
+
+    def requeue(self, job: Job, *, now: float, pause_until: float) -> bool:
+        """Back to the front of the backlog; admission pauses until ``pause_until``."""
+        keys = self._keys(
+            job.request_id,
+            backlog=self.keys.backlog(job.producer, job.priority),
+            backlog_turns=self.keys.backlog_turns(job.priority),
+        )
+        args = {
+            "request_id": job.request_id,
+            "producer": job.producer,
+            "now": now,
+            "pause_until": pause_until,
+        }
+        return bool(self.scripts["requeue"](keys, args))
+
+    # -- the state machine --------------------------------------------------------------
+    def transition(
+        self,
+        request_id: str,
+        move: Move,
+        *,
+        from_state: JobState | None = None,
+        due_at: float | None = None,
+        clear_due: bool = False,
+        **values: Any,
+    ) -> bool:
+        """Move the job by ``move`` if the move starts from its state (and that state is
+        ``from_state``, when given), writing ``values``; True if it moved."""
+        if from_state is not None and from_state not in sources(move):
+            raise ValueError(f"the move {move} does not start from {from_state}")
+        if "state" in values:
+            raise ValueError("a job's state changes by a move, never as a field")
+        args = {
+            "request_id": request_id,
+            "move_name": move.value,
+            "expected": from_state.value if from_state else "",
+            "due_at": "-" if clear_due else ("" if due_at is None else repr(due_at)),
+        }
+        moved, _before = self.scripts["transition"](
+            self._keys(request_id), args, encode_fields(values)
+        )
+        return bool(moved)
+
+    def update(self, request_id: str, **values: Any) -> None:
+        """Write fields that do not change the state (counters, last error)."""
+        if "state" in values:
+            raise ValueError("a job's state changes by a move, never as a field")
+        fields = encode_fields(values)
+        mapping = dict(zip(fields[::2], fields[1::2], strict=True))
+        self.redis.hset(self.keys.job(request_id), mapping=mapping)
+
+    def schedule(self, request_id: str, due_at: float) -> None:
+        self.redis.zadd(self.keys.due, {request_id: due_at})
+
+    # -- timers -------------------------------------------------------------------------
+    def claim_due(self, *, now: float, horizon: float, lease: float, limit: int) -> list[DueTimer]:
+        args = {"now": now, "horizon": horizon, "lease": lease, "limit": limit}
+        flat = self.scripts["claim_due"](self._keys(), args)
+        return [
+            DueTimer(flat[i], float(flat[i + 1]), float(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+    def due_score(self, request_id: str) -> float | None:
+        score = self.redis.zscore(self.keys.due, request_id)
+        return None if score is None else float(score)
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, request_id: str) -> Job | None:
+        raw = self.redis.hgetall(self.keys.job(request_id))
+        return Job.from_hash(raw) if raw else None
+
+    def iter_jobs(self, *, newest_first: bool = True, batch: int = 200) -> Iterator[Job]:
+        start = 0
+        while True:
+            ids = (self.redis.zrevrange if newest_first else self.redis.zrange)(
+                self.keys.jobs_by_time, start, start + batch - 1
+            )
+            if not ids:
+                return
+            pipe = self.redis.pipeline(transaction=False)
+            for request_id in ids:
+                pipe.hgetall(self.keys.job(request_id))
+            yield from (Job.from_hash(raw) for raw in pipe.execute() if raw)
+            start += batch
+
+    def active_count(self) -> int:
+        return int(self.redis.scard(self.keys.active))
+
+    def backlog_size(self) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for priority in range(HIGHEST_PRIORITY + 1):
+            pipe.zrange(self.keys.backlog_turns(priority), 0, -1)
+        waiting = [(priority, p) for priority, producers in enumerate(pipe.execute())
+                   for p in producers]  # fmt: skip
+        for priority, producer in waiting:
+            pipe.llen(self.keys.backlog(producer, priority))
+        return sum(int(n) for n in pipe.execute())
+
+    def lock(self, request_id: str, lease: float) -> Any:
+        """A short per-job lease so two deliveries of a task don't advance one job twice."""
+        return self.redis.lock(self.keys.job_lock(request_id), timeout=lease, blocking=False)

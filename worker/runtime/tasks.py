@@ -1,0 +1,67 @@
+"""Celery tasks: thin wrappers that get this process's services and call the job domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import structlog
+from celery.exceptions import Reject
+from celery.signals import task_postrun, task_prerun
+
+from worker import task_names
+from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
+from worker.janitor import sweep
+from worker.jobs import admission, advance, intake
+from worker.runtime.app import app
+from worker.runtime.root import services
+
+log = structlog.stdlib.get_logger("evalq.tasks")
+
+
+@app.task(name=task_names.SUBMIT)
+def submit(request: Any) -> dict[str, Any]:
+    """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``.
+    A call with other arguments never gets here: the consumer's guard dead-letters it
+    (``bad_task_signature``) with the raw message."""
+    mark = ReplayMark.from_header(getattr(submit.request, REPLAY_HEADER, None))
+    try:
+        result = intake.accept(services(), request, replay_mark=mark)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Nothing was decided. Acked as a failed task, the request would be gone; back
+        # on the queue it waits for the job store (the connection retried for a while).
+        log.warning("job store unreachable; request back on the queue", error=str(exc))
+        raise Reject(exc, requeue=True) from exc
+    return result.as_dict()
+
+
+@app.task(name=task_names.ADVANCE)
+def advance_job(request_id: str, lease_token: float | None = None) -> str:
+    return advance.advance(services(), request_id, lease_token).value
+
+
+@app.task(name=task_names.TICK)
+def tick() -> int:
+    return admission.tick(services())
+
+
+@app.task(name=task_names.JANITOR)
+def janitor_sweep() -> dict[str, Any]:
+    return sweep.sweep(services()).to_dict()
+
+
+@app.task(name=task_names.PING)
+def ping() -> str:
+    """Does nothing: a health check, and the no-op baseline of the intake benchmark."""
+    return "pong"
+
+
+@task_prerun.connect
+def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
+
+
+@task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,16 @@
+"""Celery task names. ``evals.submit`` is public contract v1 (producers send it by name);
+the others are evalq's own, sent by evalq and by ops' automation."""
+
+#: Intake: ``send_task(SUBMIT, kwargs={"request": {...}}, queue="evals.requests")``.
+SUBMIT = "evals.submit"
+#: Take one job's next step.
+ADVANCE = "evals.advance"
+#: Hand due timers to workers and admit from the backlog (beat, every tick interval).
+TICK = "evals.tick"
+#: One janitor sweep (beat, every janitor interval).
+JANITOR = "evals.janitor"
+#: Replay or purge dead letters (``evalq dlq`` does the same from a shell).
+DLQ_REPLAY = "evals.dlq.replay"
+DLQ_PURGE = "evals.dlq.purge"
+#: Does nothing: a health check, and the no-op baseline of the intake benchmark.
+PING = "evals.ping"
