@@ -63,6 +63,11 @@ class Script:
             raise ValueError(f"{name}.lua unpacks {arguments[2]} ARGV into other names")
         self._script = client.register_script(source)
 
+    @property
+    def sha(self) -> str:
+        """The script's SHA1 (as Redis's SLOWLOG and SCRIPT commands name it)."""
+        return str(self._script.sha)
+
     def __call__(
         self,
         keys: Mapping[str, str],

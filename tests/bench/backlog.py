@@ -96,7 +96,7 @@ def _admissions(r: Rig, store: JobStore, sample: int) -> dict[str, Any]:
     r.store.slowlog_reset()
     seen = len(r.emulator.jobs())
     wait_until(lambda: len(r.emulator.jobs()) >= seen + sample, 300, interval=0.2)
-    admit_sha = store._admit.sha
+    admit_sha = store.scripts["admit"].sha
     admit = [entry["duration"] / 1e6 for entry in r.store.slowlog_get(100_000)
              if admit_sha in str(entry["command"])]  # fmt: skip
     r.store.config_set("slowlog-log-slower-than", 10_000)

@@ -75,6 +75,13 @@ class JobStore:
             named["job"] = self.keys.job(request_id)
         return {**named, **more} if more else named
 
+    def _backlog(self, producer: str, priority: int) -> dict[str, str]:
+        """The keys of one producer's backlog at one priority."""
+        return {
+            "backlog": self.keys.backlog(producer, priority),
+            "backlog_turns": self.keys.backlog_turns(priority),
+        }
+
     # -- intake -------------------------------------------------------------------------
     def register(
         self,
@@ -100,11 +107,7 @@ class JobStore:
             "retention_seconds": retention,
             "remote_name": remote_name,
         }
-        keys = self._keys(
-            request.request_id,
-            backlog=self.keys.backlog(request.producer, request.priority),
-            backlog_turns=self.keys.backlog_turns(request.priority),
-        )
+        keys = self._keys(request.request_id, **self._backlog(request.producer, request.priority))
         args = {
             "request_id": request.request_id,
             "payload_hash": record["payload_hash"],
@@ -142,11 +145,7 @@ class JobStore:
 
     def requeue(self, job: Job, *, now: float, pause_until: float) -> bool:
         """Back to the front of the backlog; admission pauses until ``pause_until``."""
-        keys = self._keys(
-            job.request_id,
-            backlog=self.keys.backlog(job.producer, job.priority),
-            backlog_turns=self.keys.backlog_turns(job.priority),
-        )
+        keys = self._keys(job.request_id, **self._backlog(job.producer, job.priority))
         args = {
             "request_id": job.request_id,
             "producer": job.producer,
