@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from api_contracts import EvaluationOutcome
 from worker import task_names
+from worker.backends.base import Backend
 from worker.backends.ratelimit import SharedRateLimits, rates_from_settings
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
@@ -62,8 +63,6 @@ def build_services(
     dispatch: Dispatch,
     client: redis.Redis | None = None,
 ) -> Services:
-    from worker.backends.agentcore import AgentCoreBackend
-
     keys = Keys(settings.key_prefix)
     client = client if client is not None else redis_client(settings)
     return Services(
@@ -80,12 +79,20 @@ def build_services(
         rate_limits=SharedRateLimits(
             client, rates_from_settings(settings), keys, settings.rate_limit_margin
         ),
-        backends=LazyBackends({"agentcore": lambda: AgentCoreBackend.from_settings(settings)}),
+        backends=LazyBackends({"agentcore": lambda: _agentcore(settings)}),
         publisher=publisher,
         dispatch=dispatch,
         poll_policy=PollPolicy.from_settings(settings),
         rng=random.Random(os.getpid() ^ int(time.time())),
     )
+
+
+def _agentcore(settings: Settings) -> Backend:
+    # Imported on first use: boto3 costs a process ~15 MB, and the consumer's main
+    # process (the guard) never calls a backend.
+    from worker.backends.agentcore import AgentCoreBackend
+
+    return AgentCoreBackend.from_settings(settings)
 
 
 _services: Services | None = None
