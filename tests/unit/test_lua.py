@@ -57,6 +57,7 @@ def test_includes_expand_once_and_check_what_a_fragment_needs():
     assert "-- include:" not in jobs
     assert jobs.count("local function move(") == 1
     assert jobs.count("local MOVES = ") == 1
+    assert jobs.count("local function target(") == 1
     needs_slots = "local due = unpack(KEYS)\n-- include: moves\n"
     with pytest.raises(ValueError, match=r"needs locals \['active'"):
         expand(needs_slots, "worker.jobs", {"state_table": ""})

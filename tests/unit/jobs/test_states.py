@@ -120,13 +120,11 @@ DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
 
 def _moves_named(source: str) -> set[Move]:
     """The moves a script's text names; a script that takes the move as an argument
-    (``MOVES[...]``) may make any."""
-    if "MOVES[move_name]" in source:
+    (``move_name``) may make any."""
+    if "move(request_id, job, move_name" in source:
         return set(Move)
-    named = set(re.findall(r"move\([^)]*?'(\w+)'", source)) | set(
-        re.findall(r"MOVES\.(\w+)", source)
-    )
-    return {Move(n) for n in named}  # fmt: skip
+    named = re.findall(r"move\([^)]*?'(\w+)'", source) + re.findall(r"target\('(\w+)'", source)
+    return {Move(n) for n in named}
 
 
 def test_every_job_script_has_a_driver():

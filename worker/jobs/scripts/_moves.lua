@@ -1,26 +1,26 @@
--- Moves along the state table (worker/jobs/states.py, rendered in as MOVES) and the
--- indexes that follow from a job's state: the slot set, the backlog's deadline index,
--- and the indexes of published jobs. The only code that writes a job's state.
+-- Moves along the state table (worker/jobs/states.py, rendered in: target() and is())
+-- and the indexes that follow from a job's state: the slot set, the backlog's deadline
+-- index, and the indexes of published jobs. The only code that writes a job's state.
 -- needs: active, queued_by_deadline, published_by_time, retained_by_time
 -- include: state_table
 
 -- Keep the indexes that follow from a job's state as it goes from `before` to `after`.
 local function follow(id, job, before, after)
-  if SLOT[after] and not SLOT[before] then redis.call('SADD', active, id) end
-  if SLOT[before] and not SLOT[after] then redis.call('SREM', active, id) end
-  if BACKLOG[after] and not BACKLOG[before] then
+  if is('slot', after) and not is('slot', before) then redis.call('SADD', active, id) end
+  if is('slot', before) and not is('slot', after) then redis.call('SREM', active, id) end
+  if is('backlog', after) and not is('backlog', before) then
     redis.call('ZADD', queued_by_deadline, redis.call('HGET', job, 'deadline_at'), id)
-  elseif BACKLOG[before] and not BACKLOG[after] then
+  elseif is('backlog', before) and not is('backlog', after) then
     redis.call('ZREM', queued_by_deadline, id)
   end
-  if RETAINED[after] then
+  if is('retained', after) then
     local at = tonumber(redis.call('HGET', job, 'published_at'))
       or tonumber(redis.call('HGET', job, 'updated_at')) or 0
     redis.call('ZADD', published_by_time, at, id)
     if (redis.call('HGET', job, 'batch_evaluation_id') or '') ~= '' then
       redis.call('ZADD', retained_by_time, at, id)
     end
-  elseif RETAINED[before] then
+  elseif is('retained', before) then
     redis.call('ZREM', retained_by_time, id)
   end
 end
@@ -31,7 +31,7 @@ end
 -- Returns the state before ('' for a new record), or nil when the move does not apply.
 local function move(id, job, name, fields, expected)
   local before = redis.call('HGET', job, 'state') or ''
-  local after = MOVES[name][before]
+  local after = target(name, before)
   if not after or (expected and expected ~= '' and before ~= expected) then return nil end
   redis.call('HSET', job, 'state', after, unpack(fields))
   follow(id, job, before, after)

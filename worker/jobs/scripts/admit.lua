@@ -37,7 +37,7 @@ while budget > 0 and redis.call('SCARD', active) < tonumber(quota) do
   local next_round = nil
   if id then
     local job = job_prefix .. id
-    if MOVES.admit[redis.call('HGET', job, 'state') or ''] then
+    if target('admit', redis.call('HGET', job, 'state') or '') then
       if tonumber(redis.call('HGET', job, 'deadline_at')) <= t then
         expire_in_backlog(id, job, now)
         table.insert(expired, id)

@@ -11,7 +11,7 @@ local expired = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
-  if MOVES.expire_queued[redis.call('HGET', job, 'state') or ''] then
+  if target('expire_queued', redis.call('HGET', job, 'state') or '') then
     if tonumber(redis.call('HGET', job, 'deadline_at')) <= tonumber(now) then
       expire_in_backlog(id, job, now)
       table.insert(expired, id)

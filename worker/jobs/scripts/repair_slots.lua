@@ -11,7 +11,7 @@ local rearmed, released = {}, {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('SISMEMBER', active, id) == 1 then
-    if SLOT[redis.call('HGET', job_prefix .. id, 'state') or ''] then
+    if is('slot', redis.call('HGET', job_prefix .. id, 'state')) then
       if not redis.call('ZSCORE', due, id) then
         redis.call('ZADD', due, now, id)
         table.insert(rearmed, id)

@@ -8,7 +8,6 @@ local request_id, move_name, expected, due_at = unpack(ARGV, 1, 4)
 -- ARGV[5..]: field/value pairs
 -- include: moves
 
-if not MOVES[move_name] then return redis.error_reply('unknown move ' .. move_name) end
 if redis.call('EXISTS', job) == 0 then return {0, ''} end  -- records are made by register
 local before = move(request_id, job, move_name, {unpack(ARGV, 5)}, expected)
 if not before then return {0, redis.call('HGET', job, 'state') or ''} end

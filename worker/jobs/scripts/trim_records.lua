@@ -15,11 +15,11 @@ for i = 3, #ARGV do
   if score and tonumber(score) <= tonumber(cutoff) then
     local state = redis.call('HGET', job, 'state')
     local remote = redis.call('HGET', job, 'batch_evaluation_id') or ''
-    if state and RETAINED[state] and remote ~= '' then
+    if is('retained', state) and remote ~= '' then
       local published = tonumber(redis.call('HGET', job, 'published_at')) or tonumber(score)
       local retention = tonumber(redis.call('HGET', job, 'retention_seconds')) or 0
       redis.call('ZADD', published_by_time, published + retention, id)
-    elseif not state or TRIMMABLE[state] then
+    elseif not state or is('trimmable', state) then
       local name = redis.call('HGET', job, 'remote_name')
       if name and name ~= '' then redis.call('HDEL', remote_names, name) end
       redis.call('DEL', job)
