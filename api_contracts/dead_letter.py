@@ -26,6 +26,8 @@ class ReasonCode(StrEnum):
     remote_conflict = "remote_conflict"  #: the remote service reported a conflict (409)
     retries_exhausted = "retries_exhausted"  #: transient failures outlasted the retry budget
     internal_error = "internal_error"  #: a bug in evalq
+    # Codes added after version 1 shipped come last: the order above is stable.
+    no_target = "no_target"  #: no target takes the request (none named, none matches)
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

@@ -57,6 +57,7 @@ class EvaluationOutcome(BaseModel):
     request_id: RequestId
     producer: ProducerName
     backend: Backend
+    target: str | None = Field(None, description="The target (account and region) it ran in.")
     status: OutcomeStatus
     batch_evaluation_id: str | None = None
     batch_evaluation_arn: str | None = None

@@ -26,6 +26,14 @@ MAX_RETENTION_SECONDS: Final = 365 * 24 * 3600
 #: Most extra result queues per request.
 MAX_REPLY_TO: Final = 10
 
+#: Fields added to version 1 after it shipped. Absent or null, they stay out of the
+#: canonical JSON, so a request sent before they existed keeps its payload hash (and its
+#: job) across the upgrade.
+ADDED_OPTIONAL_FIELDS: Final = frozenset({"target"})
+
+#: Name of a target (an account and region with its own quotas) as the targets file names it.
+TargetName = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+
 #: Name of a queue an outcome is also published to.
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")]
 
@@ -89,13 +97,23 @@ class EvaluationRequest(BaseModel):
     submitted_at: UtcDatetime | None = Field(
         None, description="When the producer sent the request (ISO 8601 with a zone)."
     )
+    target: TargetName | None = Field(
+        None,
+        description="The target (account and region) to run in; unset: evalq routes the "
+        "request by its log groups, service name or online evaluation config.",
+    )
 
     def canonical_json(self) -> str:
         """The request as canonical JSON (sorted keys, no whitespace, defaults filled in),
         without ``submitted_at``: a producer's retry of the same request carries a new send
-        time and must still count as the same request."""
+        time and must still count as the same request. Fields added later are left out
+        while unset (``ADDED_OPTIONAL_FIELDS``)."""
+        data = self.model_dump(mode="json", exclude={"submitted_at"})
+        for name in ADDED_OPTIONAL_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
         return json.dumps(
-            self.model_dump(mode="json", exclude={"submitted_at"}),
+            data,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,

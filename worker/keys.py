@@ -1,47 +1,53 @@
 """Every Redis key evalq uses, in one place.
 
 Keys hang off one prefix (``Settings.key_prefix``) so deployments can share a server and
-tests can wipe exactly their own data. Lua scripts name their keys as the properties
-here are named (``worker.lua``), so :meth:`Keys.fixed` hands them all to a script.
+tests can wipe exactly their own data. Two families:
+
+* :class:`Keys`: what is global: job records and their locks, the timer, the listing
+  index, dead letters, the janitor's lock;
+* :class:`TargetKeys` (``Keys.target(name)``): what belongs to one target (one account):
+  its slots, backlog, admission pause, rate windows, remote-name index and the indexes
+  the janitor sweeps per account. The implicit target ``default`` keeps the names these
+  keys had before targets existed, so an upgrade needs no data migration.
+
+Lua scripts name their keys as the properties here are named (``worker.lua``), so a store
+hands a script ``{**keys.fixed, **keys.target(name).fixed}`` and the script takes what it
+names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
+
+#: The target whose keys have no target segment (``worker.targets.config``).
+DEFAULT_TARGET = "default"
+
+
+def _properties(instance: Any) -> dict[str, str]:
+    return {
+        name: getattr(instance, name)
+        for name, member in vars(type(instance)).items()
+        if isinstance(member, property)
+    }
 
 
 @dataclass(frozen=True)
-class Keys:
-    prefix: str = "evalq"
+class TargetKeys:
+    """The keys of one target; ``prefix`` is the target's own (``evalq:t:NAME``)."""
+
+    prefix: str
 
     @cached_property
     def fixed(self) -> dict[str, str]:
         """Every key that takes no argument, by its property name."""
-        return {
-            name: getattr(self, name)
-            for name, member in vars(type(self)).items()
-            if isinstance(member, property)
-        }
-
-    def job(self, request_id: str) -> str:
-        """Hash: one job record per producer ``request_id``."""
-        return f"{self.prefix}:job:{request_id}"
-
-    def job_lock(self, request_id: str) -> str:
-        """String: short lease held while one task advances a job."""
-        return f"{self.prefix}:lock:job:{request_id}"
+        return _properties(self)
 
     @property
-    def remote_names(self) -> str:
-        """Hash: remote job name -> request_id, so the janitor can match a remote job that
-        no record knows (lost start answer, lost data) to its request in O(1)."""
-        return f"{self.prefix}:remote-names"
-
-    @property
-    def jobs_by_time(self) -> str:
-        """Sorted set: request_id by acceptance time (listing, retention)."""
-        return f"{self.prefix}:jobs"
+    def active(self) -> str:
+        """Set: request_ids holding one of the account's active-job slots."""
+        return f"{self.prefix}:active"
 
     def backlog(self, producer: str, priority: int = 0) -> str:
         """List: request_ids of one producer at one priority waiting for a slot, oldest
@@ -65,14 +71,76 @@ class Keys:
         return f"{self.prefix}:backlog-rounds"
 
     @property
-    def active(self) -> str:
-        """Set: request_ids holding one of the account's active-job slots."""
-        return f"{self.prefix}:active"
-
-    @property
     def admission_paused_until(self) -> str:
         """String: epoch seconds before which no job is admitted (after a quota error)."""
         return f"{self.prefix}:admission-paused-until"
+
+    @property
+    def queued_by_deadline(self) -> str:
+        """Sorted set: request_id of every QUEUED job by its deadline (backlog expiry)."""
+        return f"{self.prefix}:queued-deadlines"
+
+    @property
+    def published_by_time(self) -> str:
+        """Sorted set: request_id of published jobs by the time their record's retention
+        starts counting (trimming local records)."""
+        return f"{self.prefix}:published"
+
+    @property
+    def retained_by_time(self) -> str:
+        """Sorted set: request_id of PUBLISHED jobs whose remote job still exists, by
+        published time (early deletion when the account fills up)."""
+        return f"{self.prefix}:retained"
+
+    @property
+    def remote_names(self) -> str:
+        """Hash: remote job name -> request_id, so the janitor can match a remote job that
+        no record knows (lost start answer, lost data) to its request in O(1)."""
+        return f"{self.prefix}:remote-names"
+
+    def rate_limit(self, operation: str) -> str:
+        """List: times of the latest calls of one remote operation (the shared sliding
+        window of ``worker.backends.ratelimit``)."""
+        return f"{self.prefix}:rate:{operation}"
+
+    @property
+    def watch_lock(self) -> str:
+        """String: held while one task lists this target's jobs (``worker.jobs.watch``)."""
+        return f"{self.prefix}:lock:watch"
+
+    @property
+    def remote_jobs(self) -> str:
+        """String: how many jobs the account held at the last listing (watch mode)."""
+        return f"{self.prefix}:remote-jobs"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "evalq"
+
+    @cached_property
+    def fixed(self) -> dict[str, str]:
+        """Every key that takes no argument, by its property name."""
+        return _properties(self)
+
+    def target(self, name: str) -> TargetKeys:
+        """The keys of target ``name``."""
+        if name == DEFAULT_TARGET:
+            return TargetKeys(self.prefix)
+        return TargetKeys(f"{self.prefix}:t:{name}")
+
+    def job(self, request_id: str) -> str:
+        """Hash: one job record per producer ``request_id``."""
+        return f"{self.prefix}:job:{request_id}"
+
+    def job_lock(self, request_id: str) -> str:
+        """String: short lease held while one task advances a job."""
+        return f"{self.prefix}:lock:job:{request_id}"
+
+    @property
+    def jobs_by_time(self) -> str:
+        """Sorted set: request_id by acceptance time (listing, retention)."""
+        return f"{self.prefix}:jobs"
 
     @property
     def due(self) -> str:
@@ -93,29 +161,7 @@ class Keys:
         """Hash: dead_letter_id -> token of the replay sent for it and not yet settled."""
         return f"{self.prefix}:dead-replaying"
 
-    def rate_limit(self, operation: str) -> str:
-        """List: times of the latest calls of one remote operation (the shared sliding
-        window of ``worker.backends.ratelimit``)."""
-        return f"{self.prefix}:rate:{operation}"
-
     @property
     def janitor_lock(self) -> str:
         """String: held by the one janitor sweeping now (redis-py ``Lock``)."""
         return f"{self.prefix}:lock:janitor"
-
-    @property
-    def queued_by_deadline(self) -> str:
-        """Sorted set: request_id of every QUEUED job by its deadline (backlog expiry)."""
-        return f"{self.prefix}:queued-deadlines"
-
-    @property
-    def published_by_time(self) -> str:
-        """Sorted set: request_id of published jobs by the time their record's retention
-        starts counting (trimming local records)."""
-        return f"{self.prefix}:published"
-
-    @property
-    def retained_by_time(self) -> str:
-        """Sorted set: request_id of PUBLISHED jobs whose remote job still exists, by
-        published time (early deletion when the account fills up)."""
-        return f"{self.prefix}:retained"

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     #: Prefix of every Redis key evalq writes, so several deployments can share a server.
     key_prefix: str = "evalq"
 
+    #: Targets (accounts and regions, their quotas and routing rules), YAML or JSON
+    #: (docs/targets.md). Unset: one target, ``default``, made of the settings below.
+    targets_file: str | None = None
+    #: A changed targets file is picked up within this many seconds, without a restart.
+    targets_reload_seconds: float = Field(default=10.0, gt=0)
+
     #: Unset: boto3 uses the real AWS endpoint of the region.
     agentcore_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
@@ -32,6 +38,7 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = 5.0
     aws_read_timeout: float = 20.0
 
+    # Per-account quotas and rates: the defaults of every target.
     #: The account quota of started-and-not-terminal batch evaluations.
     max_active_jobs: int = Field(default=5, ge=1)
     #: Remote names of jobs evalq derives start with this; the janitor touches nothing else.

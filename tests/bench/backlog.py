@@ -49,9 +49,9 @@ def backlog(quick: bool) -> list[Row]:
         small_memory = _memory(worker.pid)
 
         memory_before = int(r.store.info("memory")["used_memory"])
-        queued_before = store.backlog_size()
+        queued_before = store.backlog_size("default")
         _fill(store, 1000, large)
-        queued = store.backlog_size()
+        queued = store.backlog_size("default")
         bytes_per_request = (int(r.store.info("memory")["used_memory"]) - memory_before) / (
             queued - queued_before
         )
@@ -84,7 +84,7 @@ def _fill(store: JobStore, start: int, stop: int) -> None:
     now = time.time()
     for i in range(start, stop):
         request = template.model_copy(update={"request_id": f"queued-{i:06d}"})
-        store.register(request, now=now, deadline_at=now + 86_400, retention=0.0)
+        store.register(request, target="default", now=now, deadline_at=now + 86_400, retention=0.0)
 
 
 def _admissions(r: Rig, store: JobStore, sample: int) -> dict[str, Any]:

@@ -10,12 +10,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from worker.backends.agentcore import AgentCoreBackend, make_client
-from worker.backends.ratelimit import SharedRateLimits, rates_from_settings
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.runtime.root import build_targets
 from worker.services import Services
 from worker.settings import Settings
 from worker.testing.emulator import EmulatorConfig, EmulatorServer
@@ -78,6 +77,12 @@ def settings(emulator: EmulatorServer) -> Settings:
     )
 
 
+def reconfigure(services: Services, **settings: Any) -> None:
+    """Rebuild the services' targets from settings changed by ``settings``."""
+    services.settings = services.settings.model_copy(update=settings)
+    services.targets = build_targets(services.settings, services.redis, services.keys)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -92,10 +97,7 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         redis=fake_redis,
         store=store,
         dead_letters=DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600),
-        rate_limits=SharedRateLimits(
-            fake_redis, rates_from_settings(settings), keys, settings.rate_limit_margin
-        ),
-        backends={"agentcore": AgentCoreBackend(make_client(settings), settings.job_name_prefix)},
+        targets=build_targets(settings, fake_redis, keys),
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
         poll_policy=PollPolicy.from_settings(settings),

@@ -24,11 +24,12 @@ from typing import Literal
 
 import redis
 
-from worker.keys import Keys
+from worker.keys import TargetKeys
 from worker.lua import Script, read_script
-from worker.settings import Settings
 
 Operation = Literal["start", "stop", "delete", "get", "list"]
+#: Every operation with a shared rate.
+OPERATIONS: tuple[Operation, ...] = ("start", "stop", "delete", "get", "list")
 
 
 def window_for(per_second: float) -> tuple[int, float]:
@@ -39,8 +40,10 @@ def window_for(per_second: float) -> tuple[int, float]:
 
 
 class SharedRateLimits:
+    """The call rates of one target (one account), shared by every process."""
+
     def __init__(
-        self, client: redis.Redis, rates: dict[Operation, float], keys: Keys, margin: float
+        self, client: redis.Redis, rates: dict[Operation, float], keys: TargetKeys, margin: float
     ) -> None:
         """``margin``: every window is this much longer than the quota's (seconds), so that
         calls a few milliseconds apart at our end never land in one window of the remote's."""
@@ -60,13 +63,3 @@ class SharedRateLimits:
         }
         wait = self._script({"log": self._keys.rate_limit(operation)}, args)
         return max(0.0, float(wait))
-
-
-def rates_from_settings(settings: Settings) -> dict[Operation, float]:
-    return {
-        "start": settings.start_rate,
-        "stop": settings.stop_rate,
-        "delete": settings.delete_rate,
-        "get": settings.get_rate,
-        "list": settings.list_rate,
-    }

@@ -137,13 +137,14 @@ def status(
 @app.command()
 def jobs(
     state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
+    target: Annotated[str | None, typer.Option(help="only jobs of this target")] = None,
     limit: Annotated[int, typer.Option()] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
 ) -> None:
     """List jobs, newest first."""
     views = []
     for job in services().store.iter_jobs():
-        if state and job.state != state.upper():
+        if (state and job.state != state.upper()) or (target and job.target != target):
             continue
         views.append(job_view(job))
         if len(views) >= limit:
@@ -152,10 +153,13 @@ def jobs(
         for view in views:
             print(json.dumps(view, sort_keys=True))
         return
-    table = Table("request_id", "state", "remote", "progress", "batch_evaluation_id", "outcome")
+    table = Table(
+        "request_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
+    )
     for v in views:
         table.add_row(
             v["request_id"],
+            v["target"],
             v["state"],
             v["remote_status"] or "",
             v["progress"] or "",

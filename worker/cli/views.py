@@ -19,6 +19,7 @@ def job_view(job: Job) -> dict[str, Any]:
     return {
         "request_id": job.request_id,
         "producer": job.producer,
+        "target": job.target,
         "state": job.state.value,
         "remote_status": job.remote_status,
         "progress": progress,

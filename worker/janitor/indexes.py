@@ -10,6 +10,7 @@ from worker.backends.base import RemoteJob
 from worker.jobs.record import encode_fields
 from worker.jobs.states import SLOT_STATES, JobState, Move, sources
 from worker.jobs.store import JobStore
+from worker.keys import DEFAULT_TARGET
 
 #: Local states whose record may lack the id of a remote job that exists (the start's
 #: answer was lost, or the request came again after the store lost its data).
@@ -22,28 +23,30 @@ class LocalRef:
 
     request_id: str
     state: JobState
-    backend: str
+    target: str
     batch_evaluation_id: str | None
     started_at: float | None
     published_at: float | None
 
 
-_REF_FIELDS = ("state", "backend", "batch_evaluation_id", "started_at", "published_at")
+_REF_FIELDS = ("state", "target", "batch_evaluation_id", "started_at", "published_at")
 
 
 class JanitorIndexes:
-    """Reads and moves of the job store's records, for the janitor."""
+    """Reads and moves of one target's records, for the janitor."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, target: str) -> None:
         self.redis = store.redis
         self.keys = store.keys
+        self.target = target
+        self.target_keys = store.keys.target(target)
         self._scripts = store.scripts
-        self._fixed = store.keys.fixed
+        self._fixed = {**store.keys.fixed, **self.target_keys.fixed}
 
     # -- slots --------------------------------------------------------------------------
     def slot_problems(self) -> tuple[list[str], list[str]]:
         """(slot holders without a timer, slot set members that no longer hold a slot)."""
-        members = sorted(self.redis.smembers(self.keys.active))
+        members = sorted(self.redis.smembers(self.target_keys.active))
         pipe = self.redis.pipeline(transaction=False)
         for request_id in members:
             pipe.hget(self.keys.job(request_id), "state")
@@ -66,7 +69,9 @@ class JanitorIndexes:
 
     # -- record retention ---------------------------------------------------------------
     def trim_candidates(self, *, cutoff: float, limit: int) -> list[str]:
-        return list(self.redis.zrangebyscore(self.keys.published_by_time, "-inf", cutoff, 0, limit))
+        return list(
+            self.redis.zrangebyscore(self.target_keys.published_by_time, "-inf", cutoff, 0, limit)
+        )
 
     def trimmable(self, request_ids: list[str]) -> list[str]:
         """Those of ``request_ids`` whose remote job is gone (or never existed)."""
@@ -87,11 +92,11 @@ class JanitorIndexes:
 
     # -- reconciliation -----------------------------------------------------------------
     def live_refs(self) -> list[LocalRef]:
-        """Every record with a step still to take (a timer) or a slot: the records that
-        know a remote job that still exists."""
-        ids = set(self.redis.zrange(self.keys.due, 0, -1))
-        ids |= set(self.redis.smembers(self.keys.active))
-        return list(self.refs(sorted(ids)).values())
+        """The target's records that know a remote job which should still exist: slot
+        holders and published jobs kept for their retention."""
+        ids = set(self.redis.smembers(self.target_keys.active))
+        ids |= set(self.redis.zrange(self.target_keys.retained_by_time, 0, -1))
+        return [r for r in self.refs(sorted(ids)).values() if r.target == self.target]
 
     def refs(self, request_ids: Iterable[str]) -> dict[str, LocalRef]:
         ids = list(request_ids)
@@ -100,13 +105,13 @@ class JanitorIndexes:
             pipe.hmget(self.keys.job(request_id), _REF_FIELDS)
         found: dict[str, LocalRef] = {}
         for request_id, values in zip(ids, pipe.execute(), strict=True):
-            state, backend, remote_id, started, published = values
+            state, target, remote_id, started, published = values
             if state is None:
                 continue
             found[request_id] = LocalRef(
                 request_id=request_id,
                 state=JobState(state),
-                backend=backend or "",
+                target=target or DEFAULT_TARGET,
                 batch_evaluation_id=remote_id or None,
                 started_at=float(started) if started else None,
                 published_at=float(published) if published else None,
@@ -119,7 +124,7 @@ class JanitorIndexes:
         a lost start answer). One HMGET on the name index plus one read per match."""
         if not names:
             return {}
-        owners = self.redis.hmget(self.keys.remote_names, names)
+        owners = self.redis.hmget(self.target_keys.remote_names, names)
         matched = [(n, o) for n, o in zip(names, owners, strict=True) if o is not None]
         pipe = self.redis.pipeline(transaction=False)
         for _, request_id in matched:
@@ -151,5 +156,5 @@ class JanitorIndexes:
         job still exists."""
         if count <= 0:
             return []
-        rows = self.redis.zrange(self.keys.retained_by_time, 0, count - 1, withscores=True)
+        rows = self.redis.zrange(self.target_keys.retained_by_time, 0, count - 1, withscores=True)
         return [(i, float(score)) for i, score in rows]

@@ -16,17 +16,17 @@ from worker.errors import EvalqError
 from worker.janitor.indexes import JanitorIndexes, LocalRef
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState
 from worker.services import Services
+from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.janitor")
-
-#: The backend whose account is reconciled (the one whose jobs carry the name prefix).
-RECONCILED_BACKEND = "agentcore"
 
 
 @dataclass
 class Plan:
-    """What a sweep found to do; ids are request_ids, except remote orphans' ids."""
+    """What a sweep found to do in one target; ids are request_ids, except remote
+    orphans' ids."""
 
+    target: str
     now: float
     expire: list[str] = field(default_factory=list)
     rearm: list[str] = field(default_factory=list)
@@ -62,40 +62,37 @@ class Plan:
         }
 
 
-def make_plan(svc: Services) -> Plan:
+def make_plan(svc: Services, target: Target) -> Plan:
     settings = svc.settings
-    indexes = JanitorIndexes(svc.store)
+    indexes = JanitorIndexes(svc.store, target.name)
     now = svc.clock()
-    plan = Plan(now=now)
-    plan.expire = svc.store.overdue_queued(now=now, limit=settings.janitor_batch)
+    plan = Plan(target=target.name, now=now)
+    plan.expire = svc.store.overdue_queued(target.name, now=now, limit=settings.janitor_batch)
     plan.rearm, plan.release = indexes.slot_problems()
     cutoff = now - settings.record_retention_seconds
     plan.trim_candidates = indexes.trim_candidates(cutoff=cutoff, limit=settings.janitor_batch)
     plan.trim = indexes.trimmable(plan.trim_candidates)
-    listing = _list_remote(svc, plan)
+    listing = _list_remote(svc, target, plan)
     if listing is not None:
         listed_at, remote = listing
         plan.remote_jobs = len(remote)
-        early_orphans = _plan_reconciliation(svc, indexes, plan, listed_at, remote)
-        _plan_capacity(svc, indexes, plan, early_orphans)
+        early_orphans = _plan_reconciliation(svc, target, indexes, plan, listed_at, remote)
+        _plan_capacity(target, indexes, plan, early_orphans)
     return plan
 
 
-def _list_remote(svc: Services, plan: Plan) -> tuple[float, list[RemoteJob]] | None:
+def _list_remote(svc: Services, target: Target, plan: Plan) -> tuple[float, list[RemoteJob]] | None:
     """Every job of the account, one rate-limited page at a time; None if a page must
     wait (the next sweep lists again) or the service failed."""
-    backend = svc.backends.get(RECONCILED_BACKEND)
-    if backend is None:
-        return None
     listed_at = svc.clock()
     jobs: list[RemoteJob] = []
     token: str | None = None
     while True:
-        if svc.rate_limits.acquire("list") > 0:
+        if target.rate_limits.acquire("list") > 0:
             plan.notes.append("listing deferred to the next sweep (shared list rate)")
             return None
         try:
-            page, token = backend.list_page(token)
+            page, token = target.backend.list_page(token)
         except EvalqError as exc:
             log.warning("listing remote jobs failed", error=str(exc))
             plan.notes.append(f"listing failed: {exc}")
@@ -106,20 +103,23 @@ def _list_remote(svc: Services, plan: Plan) -> tuple[float, list[RemoteJob]] | N
 
 
 def _plan_reconciliation(
-    svc: Services, indexes: JanitorIndexes, plan: Plan, listed_at: float, remote: list[RemoteJob]
+    svc: Services,
+    target: Target,
+    indexes: JanitorIndexes,
+    plan: Plan,
+    listed_at: float,
+    remote: list[RemoteJob],
 ) -> list[tuple[float, RemoteJob]]:
     """Plan adoptions, orphan stops and deletes, and resolutions; returns the terminal
-    orphans still inside their retention (with their end time) for the capacity step."""
+    orphans still inside their retention (with their end time) for the capacity step.
+    Only jobs with the target's own name prefix are evalq's here."""
     settings = svc.settings
+    prefix = target.config.job_name_prefix
     # Records are read after the listing, so a job listed was started before the read:
     # its record knows it, or is a slot holder whose start is in flight (adoptable).
-    refs = [r for r in indexes.live_refs() if r.backend == RECONCILED_BACKEND]
+    refs = indexes.live_refs()
     known = {r.batch_evaluation_id for r in refs if r.batch_evaluation_id}
-    unknown = [
-        job
-        for job in remote
-        if (job.name or "").startswith(settings.job_name_prefix) and job.id not in known
-    ]
+    unknown = [job for job in remote if (job.name or "").startswith(prefix) and job.id not in known]
     owners = indexes.adoptable_owners([job.name for job in unknown if job.name])
     early_orphans: list[tuple[float, RemoteJob]] = []
     for job in unknown:
@@ -150,13 +150,16 @@ def _plan_reconciliation(
 
 
 def _plan_capacity(
-    svc: Services, indexes: JanitorIndexes, plan: Plan, early_orphans: list[tuple[float, RemoteJob]]
+    target: Target,
+    indexes: JanitorIndexes,
+    plan: Plan,
+    early_orphans: list[tuple[float, RemoteJob]],
 ) -> None:
     """Near the account's quota of jobs, plan deleting the oldest finished ones early:
     evalq's published jobs and its terminal orphans, oldest end first."""
-    settings = svc.settings
+    high_water, max_jobs = target.config.account_high_water, target.config.account_max_jobs
     assert plan.remote_jobs is not None
-    mark = min(settings.account_high_water, settings.account_max_jobs)
+    mark = min(high_water, max_jobs)
     excess = plan.remote_jobs - len(plan.delete) - (mark - 1)
     if excess <= 0:
         return
@@ -172,8 +175,7 @@ def _plan_capacity(
         else:
             plan.delete_early.append((request_id, at))
     plan.notes.append(
-        f"account nearly full: {plan.remote_jobs} of {settings.account_max_jobs} jobs "
-        f"(high-water mark {settings.account_high_water})"
+        f"account nearly full: {plan.remote_jobs} of {max_jobs} jobs (high-water mark {high_water})"
     )
 
 

@@ -35,10 +35,13 @@ from worker.backends.base import RemoteJob
 from worker.backends.ratelimit import Operation
 from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
 from worker.janitor.indexes import JanitorIndexes, LocalRef
-from worker.janitor.plan import RECONCILED_BACKEND, Plan, make_plan
+from worker.janitor.plan import Plan, make_plan
 from worker.jobs.admission import admit_waiting
 from worker.jobs.states import JobState, Move
+from worker.jobs.store import Ref
+from worker.keys import DEFAULT_TARGET
 from worker.services import Services
+from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.janitor")
 
@@ -62,11 +65,25 @@ class Report:
 
     dry_run: bool
     skipped: bool = False
+    #: Jobs in the remote accounts listed this sweep (None: no listing was made).
     remote_jobs: int | None = None
     done: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in ACTIONS})
     #: "action:id" of calls the rate limits (or a busy job) pushed to the next sweep.
     deferred: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Each target's counts (``counts()``) and remote jobs.
+    by_target: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def add(self, target: str, part: Report) -> None:
+        """Fold one target's report into this one."""
+        for name, ids in part.done.items():
+            self.done[name] += ids
+        self.deferred += part.deferred
+        self.notes += [note if target == DEFAULT_TARGET else f"{target}: {note}"
+                       for note in part.notes]  # fmt: skip
+        if part.remote_jobs is not None:
+            self.remote_jobs = (self.remote_jobs or 0) + part.remote_jobs
+        self.by_target[target] = {**part.counts(), "remote_jobs": part.remote_jobs}
 
     def counts(self) -> dict[str, int]:
         return {name: len(ids) for name, ids in self.done.items()} | {
@@ -82,15 +99,16 @@ class Report:
         for name, ids in [*self.done.items(), ("deferred", self.deferred)]:
             body[name] = {"count": len(ids), "ids": ids}
         body["notes"] = self.notes
+        body["targets"] = self.by_target
         return body
 
 
 # -- the sweep ------------------------------------------------------------------------------
 def sweep(svc: Services, *, dry_run: bool = False) -> Report:
-    """Run one sweep now (unless another janitor holds the lock); a dry run only plans."""
+    """Run one sweep of every target now (unless another janitor holds the lock); a dry
+    run only plans. A target that fails is noted; the others are swept all the same."""
     if dry_run:
-        plan = make_plan(svc)
-        return Report(True, remote_jobs=plan.remote_jobs, done=plan.actions(), notes=plan.notes)
+        return _each_target(svc, dry_run=True)
     lock = svc.redis.lock(
         svc.keys.janitor_lock, timeout=svc.settings.janitor_lock_seconds, blocking=False
     )
@@ -98,7 +116,7 @@ def sweep(svc: Services, *, dry_run: bool = False) -> Report:
         log.info("another janitor is sweeping; skipped")
         return Report(False, skipped=True)
     try:
-        report = carry_out(svc, make_plan(svc))
+        report = _each_target(svc, dry_run=False)
     finally:
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
@@ -106,32 +124,51 @@ def sweep(svc: Services, *, dry_run: bool = False) -> Report:
     return report
 
 
+def _each_target(svc: Services, *, dry_run: bool) -> Report:
+    report = Report(dry_run)
+    for target in svc.targets:
+        try:
+            plan = make_plan(svc, target)
+            part = (
+                Report(True, remote_jobs=plan.remote_jobs, done=plan.actions(), notes=plan.notes)
+                if dry_run
+                else carry_out(svc, target, plan)
+            )
+        except redis.RedisError:
+            raise  # the job store is down: no target can be swept
+        except Exception as exc:
+            log.exception("sweeping a target failed", target=target.name)
+            part = Report(dry_run, notes=[f"sweep failed: {type(exc).__name__}: {exc}"])
+        report.add(target.name, part)
+    return report
+
+
 # -- acting ---------------------------------------------------------------------------------
-def carry_out(svc: Services, plan: Plan) -> Report:
+def carry_out(svc: Services, target: Target, plan: Plan) -> Report:
     report = Report(False, remote_jobs=plan.remote_jobs, notes=list(plan.notes))
     done = report.done
-    indexes = JanitorIndexes(svc.store)
+    indexes = JanitorIndexes(svc.store, target.name)
     now = svc.clock()
 
-    for request_id in svc.store.expire_queued(plan.expire, now=now):
+    for request_id in svc.store.expire_queued(target.name, plan.expire, now=now):
         svc.dispatch(request_id, None, 0.0)
         done["expired"].append(request_id)
     done["rearmed"], done["released"] = indexes.repair_slots(plan.rearm + plan.release, now=now)
     if done["released"]:
         log.warning("released slots no job held", request_ids=done["released"])
-        admit_waiting(svc)
+        admit_waiting(svc, target.name)
     cutoff = now - svc.settings.record_retention_seconds
     done["trimmed"] = indexes.trim(plan.trim_candidates, cutoff=cutoff)
 
     for request_id, remote in plan.adopt:
         _adopt(svc, indexes, request_id, remote, report)
-    backend = svc.backend(RECONCILED_BACKEND) if plan.stop or plan.delete else None
-    if backend is not None:
-        _call_each(svc, report, "stop", "stopped", plan.stop, backend.stop)
-        _call_each(svc, report, "delete", "deleted", plan.delete, backend.delete)
-    _delete_early(svc, plan, report, now)
+    if plan.stop or plan.delete:
+        backend = target.backend
+        _call_each(target, report, "stop", "stopped", plan.stop, backend.stop)
+        _call_each(target, report, "delete", "deleted", plan.delete, backend.delete)
+    _delete_early(svc, target, plan, report, now)
     for ref in plan.resolve:
-        _resolve(svc, ref, report, now)
+        _resolve(svc, target, ref, report, now)
     return report
 
 
@@ -153,7 +190,7 @@ def _adopt(
 
 
 def _call_each(
-    svc: Services,
+    target: Target,
     report: Report,
     operation: Operation,
     action: str,
@@ -162,7 +199,7 @@ def _call_each(
 ) -> None:
     """Stop or delete orphans while the shared rate allows; the rest wait a sweep."""
     for position, job in enumerate(jobs):
-        if svc.rate_limits.acquire(operation) > 0:
+        if target.rate_limits.acquire(operation) > 0:
             report.deferred += [f"{operation}:{j.id}" for j in jobs[position:]]
             return
         try:
@@ -184,12 +221,12 @@ def _call_each(
         log.info(f"orphan remote job {action}", batch_evaluation_id=job.id, name=job.name)
 
 
-def _delete_early(svc: Services, plan: Plan, report: Report, now: float) -> None:
+def _delete_early(svc: Services, target: Target, plan: Plan, report: Report, now: float) -> None:
     """Cut the retention of the oldest published jobs to now: their own timers delete
     them right away, at the shared delete rate, with the usual 409/404 handling."""
     for request_id, published_at in plan.delete_early:
         moved = svc.store.transition(
-            request_id,
+            Ref(request_id, target.name),
             Move.CUT_RETENTION,
             due_at=now,
             retention_seconds=max(0.0, now - published_at),
@@ -200,30 +237,31 @@ def _delete_early(svc: Services, plan: Plan, report: Report, now: float) -> None
     if plan.delete_early:
         log.warning(
             "account nearly full: deleting the oldest published jobs early",
+            target=target.name,
             remote_jobs=plan.remote_jobs,
-            high_water=svc.settings.account_high_water,
-            max_jobs=svc.settings.account_max_jobs,
+            high_water=target.config.account_high_water,
+            max_jobs=target.config.account_max_jobs,
             request_ids=report.done["deleted_early"],
             orphans=[job.id for job in plan.delete],
         )
 
 
-def _resolve(svc: Services, ref: LocalRef, report: Report, now: float) -> None:
+def _resolve(svc: Services, target: Target, ref: LocalRef, report: Report, now: float) -> None:
     """A record whose remote job is gone: poll it now if it runs (the poll's 404 finishes
     it as FAILED and publishes the outcome); if published, confirm and mark it deleted."""
     if ref.state != JobState.PUBLISHED:
-        if svc.store.transition(ref.request_id, Move.POLL, from_state=ref.state, due_at=now):
+        if svc.store.transition(ref, Move.POLL, from_state=ref.state, due_at=now):
             report.done["resolved"].append(ref.request_id)
         return
-    if svc.rate_limits.acquire("get") > 0:
+    if target.rate_limits.acquire("get") > 0:
         report.deferred.append(f"resolve:{ref.request_id}")
         return
     assert ref.batch_evaluation_id is not None
     try:
-        svc.backend(ref.backend).get(ref.batch_evaluation_id)
+        target.backend.get(ref.batch_evaluation_id)
     except RemoteJobNotFound:
         if svc.store.transition(
-            ref.request_id,
+            ref,
             Move.DELETE,
             clear_due=True,
             deleted_at=now,

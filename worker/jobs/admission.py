@@ -1,11 +1,12 @@
-"""Admission and the timer: what fills the account's slots and hands due steps out.
+"""Admission and the timer: what fills each target's slots and hands due steps out.
 
-* :func:`admit_waiting` fills free slots from the backlog (fairly: ``scripts/admit.lua``)
-  and hands each admitted job to a worker;
-* :func:`expire_backlog` gives requests whose deadline passed in the backlog their
+* :func:`admit_waiting` fills a target's free slots from its backlog (fairly:
+  ``scripts/admit.lua``) and hands each admitted job to a worker;
+* :func:`expire_backlog` gives requests whose deadline passed in a target's backlog their
   EXPIRED outcome;
 * :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
-  worker, with a short countdown, then does both of the above.
+  worker, with a short countdown, then does both of the above for every target. A full
+  or paused target admits nothing and holds no other target back.
 """
 
 from __future__ import annotations
@@ -13,20 +14,24 @@ from __future__ import annotations
 from worker.services import Services
 
 
-def admit_waiting(svc: Services) -> list[str]:
-    """Fill free slots from the backlog and hand each admitted job to a worker."""
-    admission = svc.store.admit(now=svc.clock(), quota=svc.settings.max_active_jobs)
+def admit_waiting(svc: Services, target: str) -> list[str]:
+    """Fill the target's free slots from its backlog and hand each admitted job out."""
+    configured = svc.targets.get(target)
+    if configured is None:
+        return []  # a target that left the configuration admits nothing
+    admission = svc.store.admit(target, now=svc.clock(), quota=configured.quota)
     for request_id in admission.admitted + admission.expired:
         svc.dispatch(request_id, None, 0.0)
     return admission.admitted
 
 
-def expire_backlog(svc: Services, limit: int | None = None) -> list[str]:
-    """Give every request whose deadline passed in the backlog its EXPIRED outcome now
-    (not only when admission reaches it); the deadline index keeps this O(due)."""
+def expire_backlog(svc: Services, target: str, limit: int | None = None) -> list[str]:
+    """Give every request whose deadline passed in the target's backlog its EXPIRED
+    outcome now (not only when admission reaches it); the deadline index keeps this
+    O(due)."""
     now = svc.clock()
-    overdue = svc.store.overdue_queued(now=now, limit=limit or svc.settings.tick_batch)
-    expired = svc.store.expire_queued(overdue, now=now)
+    overdue = svc.store.overdue_queued(target, now=now, limit=limit or svc.settings.tick_batch)
+    expired = svc.store.expire_queued(target, overdue, now=now)
     for request_id in expired:
         svc.dispatch(request_id, None, 0.0)
     return expired
@@ -44,6 +49,7 @@ def tick(svc: Services) -> int:
     )
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
-    expire_backlog(svc)
-    admit_waiting(svc)
+    for target in svc.targets:
+        expire_backlog(svc, target.name)
+        admit_waiting(svc, target.name)
     return len(timers)

@@ -41,7 +41,7 @@ def advance(svc: Services, request_id: str, lease_token: float | None = None) ->
             structlog.contextvars.bind_contextvars(batch_evaluation_id=job.batch_evaluation_id)
         step = STEPS.get(job.state)
         if step is None:
-            svc.store.transition(request_id, Move.DISARM, from_state=job.state, clear_due=True)
+            svc.store.transition(job, Move.DISARM, from_state=job.state, clear_due=True)
             return StepResult.IDLE
         return _run_step(svc, job, step)
     finally:
@@ -105,9 +105,7 @@ def _dead_letter(
     svc: Services, job: Job, reason: ReasonCode, error: str, attempts: int | None = None
 ) -> None:
     now = svc.clock()
-    if not svc.store.transition(
-        job.request_id, Move.DEAD_LETTER, clear_due=True, updated_at=now, error=error
-    ):
+    if not svc.store.transition(job, Move.DEAD_LETTER, clear_due=True, updated_at=now, error=error):
         return
     letter = svc.dead_letters.record(
         reason=reason,
@@ -122,4 +120,4 @@ def _dead_letter(
         fingerprint=job.payload_hash,
     )
     log.warning("dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
-    admit_waiting(svc)
+    admit_waiting(svc, job.target)

@@ -6,7 +6,7 @@ mark, and what intake does with it settles that replay (``worker.dead_letters.re
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from api_contracts import (
 )
 from worker import task_names
 from worker.dead_letters import replay
+from worker.errors import PermanentError
 from worker.jobs.admission import admit_waiting
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome
@@ -69,10 +70,15 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
 
     structlog.contextvars.bind_contextvars(request_id=request.request_id)
     settings = svc.settings
-    backend = svc.backends.get(str(request.backend))
+    try:
+        target = svc.targets.route(request)
+    except PermanentError as exc:
+        rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
+        return _dead_letter(svc, request, rejected, exc.reason, str(exc), task_name, now)
     registration = svc.store.register(
         request,
-        remote_name=backend.remote_name(request) if backend is not None else None,
+        target=target.name,
+        remote_name=target.backend.remote_name(request),
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
         # 0 is a valid retention (delete as soon as the outcome is out), not "unset".
@@ -83,23 +89,42 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         ),
     )
     if registration.outcome == IntakeOutcome.CONFLICT:
-        letter = svc.dead_letters.record(
-            reason=ReasonCode.idempotency_conflict,
-            error=f"request_id {request.request_id!r} was already accepted with another payload",
-            request=request.model_dump(mode="json"),
-            request_id=request.request_id,
-            now=now,
-            task_name=task_name,
-            fingerprint=request.payload_hash(),
-        )
-        log.warning("idempotency conflict", dead_letter_id=letter.dead_letter_id)
-        return IntakeResult(
-            request.request_id, registration.outcome, registration.state, letter.dead_letter_id
-        )
-    log.info("request accepted", outcome=registration.outcome.value, producer=request.producer)
+        error = f"request_id {request.request_id!r} was already accepted with another payload"
+        conflict = IntakeResult(request.request_id, registration.outcome, registration.state)
+        reason = ReasonCode.idempotency_conflict
+        return _dead_letter(svc, request, conflict, reason, error, task_name, now)
+    log.info(
+        "request accepted",
+        outcome=registration.outcome.value,
+        producer=request.producer,
+        target=target.name,
+    )
     if registration.outcome != IntakeOutcome.DUPLICATE:
-        admit_waiting(svc)
+        admit_waiting(svc, target.name)
     return IntakeResult(request.request_id, registration.outcome, registration.state)
+
+
+def _dead_letter(
+    svc: Services,
+    request: EvaluationRequest,
+    result: IntakeResult,
+    reason: ReasonCode,
+    error: str,
+    task_name: str,
+    now: float,
+) -> IntakeResult:
+    """A valid request intake cannot take: a conflict, or no target to run in."""
+    letter = svc.dead_letters.record(
+        reason=reason,
+        error=error,
+        request=request.model_dump(mode="json"),
+        request_id=request.request_id,
+        now=now,
+        task_name=task_name,
+        fingerprint=request.payload_hash(),
+    )
+    log.warning("request dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
+    return replace(result, dead_letter_id=letter.dead_letter_id)
 
 
 def _reject(

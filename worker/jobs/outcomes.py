@@ -15,6 +15,7 @@ def build_outcome(job: Job, *, now: float) -> EvaluationOutcome:
         request_id=job.request_id,
         producer=job.producer,
         backend=job.backend,
+        target=job.target,
         status=status,
         batch_evaluation_id=job.batch_evaluation_id,
         batch_evaluation_arn=job.batch_evaluation_arn,

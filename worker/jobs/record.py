@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from worker.jobs.states import JobState
+from worker.keys import DEFAULT_TARGET
 
 
 @dataclass
@@ -66,6 +67,9 @@ class Job:
     deadline_at: float
     retention_seconds: float
     priority: int = 0
+    #: The target (account) it runs in; records from before targets existed ran in the
+    #: implicit one.
+    target: str = DEFAULT_TARGET
     admitted_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None

@@ -67,11 +67,11 @@ def start_or_expire(svc: Services, job: Job) -> StepResult:
                       error="deadline passed before the job started")  # fmt: skip
     if _rate_limited(svc, job, "start"):
         return StepResult.RATE_LIMITED
-    remote = svc.backend(job.backend).start(job)
+    remote = svc.targets[job.target].backend.start(job)
     now = svc.clock()
     first_poll = now + svc.poll_policy.backoff(0, svc.rng)
     svc.store.transition(
-        job.request_id,
+        job,
         Move.START,
         due_at=min(first_poll, job.deadline_at),
         started_at=now,
@@ -98,7 +98,7 @@ def observe(svc: Services, job: Job) -> StepResult:
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        remote = svc.backend(job.backend).get(job.batch_evaluation_id)
+        remote = svc.targets[job.target].backend.get(job.batch_evaluation_id)
     except RemoteJobNotFound:
         return finish(svc, job, OutcomeStatus.FAILED, None,
                       error="the remote job no longer exists")  # fmt: skip
@@ -120,9 +120,7 @@ def observe(svc: Services, job: Job) -> StepResult:
     delay = svc.poll_policy.next_delay(job, now, svc.rng)
     if job.state == JobState.STOPPING:
         delay = svc.settings.poll_min
-    svc.store.transition(
-        job.request_id, Move.POLL, from_state=job.state, due_at=now + delay, **updates
-    )
+    svc.store.transition(job, Move.POLL, from_state=job.state, due_at=now + delay, **updates)
     return StepResult.POLLED
 
 
@@ -131,16 +129,14 @@ def request_stop(svc: Services, job: Job) -> StepResult:
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        svc.backend(job.backend).stop(job.batch_evaluation_id)
+        svc.targets[job.target].backend.stop(job.batch_evaluation_id)
     except RemoteConflict:
         log.info("stop refused: the job already ended; reading its status")
     except RemoteJobNotFound:
         return finish(svc, job, OutcomeStatus.FAILED, None,
                       error="the remote job no longer exists")  # fmt: skip
     now = svc.clock()
-    svc.store.transition(
-        job.request_id, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now
-    )
+    svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
     log.info("deadline passed; stop requested")
     return StepResult.STOPPING
 
@@ -156,7 +152,7 @@ def finish(
     """Record the final status, free the slot, admit the next job, publish the outcome."""
     now = svc.clock()
     moved = svc.store.transition(
-        job.request_id,
+        job,
         Move.FINISH,
         from_state=job.state,
         due_at=now,
@@ -171,7 +167,7 @@ def finish(
     if not moved:
         return StepResult.RACED
     log.info("remote job ended", status=status.value)
-    admit_waiting(svc)
+    admit_waiting(svc, job.target)
     finished = svc.store.get(job.request_id)
     return publish(svc, finished) if finished is not None else StepResult.MISSING
 
@@ -183,7 +179,7 @@ def publish(svc: Services, job: Job) -> StepResult:
     svc.publisher.publish(outcome, queues)
     kept = job.batch_evaluation_id is not None
     svc.store.transition(
-        job.request_id,
+        job,
         Move.PUBLISH,
         due_at=now + job.retention_seconds if kept else None,
         clear_due=not kept,
@@ -210,13 +206,11 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        svc.backend(job.backend).delete(job.batch_evaluation_id)
+        svc.targets[job.target].backend.delete(job.batch_evaluation_id)
     except RemoteConflict:
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
-    svc.store.transition(
-        job.request_id, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now
-    )
+    svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED
 
@@ -232,7 +226,7 @@ STEPS: dict[JobState, Step] = {
 
 
 def _rate_limited(svc: Services, job: Job, operation: Operation) -> bool:
-    wait = svc.rate_limits.acquire(operation)
+    wait = svc.targets[job.target].rate_limits.acquire(operation)
     if wait > 0:
         svc.store.schedule(job.request_id, svc.clock() + wait)
     return wait > 0

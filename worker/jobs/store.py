@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -20,7 +20,7 @@ from api_contracts import EvaluationRequest
 from worker.jobs.record import Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
-from worker.keys import Keys
+from worker.keys import Keys, TargetKeys
 
 #: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
 HIGHEST_PRIORITY = 9
@@ -38,6 +38,24 @@ class IntakeOutcome(StrEnum):
 
 #: Outcomes that mean the request was accepted.
 ACCEPTED = frozenset({IntakeOutcome.CREATED, IntakeOutcome.DUPLICATE, IntakeOutcome.REQUEUED})
+
+
+class JobRef(Protocol):
+    """What names a job for a move: its request and the target whose keys it is in."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A :class:`JobRef` for callers that hold no job record."""
+
+    request_id: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -68,18 +86,18 @@ class JobStore:
         self.keys = keys
         self.scripts = load_job_scripts(client)
 
-    def _keys(self, request_id: str | None = None, **more: str) -> dict[str, str]:
-        """The keys a script may name: every fixed key, the job's, and ``more``."""
-        named = self.keys.fixed if request_id is None else {**self.keys.fixed}
+    def _keys(self, target: str, request_id: str | None = None, **more: str) -> dict[str, str]:
+        """The keys a script may name: every global key, the target's, the job's, more."""
+        named = {**self.keys.fixed, **self.keys.target(target).fixed, **more}
         if request_id is not None:
             named["job"] = self.keys.job(request_id)
-        return {**named, **more} if more else named
+        return named
 
-    def _backlog(self, producer: str, priority: int) -> dict[str, str]:
+    def _backlog(self, target: TargetKeys, producer: str, priority: int) -> dict[str, str]:
         """The keys of one producer's backlog at one priority."""
         return {
-            "backlog": self.keys.backlog(producer, priority),
-            "backlog_turns": self.keys.backlog_turns(priority),
+            "backlog": target.backlog(producer, priority),
+            "backlog_turns": target.backlog_turns(priority),
         }
 
     # -- intake -------------------------------------------------------------------------
@@ -87,6 +105,7 @@ class JobStore:
         self,
         request: EvaluationRequest,
         *,
+        target: str,
         now: float,
         deadline_at: float,
         retention: float,
@@ -100,6 +119,7 @@ class JobStore:
             "payload_hash": request.payload_hash(),
             "producer": request.producer,
             "backend": str(request.backend),
+            "target": target,
             "priority": request.priority,
             "accepted_at": now,
             "updated_at": now,
@@ -107,7 +127,8 @@ class JobStore:
             "retention_seconds": retention,
             "remote_name": remote_name,
         }
-        keys = self._keys(request.request_id, **self._backlog(request.producer, request.priority))
+        backlog = self._backlog(self.keys.target(target), request.producer, request.priority)
+        keys = self._keys(target, request.request_id, **backlog)
         args = {
             "request_id": request.request_id,
             "payload_hash": record["payload_hash"],
@@ -118,34 +139,38 @@ class JobStore:
         return Registration(IntakeOutcome(outcome), JobState(state))
 
     # -- admission ----------------------------------------------------------------------
-    def admit(self, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
-        """Fill free slots fairly: highest priority first, producers in turn within one."""
+    def admit(self, target: str, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
+        """Fill the target's free slots fairly: highest priority first, producers in turn
+        within one."""
+        target_keys = self.keys.target(target)
         args = {
             "now": now,
             "quota": quota,
             "job_prefix": self.keys.job(""),
-            "backlog_prefix": self.keys.backlog_prefix,
-            "turns_prefix": self.keys.backlog_turns(""),
+            "backlog_prefix": target_keys.backlog_prefix,
+            "turns_prefix": target_keys.backlog_turns(""),
             "scan_limit": scan_limit,
             "highest_priority": HIGHEST_PRIORITY,
         }
-        admitted, expired = self.scripts["admit"](self._keys(), args)
+        admitted, expired = self.scripts["admit"](self._keys(target), args)
         return Admission(list(admitted), list(expired))
 
-    def overdue_queued(self, *, now: float, limit: int) -> list[str]:
-        """Queued requests whose deadline passed, earliest deadline first."""
-        return list(self.redis.zrangebyscore(self.keys.queued_by_deadline, "-inf", now, 0, limit))
+    def overdue_queued(self, target: str, *, now: float, limit: int) -> list[str]:
+        """The target's queued requests whose deadline passed, earliest deadline first."""
+        index = self.keys.target(target).queued_by_deadline
+        return list(self.redis.zrangebyscore(index, "-inf", now, 0, limit))
 
-    def expire_queued(self, request_ids: list[str], *, now: float) -> list[str]:
+    def expire_queued(self, target: str, request_ids: list[str], *, now: float) -> list[str]:
         """Finish those of ``request_ids`` still queued past their deadline as EXPIRED."""
         if not request_ids:
             return []
         args = {"now": now, "job_prefix": self.keys.job("")}
-        return list(self.scripts["expire_queued"](self._keys(), args, request_ids))
+        return list(self.scripts["expire_queued"](self._keys(target), args, request_ids))
 
     def requeue(self, job: Job, *, now: float, pause_until: float) -> bool:
         """Back to the front of the backlog; admission pauses until ``pause_until``."""
-        keys = self._keys(job.request_id, **self._backlog(job.producer, job.priority))
+        backlog = self._backlog(self.keys.target(job.target), job.producer, job.priority)
+        keys = self._keys(job.target, job.request_id, **backlog)
         args = {
             "request_id": job.request_id,
             "producer": job.producer,
@@ -157,7 +182,7 @@ class JobStore:
     # -- the state machine --------------------------------------------------------------
     def transition(
         self,
-        request_id: str,
+        job: JobRef,
         move: Move,
         *,
         from_state: JobState | None = None,
@@ -172,13 +197,13 @@ class JobStore:
         if "state" in values:
             raise ValueError("a job's state changes by a move, never as a field")
         args = {
-            "request_id": request_id,
+            "request_id": job.request_id,
             "move_name": move.value,
             "expected": from_state.value if from_state else "",
             "due_at": "-" if clear_due else ("" if due_at is None else repr(due_at)),
         }
         moved, _before = self.scripts["transition"](
-            self._keys(request_id), args, encode_fields(values)
+            self._keys(job.target, job.request_id), args, encode_fields(values)
         )
         return bool(moved)
 
@@ -196,7 +221,7 @@ class JobStore:
     # -- timers -------------------------------------------------------------------------
     def claim_due(self, *, now: float, horizon: float, lease: float, limit: int) -> list[DueTimer]:
         args = {"now": now, "horizon": horizon, "lease": lease, "limit": limit}
-        flat = self.scripts["claim_due"](self._keys(), args)
+        flat = self.scripts["claim_due"](self.keys.fixed, args)
         return [
             DueTimer(flat[i], float(flat[i + 1]), float(flat[i + 2]))
             for i in range(0, len(flat), 3)
@@ -225,17 +250,18 @@ class JobStore:
             yield from (Job.from_hash(raw) for raw in pipe.execute() if raw)
             start += batch
 
-    def active_count(self) -> int:
-        return int(self.redis.scard(self.keys.active))
+    def active_count(self, target: str) -> int:
+        return int(self.redis.scard(self.keys.target(target).active))
 
-    def backlog_size(self) -> int:
+    def backlog_size(self, target: str) -> int:
+        target_keys = self.keys.target(target)
         pipe = self.redis.pipeline(transaction=False)
         for priority in range(HIGHEST_PRIORITY + 1):
-            pipe.zrange(self.keys.backlog_turns(priority), 0, -1)
+            pipe.zrange(target_keys.backlog_turns(priority), 0, -1)
         waiting = [(priority, p) for priority, producers in enumerate(pipe.execute())
                    for p in producers]  # fmt: skip
         for priority, producer in waiting:
-            pipe.llen(self.keys.backlog(producer, priority))
+            pipe.llen(target_keys.backlog(producer, priority))
         return sum(int(n) for n in pipe.execute())
 
     def lock(self, request_id: str, lease: float) -> Any:

@@ -24,13 +24,15 @@ from redis.retry import Retry
 from api_contracts import EvaluationOutcome
 from worker import task_names
 from worker.backends.base import Backend
-from worker.backends.ratelimit import SharedRateLimits, rates_from_settings
+from worker.backends.ratelimit import SharedRateLimits
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.services import Dispatch, LazyBackends, Publisher, Services
+from worker.services import Dispatch, Publisher, Services
 from worker.settings import Settings, get_settings
+from worker.targets.config import TargetConfig, load_targets
+from worker.targets.registry import Target, Targets, TargetsFileWatch, rates_of
 
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
@@ -76,10 +78,7 @@ def build_services(
             max_entries=settings.dead_letter_max_entries,
             max_age=settings.dead_letter_max_age_seconds,
         ),
-        rate_limits=SharedRateLimits(
-            client, rates_from_settings(settings), keys, settings.rate_limit_margin
-        ),
-        backends=LazyBackends({"agentcore": lambda: _agentcore(settings)}),
+        targets=build_targets(settings, client, keys),
         publisher=publisher,
         dispatch=dispatch,
         poll_policy=PollPolicy.from_settings(settings),
@@ -87,12 +86,24 @@ def build_services(
     )
 
 
-def _agentcore(settings: Settings) -> Backend:
+def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Targets:
+    """Every configured target, each with its keys, shared rate limits and backend."""
+
+    def make(config: TargetConfig) -> Target:
+        target_keys = keys.target(config.name)
+        limits = SharedRateLimits(client, rates_of(config), target_keys, settings.rate_limit_margin)
+        return Target(config, target_keys, limits, lambda c: _agentcore(settings, c))
+
+    watch = TargetsFileWatch(settings) if settings.targets_file else None
+    return Targets(load_targets(settings), make, watch)
+
+
+def _agentcore(settings: Settings, target: TargetConfig) -> Backend:
     # Imported on first use: boto3 costs a process ~15 MB, and the consumer's main
     # process (the guard) never calls a backend.
     from worker.backends.agentcore import AgentCoreBackend
 
-    return AgentCoreBackend.from_settings(settings)
+    return AgentCoreBackend.for_target(settings, target)
 
 
 _services: Services | None = None

@@ -14,6 +14,7 @@ import redis
 
 from api_contracts import ReasonCode
 from api_contracts.examples import sample_request
+from tests.unit.conftest import reconfigure
 from worker.backends.agentcore import classify
 from worker.errors import (
     BackPressure,
@@ -154,7 +155,7 @@ def test_permanent_remote_errors_are_dead_lettered_at_once(services, emulator, e
     assert advance(services, "r1") == "dead"
     (letter,) = services.dead_letters.find()
     assert (letter.reason, letter.attempts, letter.task_name) == (reason, 1, "evals.advance")
-    assert services.store.active_count() == 0
+    assert services.store.active_count("default") == 0
 
 
 def test_throttling_past_the_time_budget_is_retries_exhausted(services, emulator, clock):
@@ -167,11 +168,13 @@ def test_throttling_past_the_time_budget_is_retries_exhausted(services, emulator
     assert letter.reason == "retries_exhausted"
 
 
-def test_a_backend_this_worker_does_not_run_is_unknown_backend(services):
+def test_a_job_whose_target_left_the_configuration_is_dead_lettered(services, tmp_path):
     accept(services, sample_request(request_id="r1"))
-    services.backends = {}
+    other = tmp_path / "targets.yaml"
+    other.write_text("targets: [{name: other, region: us-east-1}]\n")
+    reconfigure(services, targets_file=str(other))
     assert advance(services, "r1") == "dead"
-    assert services.dead_letters.find()[0].reason == "unknown_backend"
+    assert services.dead_letters.find()[0].reason == "no_target"
 
 
 def test_an_unknown_backend_name_in_a_request_is_its_own_reason(services):
@@ -187,7 +190,7 @@ def test_an_unexpected_error_is_retried_then_dead_lettered_as_internal(services,
     def broken(job):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(services.backends["agentcore"], "start", broken)
+    monkeypatch.setattr(services.targets["default"].backend, "start", broken)
     outcomes = [advance(services, "r1") for _ in range(4)]
     assert outcomes == ["retry", "retry", "retry", "dead"]
     (letter,) = services.dead_letters.find()
@@ -202,7 +205,7 @@ def test_an_unreachable_store_is_not_dead_lettered(services, monkeypatch):
     def down(job):
         raise redis.ConnectionError("gone")
 
-    monkeypatch.setattr(services.backends["agentcore"], "start", down)
+    monkeypatch.setattr(services.targets["default"].backend, "start", down)
     with pytest.raises(redis.ConnectionError):
         advance(services, "r1")
     assert services.dead_letters.count() == 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from worker.backends.ratelimit import SharedRateLimits, window_for
-from worker.keys import Keys
+from worker.keys import TargetKeys
 
 T0 = 1_800_000_000.0
 
 
 @pytest.fixture
 def limits(fake_redis) -> SharedRateLimits:
-    return SharedRateLimits(fake_redis, {"start": 3.0, "get": 60.0, "delete": 0.5}, Keys("t"), 0.05)
+    return SharedRateLimits(
+        fake_redis, {"start": 3.0, "get": 60.0, "delete": 0.5}, TargetKeys("t"), 0.05
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,6 @@ def test_operations_have_their_own_windows(limits):
 
 
 def test_without_a_given_time_redis_keeps_the_clock(fake_redis):
-    slow = SharedRateLimits(fake_redis, {"list": 0.001}, Keys("t"), 0.05)
+    slow = SharedRateLimits(fake_redis, {"list": 0.001}, TargetKeys("t"), 0.05)
     assert slow.acquire("list") == 0.0
     assert 0.0 < slow.acquire("list") <= 1000.05

@@ -17,6 +17,7 @@ from api_contracts import (
     reason_for_validation_error,
 )
 from api_contracts.examples import sample_request
+from api_contracts.request import ADDED_OPTIONAL_FIELDS
 
 from .helpers import assert_rejected, assert_valid, request_with
 
@@ -157,12 +158,22 @@ def test_hash_is_sha256_of_canonical_json() -> None:
     request = EvaluationRequest.model_validate(sample_request())
     canonical = request.canonical_json()
     assert canonical == json.dumps(
-        request.model_dump(mode="json", exclude={"submitted_at"}),
+        request.model_dump(mode="json", exclude={"submitted_at", *ADDED_OPTIONAL_FIELDS}),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
     assert request.payload_hash() == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_fields_added_later_leave_the_hash_of_older_requests_as_it_was() -> None:
+    # The hash of the sample request as evalq computed it before any field was added to
+    # v1: a request in flight across an upgrade must stay the same job.
+    before_additions = "9d55fb5cb997e8fa886c8d15ff9e8081321e57d4202dc875e21d101c722953f3"
+    request = EvaluationRequest.model_validate(sample_request())
+    assert request.payload_hash() == before_additions
+    routed = EvaluationRequest.model_validate(sample_request(target="checkout-prod"))
+    assert routed.payload_hash() != request.payload_hash()
 
 
 CHANGES: list[tuple[str, Any]] = [

@@ -15,14 +15,17 @@ import pytest
 
 from api_contracts import EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_request
+from tests.unit.conftest import reconfigure
 from tests.unit.driving import run_until, submit
 from worker.backends.agentcore import client_token, derive_job_name
-from worker.backends.ratelimit import SharedRateLimits, rates_from_settings
+from worker.backends.ratelimit import SharedRateLimits
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import admit_waiting, tick
 from worker.jobs.advance import advance
 from worker.jobs.states import JobState, Move
-from worker.keys import Keys
+from worker.jobs.store import Ref
+from worker.keys import TargetKeys
+from worker.targets.registry import rates_of
 
 LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
 
@@ -37,7 +40,7 @@ def _start_directly(svc, name, tags=None):
     evaluation = EvaluationRequest.model_validate(sample_request()).evaluation
     params = evaluation.to_boto3_kwargs() | {"batchEvaluationName": name}
     params["tags"] = tags or LONG
-    client = svc.backend("agentcore").client
+    client = svc.targets["default"].backend.client
     started = client.start_batch_evaluation(clientToken=f"other-{uuid.uuid4().hex}", **params)
     return started["batchEvaluationId"]
 
@@ -55,11 +58,15 @@ def _published(svc):
 def test_the_deadline_index_follows_the_backlog(services, keys, clock):
     for i in range(3):
         submit(services, f"r{i}", deadline_seconds=100 + i)
-    indexed = dict(services.redis.zrange(keys.queued_by_deadline, 0, -1, withscores=True))
+    indexed = dict(
+        services.redis.zrange(keys.target("default").queued_by_deadline, 0, -1, withscores=True)
+    )
     assert indexed == {"r2": pytest.approx(clock() + 102)}  # r0, r1 took the two slots
 
     services.store.requeue(services.store.get("r0"), now=clock(), pause_until=clock())
-    assert services.redis.zscore(keys.queued_by_deadline, "r0") == pytest.approx(clock() + 100)
+    assert services.redis.zscore(keys.target("default").queued_by_deadline, "r0") == pytest.approx(
+        clock() + 100
+    )
 
 
 def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
@@ -80,8 +87,8 @@ def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
     assert (outcome.status, outcome.batch_evaluation_id) == ("EXPIRED", None)
     assert client_token("waiting") not in {j["clientToken"] for j in _remote(emulator).values()}
     # The expired id left in its backlog does not stop the ring: "other" is admitted next.
-    services.store.transition("busy-1", Move.DEAD_LETTER, clear_due=True)
-    assert admit_waiting(services) == ["other"]
+    services.store.transition(Ref("busy-1", "default"), Move.DEAD_LETTER, clear_due=True)
+    assert admit_waiting(services, "default") == ["other"]
 
 
 def test_sweep_expires_the_backlog_and_a_dry_run_only_plans(services, clock):
@@ -106,13 +113,13 @@ def test_a_slot_holder_without_a_timer_gets_one_and_a_slot_nobody_holds_is_freed
     submit(services, "r1", tags=LONG, deadline_seconds=30)
     advance(services, "r1")
     services.redis.zrem(keys.due, "r1")  # the timer got lost
-    services.redis.sadd(keys.active, "ghost")  # a slot leaked
+    services.redis.sadd(keys.target("default").active, "ghost")  # a slot leaked
 
     report = janitor.sweep(services)
 
     assert (report.done["rearmed"], report.done["released"]) == (["r1"], ["ghost"])
     assert services.store.due_score("r1") is not None
-    assert services.store.active_count() == 1
+    assert services.store.active_count("default") == 1
     clock.advance(31)  # past its deadline: the re-armed timer's step stops the job
     assert advance(services, "r1") == "stopping"
 
@@ -135,7 +142,7 @@ def test_records_are_trimmed_after_their_retention_unless_the_remote_job_is_kept
     assert report.done["trimmed"] == ["old"]
     assert services.store.get("old") is None
     assert services.redis.zscore(keys.jobs_by_time, "old") is None
-    assert set(services.redis.hvals(keys.remote_names)) == {"kept", "young"}
+    assert set(services.redis.hvals(keys.target("default").remote_names)) == {"kept", "young"}
     assert services.store.get("young").state == JobState.DELETED
     assert services.store.get("kept").state == JobState.PUBLISHED
     assert janitor.sweep(services).done["trimmed"] == []
@@ -188,9 +195,9 @@ def test_a_request_sent_again_after_data_loss_adopts_its_running_job(
 
 def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
     submit(services, "r1", tags=LONG)
-    remote = services.backend("agentcore").start(services.store.get("r1"))
+    remote = services.targets["default"].backend.start(services.store.get("r1"))
     # The start's answer was lost and the retries ran out: dead-lettered, no remote id.
-    services.store.transition("r1", Move.DEAD_LETTER, clear_due=True)
+    services.store.transition(Ref("r1", "default"), Move.DEAD_LETTER, clear_due=True)
     services.dead_letters.record(
         reason=ReasonCode.retries_exhausted, error="gave up", request={"request_id": "r1"},
         request_id="r1", now=time.time(),
@@ -201,7 +208,7 @@ def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
     assert report.done["adopted"] == ["r1"]
     job = services.store.get("r1")
     assert (job.state, job.batch_evaluation_id) == (JobState.RUNNING, remote.id)
-    assert services.store.active_count() == 1
+    assert services.store.active_count("default") == 1
 
 
 def test_a_job_whose_remote_job_vanished_is_finished_and_published(services, clock, emulator):
@@ -209,7 +216,7 @@ def test_a_job_whose_remote_job_vanished_is_finished_and_published(services, clo
     advance(services, "running")
     submit(services, "published", retention_seconds=100_000)
     run_until(services, "published", JobState.PUBLISHED, clock)
-    client = services.backend("agentcore").client
+    client = services.targets["default"].backend.client
     gone = services.store.get("running").batch_evaluation_id
     client.stop_batch_evaluation(batchEvaluationId=gone)
     time.sleep(0.01)
@@ -230,7 +237,7 @@ def test_a_job_whose_remote_job_vanished_is_finished_and_published(services, clo
 def test_near_the_high_water_mark_the_oldest_published_jobs_are_deleted_early(
     services, clock, emulator
 ):
-    services.settings.account_high_water = 4
+    reconfigure(services, account_high_water=4)
     foreign = _start_directly(services, "foreign_done", {"emulator:sessions": "1"})
     for i in range(4):
         submit(services, f"r{i}", retention_seconds=100_000)
@@ -250,8 +257,11 @@ def test_near_the_high_water_mark_the_oldest_published_jobs_are_deleted_early(
 
 
 def test_stops_beyond_the_shared_rate_wait_for_the_next_sweep(services, settings, emulator):
-    one_stop_per_10s = rates_from_settings(settings) | {"stop": 0.1}
-    services.rate_limits = SharedRateLimits(services.redis, one_stop_per_10s, Keys("slow"), 0.05)
+    default = services.targets["default"]
+    one_stop_per_10s = rates_of(default.config) | {"stop": 0.1}
+    fast = default.rate_limits
+    slow = SharedRateLimits(services.redis, one_stop_per_10s, TargetKeys("s"), 0.05)
+    default.rate_limits = slow
     prefix = services.settings.job_name_prefix
     orphans = {_start_directly(services, derive_job_name(prefix, f"lost-{i}")) for i in range(3)}
 
@@ -262,9 +272,7 @@ def test_stops_beyond_the_shared_rate_wait_for_the_next_sweep(services, settings
     assert sorted(first.deferred) == sorted(f"stop:{i}" for i in orphans - {stopped})
     assert (second.done["stopped"], sorted(second.deferred)) == ([], sorted(first.deferred))
     assert [i for i, job in _remote(emulator).items() if job["stop_requested_at"]] == [stopped]
-    services.rate_limits = SharedRateLimits(
-        services.redis, rates_from_settings(settings), Keys("t"), 0.05
-    )
+    default.rate_limits = fast
     assert set(janitor.sweep(services).done["stopped"]) == orphans - {stopped}
 
 
@@ -281,12 +289,12 @@ def test_published_jobs_enter_the_retention_indexes_and_deleted_ones_leave_one(
 ):
     submit(services, "r1", retention_seconds=0)
     job = run_until(services, "r1", JobState.PUBLISHED, clock)
-    assert services.redis.zscore(keys.retained_by_time, "r1") == job.published_at
-    assert services.redis.zscore(keys.published_by_time, "r1") == job.published_at
+    assert services.redis.zscore(keys.target("default").retained_by_time, "r1") == job.published_at
+    assert services.redis.zscore(keys.target("default").published_by_time, "r1") == job.published_at
 
     assert advance(services, "r1") == "deleted"
-    assert services.redis.zscore(keys.retained_by_time, "r1") is None
-    assert services.redis.zscore(keys.published_by_time, "r1") == job.published_at
+    assert services.redis.zscore(keys.target("default").retained_by_time, "r1") is None
+    assert services.redis.zscore(keys.target("default").published_by_time, "r1") == job.published_at
 
 
 def test_cli_shows_the_plan_of_a_dry_run(services, clock, monkeypatch):

@@ -30,7 +30,7 @@ def test_accepted_request_is_admitted_started_polled_and_published(services, clo
     assert outcome.request_id == "r1"
     assert outcome.batch_evaluation_id == job.batch_evaluation_id
     assert outcome.result["evaluationResults"]["numberOfSessionsCompleted"] == 2
-    assert services.store.active_count() == 0
+    assert services.store.active_count("default") == 0
 
 
 def test_reply_to_queues_get_the_outcome_too(services, clock):
@@ -44,7 +44,7 @@ def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services
     submit(services)
     advance(services, "r1")
     first = services.store.get("r1").batch_evaluation_id
-    again = services.backend("agentcore").start(services.store.get("r1"))
+    again = services.targets["default"].backend.start(services.store.get("r1"))
     assert again.id == first
     assert {j["clientToken"] for j in _emulator_jobs(emulator)} == {client_token("r1")}
 
@@ -52,8 +52,8 @@ def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services
 def test_only_quota_many_jobs_are_admitted(services):
     for i in range(5):
         submit(services, request_id=f"r{i}")
-    assert services.store.active_count() == 2
-    assert services.store.backlog_size() == 3
+    assert services.store.active_count("default") == 2
+    assert services.store.backlog_size("default") == 3
 
 
 def test_quota_error_puts_the_job_back_without_a_dead_letter(services, emulator):
@@ -62,7 +62,7 @@ def test_quota_error_puts_the_job_back_without_a_dead_letter(services, emulator)
     assert advance(services, "r1") == "requeued"
     assert services.store.get("r1").state == JobState.QUEUED
     assert services.dead_letters.count() == 0
-    assert services.store.active_count() == 0
+    assert services.store.active_count("default") == 0
 
 
 def test_throttling_is_retried_without_spending_an_attempt(services, emulator):
@@ -84,7 +84,7 @@ def test_server_errors_past_the_retry_budget_become_a_dead_letter(services, emul
     assert letter.reason == "retries_exhausted"
     assert letter.request["request_id"] == "r1"
     assert services.store.get("r1").state == JobState.DEAD
-    assert services.store.active_count() == 0
+    assert services.store.active_count("default") == 0
 
 
 def test_access_denied_is_dead_lettered_at_once(services, emulator):

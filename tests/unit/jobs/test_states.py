@@ -14,7 +14,7 @@ import fakeredis
 import pytest
 
 from worker.jobs.states import ALLOWED_TRANSITIONS, MOVES, JobState, Move, sources
-from worker.jobs.store import JobStore
+from worker.jobs.store import JobStore, Ref
 from worker.keys import Keys
 from worker.lua import read_script, script_names
 
@@ -51,12 +51,12 @@ def _seed(store: JobStore, start: JobState | None, variant: dict[str, Any]) -> N
                 **{k: str(v) for k, v in variant.items()},
             },
         )
-    r.rpush(keys.backlog("p", 0), "r")
-    r.zadd(keys.backlog_turns(0), {"p": 0})
-    r.sadd(keys.active, "r")
+    r.rpush(keys.target("default").backlog("p", 0), "r")
+    r.zadd(keys.target("default").backlog_turns(0), {"p": 0})
+    r.sadd(keys.target("default").active, "r")
     r.zadd(keys.due, {"r": NOW})
-    r.zadd(keys.published_by_time, {"r": NOW - 100})
-    r.zadd(keys.queued_by_deadline, {"r": float(variant["deadline_at"])})
+    r.zadd(keys.target("default").published_by_time, {"r": NOW - 100})
+    r.zadd(keys.target("default").queued_by_deadline, {"r": float(variant["deadline_at"])})
 
 
 def _state(store: JobStore) -> JobState | None:
@@ -66,12 +66,24 @@ def _state(store: JobStore) -> JobState | None:
 
 
 def _fixed(store: JobStore, **more: str) -> dict[str, str]:
-    return {**store.keys.fixed, "job": store.keys.job("r"), **more}
+    return {
+        **store.keys.fixed,
+        **store.keys.target("default").fixed,
+        "job": store.keys.job("r"),
+        **more,
+    }
+
+
+def _backlog(store: JobStore) -> dict[str, str]:
+    target = store.keys.target("default")
+    return {"backlog": target.backlog("p", 0), "backlog_turns": target.backlog_turns(0)}
 
 
 def _run_register(store: JobStore, payload_hash: str) -> None:
     keys = _fixed(
-        store, backlog=store.keys.backlog("p", 0), backlog_turns=store.keys.backlog_turns(0)
+        store,
+        backlog=store.keys.target("default").backlog("p", 0),
+        backlog_turns=store.keys.target("default").backlog_turns(0),
     )
     args = {"request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW}
     fields = ["request_id", "r", "producer", "p", "priority", "0", "deadline_at", str(NOW + 60)]
@@ -91,12 +103,12 @@ def _transition_by(move: Move) -> Callable[[JobStore], Any]:
 DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
     "register": [lambda s: _run_register(s, "h"), lambda s: _run_register(s, "other")],
     "admit": [
-        lambda s: s.admit(now=NOW, quota=5),
+        lambda s: s.admit("default", now=NOW, quota=5),
     ],
-    "expire_queued": [lambda s: s.expire_queued(["r"], now=NOW)],
+    "expire_queued": [lambda s: s.expire_queued("default", ["r"], now=NOW)],
     "requeue": [
         lambda s: s.scripts["requeue"](
-            _fixed(s, backlog=s.keys.backlog("p", 0), backlog_turns=s.keys.backlog_turns(0)),
+            _fixed(s, **_backlog(s)),
             {"request_id": "r", "producer": "p", "now": NOW, "pause_until": NOW + 5},
         )
     ],
@@ -160,12 +172,12 @@ def test_a_move_with_from_state_moves_only_from_that_state(store):
             for claimed in sources(move):
                 store.redis.flushall()
                 _seed(store, start, VARIANTS[1])
-                moved = store.transition("r", move, from_state=claimed)
+                moved = store.transition(Ref("r", "default"), move, from_state=claimed)
                 assert moved == (start == claimed), (move, start, claimed)
                 assert _state(store) == (MOVES[move][start] if moved else start)
             if start not in sources(move):
                 with pytest.raises(ValueError, match="does not start from"):
-                    store.transition("r", move, from_state=start)
+                    store.transition(Ref("r", "default"), move, from_state=start)
 
 
 def test_no_lua_source_holds_a_state_name():
@@ -188,7 +200,7 @@ def test_python_cannot_write_a_state_as_a_field(store):
     with pytest.raises(ValueError, match="by a move"):
         store.update("r", state="RUNNING")
     with pytest.raises(ValueError, match="by a move"):
-        store.transition("r", Move.POLL, state="DELETED")
+        store.transition(Ref("r", "default"), Move.POLL, state="DELETED")
 
 
 def test_the_table_reaches_every_state_and_ends_only_in_deleted():

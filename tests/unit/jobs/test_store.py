@@ -3,6 +3,7 @@ from __future__ import annotations
 from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
 from worker.jobs.states import JobState, Move
+from worker.jobs.store import Ref
 
 NOW = 1_800_000_000.0
 
@@ -11,14 +12,16 @@ def _register(store, request_id="r1", producer="p", deadline=3600.0, **overrides
     request = EvaluationRequest.model_validate(
         sample_request(request_id=request_id, producer=producer, **overrides)
     )
-    return store.register(request, now=NOW, deadline_at=NOW + deadline, retention=60.0)
+    return store.register(
+        request, target="default", now=NOW, deadline_at=NOW + deadline, retention=60.0
+    )
 
 
 def test_register_is_idempotent_per_request_id_and_payload(store):
     assert _register(store).outcome == "created"
     assert _register(store).outcome == "duplicate"
     assert _register(store, correlation={"x": "y"}).outcome == "conflict"
-    assert store.backlog_size() == 1
+    assert store.backlog_size("default") == 1
     job = store.get("r1")
     assert job.state == JobState.QUEUED
     assert job.correlation == {}
@@ -26,12 +29,12 @@ def test_register_is_idempotent_per_request_id_and_payload(store):
 
 def test_dead_job_registered_again_is_requeued_as_a_replay(store):
     _register(store)
-    store.admit(now=NOW, quota=5)
-    assert store.transition("r1", Move.DEAD_LETTER, clear_due=True)
+    store.admit("default", now=NOW, quota=5)
+    assert store.transition(Ref("r1", "default"), Move.DEAD_LETTER, clear_due=True)
     assert _register(store).outcome == "requeued"
     job = store.get("r1")
     assert (job.state, job.replays) == (JobState.QUEUED, 1)
-    assert store.active_count() == 0
+    assert store.active_count("default") == 0
 
 
 def test_admission_respects_the_quota_and_takes_producers_in_turn(store):
@@ -39,10 +42,10 @@ def test_admission_respects_the_quota_and_takes_producers_in_turn(store):
         _register(store, request_id=f"big-{i}", producer="big")
     _register(store, request_id="small-0", producer="small")
 
-    first = store.admit(now=NOW, quota=2)
+    first = store.admit("default", now=NOW, quota=2)
     assert first.admitted == ["big-0", "small-0"]
-    assert store.admit(now=NOW, quota=2).admitted == []
-    assert store.active_count() == 2
+    assert store.admit("default", now=NOW, quota=2).admitted == []
+    assert store.active_count("default") == 2
     assert store.get("small-0").state == JobState.ADMITTED
     assert store.due_score("small-0") == NOW
 
@@ -50,7 +53,7 @@ def test_admission_respects_the_quota_and_takes_producers_in_turn(store):
 def test_admission_expires_requests_whose_deadline_passed_in_the_backlog(store):
     _register(store, request_id="late", deadline=10.0)
     _register(store, request_id="fine", deadline=1000.0)
-    result = store.admit(now=NOW + 20, quota=5)
+    result = store.admit("default", now=NOW + 20, quota=5)
     assert result.admitted == ["fine"]
     assert result.expired == ["late"]
     late = store.get("late")
@@ -59,24 +62,26 @@ def test_admission_expires_requests_whose_deadline_passed_in_the_backlog(store):
 
 def test_transition_is_compare_and_set(store):
     _register(store)
-    store.admit(now=NOW, quota=5)
-    assert not store.transition("r1", Move.FINISH, from_state=JobState.RUNNING)
-    assert store.transition("r1", Move.START, due_at=NOW + 5, batch_evaluation_id="b-1")
+    store.admit("default", now=NOW, quota=5)
+    assert not store.transition(Ref("r1", "default"), Move.FINISH, from_state=JobState.RUNNING)
+    assert store.transition(
+        Ref("r1", "default"), Move.START, due_at=NOW + 5, batch_evaluation_id="b-1"
+    )
     assert store.get("r1").batch_evaluation_id == "b-1"
     assert store.due_score("r1") == NOW + 5
-    assert store.transition("r1", Move.FINISH, clear_due=True)
-    assert store.active_count() == 0
+    assert store.transition(Ref("r1", "default"), Move.FINISH, clear_due=True)
+    assert store.active_count("default") == 0
     assert store.due_score("r1") is None
 
 
 def test_requeue_puts_the_job_first_in_line_and_pauses_admission(store):
     _register(store, request_id="a")
     _register(store, request_id="b")
-    store.admit(now=NOW, quota=1)
+    store.admit("default", now=NOW, quota=1)
     assert store.requeue(store.get("a"), now=NOW, pause_until=NOW + 5)
     assert store.get("a").state == JobState.QUEUED
-    assert store.admit(now=NOW + 1, quota=1).admitted == []
-    assert store.admit(now=NOW + 6, quota=1).admitted == ["a"]
+    assert store.admit("default", now=NOW + 1, quota=1).admitted == []
+    assert store.admit("default", now=NOW + 6, quota=1).admitted == ["a"]
 
 
 def test_claimed_timers_are_leased_and_come_back_when_the_lease_ends(store):
@@ -93,7 +98,7 @@ def test_claimed_timers_are_leased_and_come_back_when_the_lease_ends(store):
 def test_remote_name_is_indexed_once_for_reconciliation(store, keys):
     request = EvaluationRequest.model_validate(sample_request(request_id="named"))
     for _ in range(2):
-        store.register(request, now=NOW, deadline_at=NOW + 60, retention=60.0,
+        store.register(request, target="default", now=NOW, deadline_at=NOW + 60, retention=60.0,
                        remote_name="evalq_abc")  # fmt: skip
-    assert store.redis.hgetall(keys.remote_names) == {"evalq_abc": "named"}
+    assert store.redis.hgetall(keys.target("default").remote_names) == {"evalq_abc": "named"}
     assert store.get("named").remote_name == "evalq_abc"

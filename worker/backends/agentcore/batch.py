@@ -12,6 +12,7 @@ from worker.backends.base import RemoteJob
 from worker.errors import RemoteJobNotFound
 from worker.jobs.record import Job
 from worker.settings import Settings
+from worker.targets.config import TargetConfig
 
 
 class AgentCoreBackend:
@@ -22,8 +23,8 @@ class AgentCoreBackend:
         self.name_prefix = name_prefix
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AgentCoreBackend:
-        return cls(make_client(settings), settings.job_name_prefix)
+    def for_target(cls, settings: Settings, target: TargetConfig) -> AgentCoreBackend:
+        return cls(make_client(settings, target), target.job_name_prefix)
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""

@@ -6,9 +6,12 @@ import hashlib
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from worker.settings import Settings
+from worker.targets.config import TargetConfig
 
 SERVICE = "bedrock-agentcore"
 
@@ -25,7 +28,8 @@ def derive_job_name(prefix: str, request_id: str) -> str:
     return prefix + hashlib.sha256(request_id.encode()).hexdigest()[:32]
 
 
-def make_client(settings: Settings) -> Any:
+def make_client(settings: Settings, target: TargetConfig, service: str = SERVICE) -> Any:
+    """A client of ``service`` in the target's region and account."""
     config = Config(
         # evalq retries on its own timer; botocore's in-process retries would sleep.
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -34,16 +38,40 @@ def make_client(settings: Settings) -> Any:
         max_pool_connections=8,
         user_agent_extra="evalq",
     )
-    credentials: dict[str, str] = {}
+    return session_for(settings, target).client(
+        service, region_name=target.region, endpoint_url=target.endpoint_url, config=config
+    )
+
+
+def session_for(settings: Settings, target: TargetConfig) -> boto3.session.Session:
+    """A boto3 session with the target's credentials: its role, assumed from the base
+    credentials and refreshed by botocore before they expire; else the base credentials
+    (the default chain, or the static keys the emulator takes)."""
+    static: dict[str, str] = {}
     if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = {
+        static = {
             "aws_access_key_id": settings.aws_access_key_id.get_secret_value(),
             "aws_secret_access_key": settings.aws_secret_access_key.get_secret_value(),
         }
-    return boto3.session.Session().client(
-        SERVICE,
-        region_name=settings.aws_region,
-        endpoint_url=settings.agentcore_endpoint_url,
-        config=config,
-        **credentials,
+    base = boto3.session.Session(region_name=target.region, **static)
+    if target.role_arn is None:
+        return base
+    assume: dict[str, str] = {"RoleSessionName": f"evalq-{target.name}"}
+    if target.external_id:
+        assume["ExternalId"] = target.external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=lambda service, **kwargs: base.client(
+            service, region_name=target.region, endpoint_url=target.sts_endpoint_url, **kwargs
+        ),
+        source_credentials=base.get_credentials(),
+        role_arn=target.role_arn,
+        extra_args=assume,
     )
+    refreshing = DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    # boto3 takes credentials objects only through a botocore session (Airflow's AWS
+    # hook does the same).
+    core = botocore.session.Session()
+    core._credentials = refreshing
+    return boto3.session.Session(botocore_session=core, region_name=target.region)

@@ -1,0 +1,139 @@
+"""The targets a process serves, each with what it needs at run time.
+
+A :class:`Target` joins a target's configuration, its Redis keys, its shared rate limits
+and its backend (built on first use: a client is not cheap). :class:`Targets` holds them
+by name, routes requests, and picks up a changed targets file within
+``EVALQ_TARGETS_RELOAD_SECONDS``, so a target can be added without a restart
+(docs/targets.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from api_contracts import EvaluationRequest, ReasonCode
+from worker.backends.base import Backend
+from worker.backends.ratelimit import OPERATIONS, Operation, SharedRateLimits
+from worker.errors import PermanentError
+from worker.keys import TargetKeys
+from worker.settings import Settings
+from worker.targets.config import TargetConfig, TargetSet, load_targets
+from worker.targets.routing import route
+
+
+@dataclass
+class Target:
+    config: TargetConfig
+    keys: TargetKeys
+    rate_limits: SharedRateLimits
+    build_backend: Callable[[TargetConfig], Backend] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def quota(self) -> int:
+        """Most jobs active at once in the account."""
+        return self.config.max_active_jobs
+
+    @cached_property
+    def backend(self) -> Backend:
+        return self.build_backend(self.config)
+
+
+def rates_of(config: TargetConfig) -> dict[Operation, float]:
+    """The target's call rates per second."""
+    return {op: float(getattr(config, f"{op}_rate")) for op in OPERATIONS}
+
+
+class TargetsFileWatch:
+    """Hands out the targets file again when it changed, looking at most every
+    ``interval`` seconds; a file that no longer parses is ignored until it does."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        assert settings.targets_file is not None
+        self._settings = settings
+        self._path = settings.targets_file
+        self._clock = clock
+        self._checked_at = clock()
+        self._stamp = self._mtime()
+
+    def changed(self) -> TargetSet | None:
+        now = self._clock()
+        if now - self._checked_at < self._settings.targets_reload_seconds:
+            return None
+        self._checked_at = now
+        stamp = self._mtime()
+        if stamp == self._stamp:
+            return None
+        try:
+            file = load_targets(self._settings)
+        except (OSError, ValueError):
+            return None
+        self._stamp = stamp
+        return file
+
+    def _mtime(self) -> float | None:
+        try:
+            return os.stat(self._path).st_mtime
+        except OSError:
+            return None
+
+
+class Targets:
+    """Every configured target by name, in file order."""
+
+    def __init__(
+        self,
+        file: TargetSet,
+        make: Callable[[TargetConfig], Target],
+        watch: TargetsFileWatch | None = None,
+    ) -> None:
+        self._make = make
+        self._watch = watch
+        self._by_name: dict[str, Target] = {}
+        self._default: str | None = None
+        self._load(file)
+
+    def __getitem__(self, name: str) -> Target:
+        self._refresh()
+        try:
+            return self._by_name[name]
+        except KeyError:
+            # A job whose target left the file cannot be reached any more.
+            raise PermanentError(
+                f"target {name!r} is not configured on this worker", ReasonCode.no_target
+            ) from None
+
+    def get(self, name: str) -> Target | None:
+        self._refresh()
+        return self._by_name.get(name)
+
+    def __iter__(self) -> Iterator[Target]:
+        self._refresh()
+        return iter(list(self._by_name.values()))
+
+    def route(self, request: EvaluationRequest) -> Target:
+        """The target ``request`` runs in (``worker.targets.routing``)."""
+        self._refresh()
+        configs = [t.config for t in self._by_name.values()]
+        return self._by_name[route(request, configs, self._default).name]
+
+    def _refresh(self) -> None:
+        file = self._watch.changed() if self._watch is not None else None
+        if file is not None:
+            self._load(file)
+
+    def _load(self, file: TargetSet) -> None:
+        # A target whose configuration did not change keeps its clients and sessions.
+        kept = self._by_name
+        self._by_name = {
+            c.name: kept[c.name] if c.name in kept and kept[c.name].config == c else self._make(c)
+            for c in file.targets
+        }
+        self._default = file.default_target
