@@ -109,6 +109,12 @@ class TargetKeys:
         return f"{self.prefix}:lock:watch"
 
     @property
+    def watching(self) -> str:
+        """String with a short expiry: a fresh listing watches the target's running jobs,
+        so they skip their own polls (``worker.jobs.watch``)."""
+        return f"{self.prefix}:watching"
+
+    @property
     def remote_jobs(self) -> str:
         """String: how many jobs the account held at the last listing (watch mode)."""
         return f"{self.prefix}:remote-jobs"

@@ -25,6 +25,8 @@ from worker.targets.registry import Targets
 
 #: Sends ``evals.advance`` for a job: (request_id, lease token or None, countdown seconds).
 Dispatch = Callable[[str, float | None, float], None]
+#: Sends ``evals.watch`` for a target (by name).
+DispatchWatch = Callable[[str], None]
 
 
 class Publisher(Protocol):
@@ -43,6 +45,7 @@ class Services:
     targets: Targets
     publisher: Publisher
     dispatch: Dispatch
+    dispatch_watch: DispatchWatch
     poll_policy: PollPolicy
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)

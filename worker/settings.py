@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     poll_min: float = 0.5
     #: A job whose progress projects its end is polled this long after that end.
     poll_end_margin: float = 1.0
+    #: Watch a target's running jobs with one listing per tick (a Get per job only at its
+    #: end) while the account's listing pages are no more than its running jobs.
+    watch_by_list: bool = True
+    #: A job the listing watches still checks in this often (no call while the listing
+    #: is fresh; a poll of its own once it is not).
+    watch_recheck_seconds: float = Field(default=30.0, gt=0)
     #: Backoff after a retryable error (throttle, 5xx, connection).
     retry_initial: float = 1.0
     retry_max: float = 60.0

@@ -7,6 +7,8 @@ SUBMIT = "evals.submit"
 ADVANCE = "evals.advance"
 #: Hand due timers to workers and admit from the backlog (beat, every tick interval).
 TICK = "evals.tick"
+#: Watch one target's running jobs with a listing (sent by every tick).
+WATCH = "evals.watch"
 #: One janitor sweep (beat, every janitor interval).
 JANITOR = "evals.janitor"
 #: Replay or purge dead letters (``evalq dlq`` does the same from a shell).

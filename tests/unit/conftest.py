@@ -91,6 +91,7 @@ def clock() -> Clock:
 @pytest.fixture
 def services(fake_redis, keys, store, settings, clock) -> Services:
     dispatched: list[tuple[str, float | None, float]] = []
+    watched: list[str] = []
     svc = Services(
         settings=settings,
         keys=keys,
@@ -100,9 +101,11 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         targets=build_targets(settings, fake_redis, keys),
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
+        dispatch_watch=lambda target: watched.append(target),
         poll_policy=PollPolicy.from_settings(settings),
         clock=clock,
         rng=random.Random(1),
     )
     svc.dispatched = dispatched  # type: ignore[attr-defined]
+    svc.watched = watched  # type: ignore[attr-defined]
     return svc

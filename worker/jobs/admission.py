@@ -5,8 +5,9 @@
 * :func:`expire_backlog` gives requests whose deadline passed in a target's backlog their
   EXPIRED outcome;
 * :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
-  worker, with a short countdown, then does both of the above for every target. A full
-  or paused target admits nothing and holds no other target back.
+  worker, with a short countdown, then does both of the above for every target and
+  sends its watch (``worker.jobs.watch``). A full or paused target admits nothing and
+  holds no other target back.
 """
 
 from __future__ import annotations
@@ -52,4 +53,5 @@ def tick(svc: Services) -> int:
     for target in svc.targets:
         expire_backlog(svc, target.name)
         admit_waiting(svc, target.name)
+        svc.dispatch_watch(target.name)
     return len(timers)

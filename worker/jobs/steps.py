@@ -31,6 +31,7 @@ from worker.jobs.outcomes import build_outcome
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
 from worker.jobs.states import JobState, Move
+from worker.jobs.watch import is_watched
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
@@ -46,6 +47,7 @@ class StepResult(StrEnum):
     RATE_LIMITED = "rate_limited"  #: the shared rate said wait; the timer says when
     STARTED = "started"
     POLLED = "polled"
+    WATCHED = "watched"  #: the target's listing watches it: no poll of its own
     STOPPING = "stopping"
     RACED = "raced"  #: another delivery moved the job first
     PUBLISHED = "published"
@@ -94,6 +96,12 @@ def poll(svc: Services, job: Job) -> StepResult:
 
 
 def observe(svc: Services, job: Job) -> StepResult:
+    target = svc.targets[job.target]
+    if not is_terminal(job.remote_status or "") and is_watched(svc, target):
+        # The target's listing watches this job and hands it out when it ends.
+        recheck = min(svc.clock() + svc.settings.watch_recheck_seconds, job.deadline_at)
+        svc.store.transition(job, Move.POLL, from_state=job.state, due_at=recheck)
+        return StepResult.WATCHED
     if _rate_limited(svc, job, "get"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
@@ -157,7 +165,7 @@ def finish(
         from_state=job.state,
         due_at=now,
         finished_at=now,
-        remote_ended_at=now,
+        remote_ended_at=job.remote_ended_at or now,
         outcome_status=status.value,
         result=body,
         error=error,

@@ -81,6 +81,7 @@ def build_services(
         targets=build_targets(settings, client, keys),
         publisher=publisher,
         dispatch=dispatch,
+        dispatch_watch=dispatch_watch,
         poll_policy=PollPolicy.from_settings(settings),
         rng=random.Random(os.getpid() ^ int(time.time())),
     )
@@ -131,6 +132,15 @@ def dispatch_advance(request_id: str, lease_token: float | None, countdown: floa
         kwargs={"lease_token": lease_token},
         countdown=countdown if countdown > 0.001 else None,
     )
+
+
+def dispatch_watch(target: str) -> None:
+    """Send ``evals.watch`` for a target; one nobody ran within a tick is dropped (the
+    next tick sends another)."""
+    from worker.runtime.app import app
+
+    interval = get_settings().tick_interval
+    app.send_task(task_names.WATCH, args=[target], expires=max(1.0, 2 * interval))
 
 
 class _CeleryPublisher:

@@ -12,7 +12,7 @@ from celery.signals import task_postrun, task_prerun
 from worker import task_names
 from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
 from worker.janitor import sweep
-from worker.jobs import admission, advance, intake
+from worker.jobs import admission, advance, intake, watch
 from worker.runtime.app import app
 from worker.runtime.root import services
 
@@ -43,6 +43,11 @@ def advance_job(request_id: str, lease_token: float | None = None) -> str:
 @app.task(name=task_names.TICK)
 def tick() -> int:
     return admission.tick(services())
+
+
+@app.task(name=task_names.WATCH)
+def watch_target(target: str) -> int:
+    return len(watch.watch(services(), target).ended or [])
 
 
 @app.task(name=task_names.JANITOR)

@@ -1,0 +1,114 @@
+"""Watching running jobs with one listing per tick: one Get per job, at its end."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+from tests.unit.driving import submit
+from worker.jobs import watch
+from worker.jobs.advance import advance
+from worker.jobs.states import JobState
+
+LONG = {"emulator:duration": "1000000000000"}
+
+
+def _stats(emulator) -> dict:
+    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
+        return json.loads(response.read())
+
+
+def _gets(emulator) -> int:
+    return int(_stats(emulator)["calls"].get("GetBatchEvaluation", 0))
+
+
+def _run_dispatched(services) -> list[str]:
+    """Run every advance the watcher handed out, as a worker would."""
+    results = []
+    while services.dispatched:
+        request_id, token, _ = services.dispatched.pop(0)
+        results.append(advance(services, request_id, token))
+    return results
+
+
+def test_a_watched_job_is_read_once_at_its_end(services, emulator, clock):
+    submit(services, "r1")
+    assert advance(services, "r1") == "started"
+    services.dispatched.clear()
+    time.sleep(0.05)  # the remote job ends (time scale 10,000)
+
+    report = watch.watch(services, "default")
+
+    assert report.listed
+    assert report.ended == ["r1"]
+    assert _run_dispatched(services) == ["published"]
+    assert _gets(emulator) == 1
+    assert services.store.get("r1").remote_ended_at is not None
+
+
+def test_a_watched_jobs_own_timer_rechecks_without_a_call(services, emulator, clock):
+    submit(services, "r1", tags=LONG)
+    advance(services, "r1")
+    watch.watch(services, "default")
+    clock.advance(10)
+
+    assert advance(services, "r1") == "watched"
+
+    assert _gets(emulator) == 0
+    due = services.store.due_score("r1")
+    assert due == clock() + services.settings.watch_recheck_seconds
+
+
+def test_when_the_listing_goes_stale_jobs_poll_on_their_own(services, emulator, clock):
+    submit(services, "r1", tags=LONG)
+    advance(services, "r1")
+    watch.watch(services, "default")
+    services.redis.delete(services.keys.target("default").watching)  # the watcher stopped
+
+    assert advance(services, "r1") == "polled"
+    assert _gets(emulator) == 1
+
+
+def test_the_listing_records_progress_of_running_jobs(services, emulator, clock):
+    submit(services, "r1", tags={"emulator:sessions": "100", "emulator:duration": "100000"})
+    advance(services, "r1")
+    time.sleep(0.05)
+    report = watch.watch(services, "default")
+    job = services.store.get("r1")
+    assert report.progressed == 1
+    assert job.progress_last["total"] == 100
+    assert job.state == JobState.RUNNING
+
+
+def test_more_pages_than_running_jobs_leave_the_jobs_to_their_own_polls(services, clock):
+    submit(services, "r1", tags=LONG)
+    advance(services, "r1")
+    watch.watch(services, "default")
+    target_keys = services.keys.target("default")
+    services.redis.set(target_keys.remote_jobs, 250)  # three pages, one running job
+    services.store.schedule("r1", clock() + 999)
+
+    report = watch.watch(services, "default")
+
+    assert not report.listed
+    assert not services.redis.exists(target_keys.watching)
+    assert services.store.due_score("r1") == clock()  # re-armed at once
+
+
+def test_a_failing_listing_leaves_the_jobs_to_their_own_polls(services, emulator, clock):
+    submit(services, "r1", tags=LONG)
+    advance(services, "r1")
+    body = json.dumps({"errors": {"InternalServerException": 1.0}}).encode()
+    request = urllib.request.Request(emulator.url + "/_emulator/faults", data=body, method="POST")
+    urllib.request.urlopen(request).close()
+
+    report = watch.watch(services, "default")
+
+    assert not report.listed
+    assert not watch.is_watched(services, services.targets["default"])
+
+
+def test_an_idle_target_is_not_listed(services, emulator):
+    assert not watch.watch(services, "default").listed
+    assert int(_stats(emulator)["calls"].get("ListBatchEvaluations", 0)) == 0

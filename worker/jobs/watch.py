@@ -1,0 +1,173 @@
+"""Watching a target's running jobs with one listing per tick instead of a Get per job.
+
+ListBatchEvaluations returns every job of an account with its status and session counts,
+100 per page. One pass per tick over those pages sees every running job of the target;
+a job that ended is handed to a worker at once, whose step reads the full body with the
+job's only GetBatchEvaluation. Jobs a listing watches skip their own polls
+(``worker.jobs.steps``) as long as the listing is fresh (``TargetKeys.watching``): if
+the watcher stops, the next recheck of each job polls it again.
+
+A listing costs a call per page per tick; per-job Gets cost a call per job per poll. The
+watcher lists while the account's pages are no more than the target's running jobs (the
+janitor keeps accounts small); else the jobs poll on their own, progress-projected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+
+from worker.backends.base import RemoteJob, is_terminal
+from worker.errors import EvalqError
+from worker.jobs.record import Progress
+from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
+from worker.jobs.store import Ref
+from worker.services import Services
+from worker.targets.registry import Target
+
+log = structlog.stdlib.get_logger("evalq.watch")
+
+#: Jobs per ListBatchEvaluations page (the service's largest).
+PAGE_SIZE = 100
+
+
+@dataclass
+class WatchReport:
+    listed: bool = False
+    pages: int = 0
+    #: Jobs whose end the listing saw: handed to a worker.
+    ended: list[str] | None = None
+    #: Jobs whose progress the listing updated.
+    progressed: int = 0
+
+
+def watch(svc: Services, name: str) -> WatchReport:
+    """One listing pass over target ``name`` (or none, when per-job polls are cheaper)."""
+    target = svc.targets.get(name)
+    report = WatchReport()
+    if target is None or not svc.settings.watch_by_list:
+        return report
+    running = svc.store.active_count(name)
+    known = svc.store.redis.get(target.keys.remote_jobs)
+    pages = max(1, math.ceil(int(known or 0) / PAGE_SIZE))
+    if running == 0 or pages > running:
+        _stop_watching(svc, target)
+        return report
+    lock = svc.store.redis.lock(
+        target.keys.watch_lock, timeout=max(5.0, 5 * svc.settings.tick_interval), blocking=False
+    )
+    if not lock.acquire():
+        return report  # the previous pass is still listing
+    try:
+        listing = _list(target)
+        if listing is None:
+            return report
+        report.listed, report.pages = True, len(listing[1])
+        _record(svc, target, listing[0], report)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
+    return report
+
+
+def is_watched(svc: Services, target: Target) -> bool:
+    """Whether a fresh listing watches the target's running jobs."""
+    return bool(svc.store.redis.exists(target.keys.watching))
+
+
+def _list(target: Target) -> tuple[list[RemoteJob], list[int]] | None:
+    """Every page of the account's jobs, or None if the rate or the service said no."""
+    jobs: list[RemoteJob] = []
+    pages: list[int] = []
+    token: str | None = None
+    while True:
+        if target.rate_limits.acquire("list") > 0:
+            return None
+        try:
+            page, token = target.backend.list_page(token)
+        except EvalqError as exc:
+            log.warning("listing for the watch failed", target=target.name, error=str(exc))
+            return None
+        jobs += page
+        pages.append(len(page))
+        if not token:
+            return jobs, pages
+
+
+def _record(svc: Services, target: Target, remote: list[RemoteJob], report: WatchReport) -> None:
+    now = svc.clock()
+    keys = target.keys
+    pipe = svc.store.redis.pipeline(transaction=False)
+    pipe.set(keys.remote_jobs, len(remote))
+    # Fresh for three ticks: a watcher that stops leaves the jobs to their own polls.
+    pipe.set(keys.watching, now, px=max(1, int(3000 * svc.settings.tick_interval)))
+    pipe.execute()
+    named = [job for job in remote if job.name]
+    owners = svc.store.redis.hmget(keys.remote_names, [j.name for j in named]) if named else []
+    mine = [(job, owner) for job, owner in zip(named, owners, strict=True) if owner]
+    pipe = svc.store.redis.pipeline(transaction=False)
+    for _, owner in mine:
+        pipe.hmget(svc.keys.job(owner), ("state", "remote_status", "progress_last"))
+    report.ended = []
+    for (job, owner), (text, stored, progress) in zip(mine, pipe.execute(), strict=True):
+        if text not in REMOTE_LIVE_STATES:
+            continue
+        state, ref = JobState(text), Ref(owner, target.name)
+        if is_terminal(job.status):
+            if not is_terminal(stored or ""):
+                _ended(svc, ref, state, job, now)
+                report.ended.append(owner)
+        elif _progress_changed(job, progress):
+            fields = _progress_fields(job, now, first=progress is None)
+            svc.store.transition(ref, Move.POLL, from_state=state, **fields)
+            report.progressed += 1
+
+
+def _ended(svc: Services, ref: Ref, state: JobState, job: RemoteJob, now: float) -> None:
+    """Record the end the listing saw and hand the job to a worker now: its step reads
+    the full body (one Get) and publishes the outcome."""
+    moved = svc.store.transition(
+        ref,
+        Move.POLL,
+        from_state=state,
+        due_at=now,
+        remote_status=job.status,
+        remote_ended_at=now,
+        updated_at=now,
+    )
+    if moved:
+        svc.dispatch(ref.request_id, None, 0.0)
+        log.info("end seen by listing", request_id=ref.request_id, status=job.status)
+
+
+def _progress_changed(job: RemoteJob, stored: str | None) -> bool:
+    seen = Progress.from_results(job.results, 0.0)
+    if seen is None:
+        return False
+    if stored is None:
+        return True
+    last: dict[str, Any] = json.loads(stored)
+    return (last.get("completed"), last.get("failed")) != (seen.completed, seen.failed)
+
+
+def _progress_fields(job: RemoteJob, now: float, *, first: bool) -> dict[str, Any]:
+    seen = Progress.from_results(job.results, now)
+    assert seen is not None
+    fields: dict[str, Any] = {"progress_last": vars(seen), "remote_status": job.status}
+    if first:
+        fields["progress_first"] = vars(seen)
+    return fields
+
+
+def _stop_watching(svc: Services, target: Target) -> None:
+    """Per-job polls take over: a job whose next poll waits on the listing is rechecked
+    now rather than at its next recheck."""
+    if svc.store.redis.delete(target.keys.watching):
+        for request_id in svc.store.redis.smembers(target.keys.active):
+            svc.store.schedule(request_id, svc.clock())
