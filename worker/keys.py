@@ -18,7 +18,7 @@ names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 #: The target whose keys have no target segment (``worker.targets.config``).
@@ -120,6 +120,13 @@ class TargetKeys:
         return f"{self.prefix}:remote-jobs"
 
 
+@cache
+def _target_keys(prefix: str, name: str) -> TargetKeys:
+    if name == DEFAULT_TARGET:
+        return TargetKeys(prefix)
+    return TargetKeys(f"{prefix}:t:{name}")
+
+
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "evalq"
@@ -130,10 +137,8 @@ class Keys:
         return _properties(self)
 
     def target(self, name: str) -> TargetKeys:
-        """The keys of target ``name``."""
-        if name == DEFAULT_TARGET:
-            return TargetKeys(self.prefix)
-        return TargetKeys(f"{self.prefix}:t:{name}")
+        """The keys of target ``name`` (made once per name: hot paths ask often)."""
+        return _target_keys(self.prefix, name)
 
     def job(self, request_id: str) -> str:
         """Hash: one job record per producer ``request_id``."""

@@ -22,6 +22,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 _INCLUDE = re.compile(r"^-- include: (\w+)[ \t]*$", re.MULTILINE)
 _NEEDS = re.compile(r"^-- needs: ([\w, ]+)$", re.MULTILINE)
 _KEYS = re.compile(r"^local\s+([\w\s,]+?)\s*=\s*unpack\(KEYS\)", re.MULTILINE)
@@ -75,6 +77,13 @@ class Script:
         rest: Sequence[Any] = (),
         client: Any = None,
     ) -> Any:
+        key_list, arg_list = self.ordered(keys, args, rest)
+        return self._script(keys=key_list, args=arg_list, client=client)
+
+    def ordered(
+        self, keys: Mapping[str, str], args: Mapping[str, Any] | None, rest: Sequence[Any]
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV in the order the script unpacks them."""
         args = args or {}
         missing = [k for k in self.key_names if k not in keys]
         if missing or set(args) != set(self.arg_names) or (rest and not self.variadic):
@@ -83,9 +92,31 @@ class Script:
                 f"{' + more' if self.variadic else ''}; got keys missing {missing}, "
                 f"args {sorted(args)}{' + more' if rest else ''}"
             )
-        key_list = [keys[k] for k in self.key_names]
-        arg_list = [*(args[a] for a in self.arg_names), *rest]
-        return self._script(keys=key_list, args=arg_list, client=client)
+        return [keys[k] for k in self.key_names], [*(args[a] for a in self.arg_names), *rest]
+
+
+#: One call for :func:`run_together`: (script, keys, args, more ARGV).
+Call = tuple[Script, Mapping[str, str], Mapping[str, Any], Sequence[Any]]
+
+
+def run_together(client: Any, calls: Sequence[Call]) -> list[Any]:
+    """Run several scripts, in order, in one round trip (a pipeline without a
+    transaction; redis-py's own pipelining of scripts asks SCRIPT EXISTS first, a second
+    round trip). A script Redis no longer holds (a restart, a failover) answers NOSCRIPT,
+    which means it did not run: it is loaded and run again on its own."""
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args, rest in calls:
+        key_list, arg_list = script.ordered(keys, args, rest)
+        pipe.evalsha(script.sha, len(key_list), *key_list, *arg_list)
+    results = list(pipe.execute(raise_on_error=False))
+    for position, (result, (script, keys, args, rest)) in enumerate(
+        zip(results, calls, strict=True)
+    ):
+        if isinstance(result, NoScriptError):
+            results[position] = script(keys, args, rest)  # registers and runs it
+        elif isinstance(result, Exception):
+            raise result
+    return results
 
 
 def load_scripts(

@@ -84,6 +84,16 @@ class Rig:
             wait_for_line(self.logs / f"{proc.name}.log", "ready.", 60, proc)
         return started
 
+    def start_emulator(self, *options: str) -> Emulator:
+        """Another emulator process (another account), stopped with the rig."""
+        port = free_port()
+        log = self.logs / f"emulator-{port}.log"
+        argv = evalq_command("emulator", "--port", str(port), *options)
+        proc = ManagedProcess(f"emulator-{port}", argv, log_path=log).start()
+        self.processes.insert(0, proc)
+        wait_for_line(log, "emulator listening on", 30, proc)
+        return Emulator(f"http://127.0.0.1:{port}", proc)
+
     def stop(self, proc: ManagedProcess) -> None:
         proc.stop()
         self.processes.remove(proc)

@@ -13,6 +13,7 @@ from tests.bench.fairness import fairness
 from tests.bench.harness import Row, rig, wait_until
 from tests.bench.janitor import janitor
 from tests.bench.slots import slots
+from tests.bench.targets import targets
 from tests.bench.throttling import throttling
 
 
@@ -69,4 +70,5 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "fairness": fairness,
     "janitor": janitor,
     "delivery": delivery,
+    "targets": targets,
 }

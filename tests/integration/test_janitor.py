@@ -17,6 +17,7 @@ from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
 from worker.backends.agentcore import client_token, make_client
 from worker.settings import Settings
+from worker.targets.config import load_targets
 from worker.testing.processes import evalq_command
 
 #: Sweeps every second (production: every minute).
@@ -39,7 +40,8 @@ def _start_foreign(emulator, name: str, tags) -> str:
     )
     evaluation = EvaluationRequest.model_validate(sample_request()).evaluation
     params = evaluation.to_boto3_kwargs() | {"batchEvaluationName": name, "tags": tags}
-    started = make_client(settings).start_batch_evaluation(
+    (target,) = load_targets(settings).targets
+    started = make_client(settings, target).start_batch_evaluation(
         clientToken=f"foreign-{uuid.uuid4().hex}", **params
     )
     return str(started["batchEvaluationId"])

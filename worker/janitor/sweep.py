@@ -99,7 +99,7 @@ class Report:
         for name, ids in [*self.done.items(), ("deferred", self.deferred)]:
             body[name] = {"count": len(ids), "ids": ids}
         body["notes"] = self.notes
-        body["targets"] = self.by_target
+        body["targets"] = [{"target": name, **counts} for name, counts in self.by_target.items()]
         return body
 
 

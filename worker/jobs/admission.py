@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from worker.jobs.store import Admission
 from worker.services import Services
 
 
@@ -20,7 +21,11 @@ def admit_waiting(svc: Services, target: str) -> list[str]:
     configured = svc.targets.get(target)
     if configured is None:
         return []  # a target that left the configuration admits nothing
-    admission = svc.store.admit(target, now=svc.clock(), quota=configured.quota)
+    return hand_out(svc, svc.store.admit(target, now=svc.clock(), quota=configured.quota))
+
+
+def hand_out(svc: Services, admission: Admission) -> list[str]:
+    """Hand each admitted (or expired) job to a worker; returns the admitted ones."""
     for request_id in admission.admitted + admission.expired:
         svc.dispatch(request_id, None, 0.0)
     return admission.admitted

@@ -21,7 +21,7 @@ from api_contracts import (
 from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
-from worker.jobs.admission import admit_waiting
+from worker.jobs.admission import hand_out
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome
 from worker.services import Services
@@ -75,10 +75,11 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
     except PermanentError as exc:
         rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
         return _dead_letter(svc, request, rejected, exc.reason, str(exc), task_name, now)
-    registration = svc.store.register(
+    registration, admission = svc.store.register(
         request,
         target=target.name,
         remote_name=target.backend.remote_name(request),
+        admit_quota=target.quota,
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
         # 0 is a valid retention (delete as soon as the outcome is out), not "unset".
@@ -88,6 +89,7 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
             else request.retention_seconds
         ),
     )
+    hand_out(svc, admission)
     if registration.outcome == IntakeOutcome.CONFLICT:
         error = f"request_id {request.request_id!r} was already accepted with another payload"
         conflict = IntakeResult(request.request_id, registration.outcome, registration.state)
@@ -99,8 +101,6 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         producer=request.producer,
         target=target.name,
     )
-    if registration.outcome != IntakeOutcome.DUPLICATE:
-        admit_waiting(svc, target.name)
     return IntakeResult(request.request_id, registration.outcome, registration.state)
 
 

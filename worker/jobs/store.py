@@ -21,6 +21,7 @@ from worker.jobs.record import Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
 from worker.keys import Keys, TargetKeys
+from worker.lua import Call, run_together
 
 #: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
 HIGHEST_PRIORITY = 9
@@ -110,9 +111,11 @@ class JobStore:
         deadline_at: float,
         retention: float,
         remote_name: str | None = None,
-    ) -> Registration:
+        admit_quota: int | None = None,
+    ) -> tuple[Registration, Admission]:
         """Register once; ``remote_name`` (the name the remote job will get) is indexed so
-        a remote job can be matched to its request without scanning."""
+        a remote job can be matched to its request without scanning. With ``admit_quota``
+        the target's free slots are filled right after, in the same round trip."""
         record = {
             "request_id": request.request_id,
             "request": request.model_dump(mode="json"),
@@ -135,13 +138,24 @@ class JobStore:
             "producer": request.producer,
             "now": now,
         }
-        outcome, state = self.scripts["register"](keys, args, encode_fields(record))
-        return Registration(IntakeOutcome(outcome), JobState(state))
+        calls: list[Call] = [(self.scripts["register"], keys, args, encode_fields(record))]
+        if admit_quota is not None:
+            calls.append(self._admit_call(target, now=now, quota=admit_quota))
+        replies = run_together(self.redis, calls)
+        outcome, state = replies[0]
+        registration = Registration(IntakeOutcome(outcome), JobState(state))
+        admitted, expired = replies[1] if admit_quota is not None else ([], [])
+        return registration, Admission(list(admitted), list(expired))
 
     # -- admission ----------------------------------------------------------------------
     def admit(self, target: str, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
         """Fill the target's free slots fairly: highest priority first, producers in turn
         within one."""
+        script, keys, args, rest = self._admit_call(target, now, quota, scan_limit)
+        admitted, expired = script(keys, args, rest)
+        return Admission(list(admitted), list(expired))
+
+    def _admit_call(self, target: str, now: float, quota: int, scan_limit: int = 1000) -> Call:
         target_keys = self.keys.target(target)
         args = {
             "now": now,
@@ -152,8 +166,7 @@ class JobStore:
             "scan_limit": scan_limit,
             "highest_priority": HIGHEST_PRIORITY,
         }
-        admitted, expired = self.scripts["admit"](self._keys(target), args)
-        return Admission(list(admitted), list(expired))
+        return self.scripts["admit"], self._keys(target), args, ()
 
     def overdue_queued(self, target: str, *, now: float, limit: int) -> list[str]:
         """The target's queued requests whose deadline passed, earliest deadline first."""

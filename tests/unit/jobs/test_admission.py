@@ -14,9 +14,10 @@ def _register(store, request_id: str, producer: str, priority: int = 0, deadline
     request = EvaluationRequest.model_validate(
         sample_request(request_id=request_id, producer=producer, priority=priority)
     )
-    return store.register(
+    registration, _ = store.register(
         request, target="default", now=NOW, deadline_at=NOW + deadline, retention=60.0
     )
+    return registration
 
 
 def _finish(store, request_id: str) -> None:

@@ -12,9 +12,10 @@ def _register(store, request_id="r1", producer="p", deadline=3600.0, **overrides
     request = EvaluationRequest.model_validate(
         sample_request(request_id=request_id, producer=producer, **overrides)
     )
-    return store.register(
+    registration, _ = store.register(
         request, target="default", now=NOW, deadline_at=NOW + deadline, retention=60.0
     )
+    return registration
 
 
 def test_register_is_idempotent_per_request_id_and_payload(store):
