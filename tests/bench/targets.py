@@ -37,8 +37,8 @@ def targets(quick: bool) -> list[Row]:
 
         alone = _run(r, {"alpha": emulators["alpha"]}, durations, "one")
         together = _run(r, emulators, durations, "three")
-        emulators["gamma"].post("/_emulator/faults", {"throttle": 0.3, "server_error": 0.2})
-        faulted = _run(r, emulators, durations, "faulted")
+        faults = {"gamma": {"throttle": 0.3, "server_error": 0.2}}
+        faulted = _run(r, emulators, durations, "faulted", faults)
     return _rows(alone, together, faulted, per_target)
 
 
@@ -53,9 +53,17 @@ def _targets_file(logs: Path, emulators: dict[str, Emulator]) -> Path:
     return path
 
 
-def _run(r: Rig, emulators: dict[str, Emulator], durations: list[int], run: str) -> dict:
-    for emulator in emulators.values():
+def _run(
+    r: Rig,
+    emulators: dict[str, Emulator],
+    durations: list[int],
+    run: str,
+    faults: dict[str, dict[str, float]] | None = None,
+) -> dict:
+    for name, emulator in emulators.items():
         emulator.post("/_emulator/reset", {})
+        if faults and name in faults:
+            emulator.post("/_emulator/faults", faults[name])
     producer = r.producer()
     sent = 0
     for i, duration in enumerate(durations):
@@ -74,7 +82,7 @@ def _run(r: Rig, emulators: dict[str, Emulator], durations: list[int], run: str)
             "window": max(e for _, e in spans) - min(s for s, _ in spans),
             "jobs": len(jobs),
             "throttled": stats["throttled"],
-            "injected": stats.get("faults", {}),
+            "injected": {k: v for k, v in stats.get("faults", {}).items() if v},
         }
     return figures
 

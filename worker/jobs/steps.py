@@ -86,6 +86,9 @@ def start_or_expire(svc: Services, job: Job) -> StepResult:
         first_error_at=None,
     )
     log.info("remote job started", batch_evaluation_id=remote.id, status=remote.status)
+    target = svc.targets[job.target]
+    if svc.settings.watch_by_list and not is_watched(svc, target):
+        svc.dispatch_watch(target.name)  # an idle target's watch starts now, not next tick
     return StepResult.STARTED
 
 

@@ -35,6 +35,8 @@ log = structlog.stdlib.get_logger("evalq.watch")
 
 #: Jobs per ListBatchEvaluations page (the service's largest).
 PAGE_SIZE = 100
+#: A listing stays fresh this many tick intervals.
+FRESH_TICKS = 10
 
 
 @dataclass
@@ -105,8 +107,9 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
     keys = target.keys
     pipe = svc.store.redis.pipeline(transaction=False)
     pipe.set(keys.remote_jobs, len(remote))
-    # Fresh for three ticks: a watcher that stops leaves the jobs to their own polls.
-    pipe.set(keys.watching, now, px=max(1, int(3000 * svc.settings.tick_interval)))
+    # Fresh for ten ticks: a watcher that stops (or falls behind that much under load)
+    # leaves the jobs to their own polls.
+    pipe.set(keys.watching, now, px=max(1, int(FRESH_TICKS * 1000 * svc.settings.tick_interval)))
     pipe.execute()
     named = [job for job in remote if job.name]
     owners = svc.store.redis.hmget(keys.remote_names, [j.name for j in named]) if named else []
