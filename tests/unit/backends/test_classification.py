@@ -175,7 +175,7 @@ def test_a_backend_this_worker_does_not_run_is_unknown_backend(services):
 
 
 def test_an_unknown_backend_name_in_a_request_is_its_own_reason(services):
-    accept(services, sample_request(request_id="r1", backend="aymara"))
+    accept(services, sample_request(request_id="r1", backend="vertex"))
     (letter,) = services.dead_letters.find()
     assert letter.reason == "unknown_backend"
     assert services.store.get("r1") is None
@@ -215,3 +215,4 @@ def test_text_redis_cannot_store_still_becomes_a_dead_letter(services):
     (letter,) = services.dead_letters.find()
     assert letter.reason == "invalid_request"
     assert letter.request["evaluation"]["description"] == "lone \\ud800 surrogate"
+
