@@ -215,4 +215,3 @@ def test_text_redis_cannot_store_still_becomes_a_dead_letter(services):
     (letter,) = services.dead_letters.find()
     assert letter.reason == "invalid_request"
     assert letter.request["evaluation"]["description"] == "lone \\ud800 surrogate"
-
