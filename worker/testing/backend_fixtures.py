@@ -79,39 +79,48 @@ def _start(name: str, argv: list[str], log: Path, ready: str, timeout: float) ->
     return process
 
 
+def start_json_emulator(service: str, directory: Path, *options: str) -> Emulator:
+    """``evalq emulator --service SERVICE *options`` on a free port, its log in
+    ``directory``; the caller stops ``.process``."""
+    port = free_port()
+    argv = evalq_command("emulator", "--service", service, "--port", str(port), *options)
+    log = directory / f"{service}-emulator-{port}.log"
+    process = _start(f"{service}-emulator", argv, log, "emulator listening on", 30)
+    return Emulator(f"http://127.0.0.1:{port}", process)
+
+
+#: The options of the default emulators.
+AYMARA_OPTIONS: Final = ("--api-key", AYMARA_TEST_KEY, "--time-scale", TIME_SCALE)
+AGNO_OPTIONS: Final = (
+    "--security-key", AGNO_TEST_KEY, "--time-scale", TIME_SCALE,
+    "--agents", ",".join(AGNO_AGENTS), "--teams", ",".join(AGNO_TEAMS), "--db-id", AGNO_DB_ID,
+)  # fmt: skip
+
+
 @pytest.fixture
 def json_emulator_factory(tmp_path: Path) -> Iterator[Any]:
     """``start(service, *options)``: an ``evalq emulator --service SERVICE`` process."""
-    started: list[ManagedProcess] = []
+    started: list[Emulator] = []
 
     def start(service: str, *options: str) -> Emulator:
-        port = free_port()
-        argv = evalq_command("emulator", "--service", service, "--port", str(port), *options)
-        process = _start(f"{service}-emulator", argv, tmp_path / f"{service}-{port}.log",
-                         "emulator listening on", 30)  # fmt: skip
-        started.append(process)
-        return Emulator(f"http://127.0.0.1:{port}", process)
+        emulator = start_json_emulator(service, tmp_path, *options)
+        started.append(emulator)
+        return emulator
 
     yield start
-    for process in started:
-        process.stop()
+    for emulator in started:
+        emulator.process.stop()
 
 
 @pytest.fixture
 def aymara_emulator(json_emulator_factory: Any) -> Emulator:
-    emulator: Emulator = json_emulator_factory(
-        "aymara", "--api-key", AYMARA_TEST_KEY, "--time-scale", TIME_SCALE
-    )
+    emulator: Emulator = json_emulator_factory("aymara", *AYMARA_OPTIONS)
     return emulator
 
 
 @pytest.fixture
 def agno_emulator(json_emulator_factory: Any) -> Emulator:
-    emulator: Emulator = json_emulator_factory(
-        "agno", "--security-key", AGNO_TEST_KEY, "--time-scale", TIME_SCALE,
-        "--agents", ",".join(AGNO_AGENTS), "--teams", ",".join(AGNO_TEAMS),
-        "--db-id", AGNO_DB_ID,
-    )  # fmt: skip
+    emulator: Emulator = json_emulator_factory("agno", *AGNO_OPTIONS)
     return emulator
 
 

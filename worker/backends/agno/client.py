@@ -60,6 +60,10 @@ class AgnoClient:
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            # A connection per call: uvicorn, which serves AgentOS, closes a connection
+            # after it served a 500 and when it idled 5 s; a call sent on a connection the
+            # server is closing fails as a lost answer would, and for a run that is costly.
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=0),
             transport=transport,
         )
 

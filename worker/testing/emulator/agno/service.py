@@ -379,6 +379,15 @@ def _body(model: type[_Model], request: Request) -> _Model:
             "ctx": {"error": str(exc).split(":")[0]},
         }
         raise detail(422, [invalid]) from None
+    if not isinstance(doc, dict):
+        # FastAPI reads a body model from attributes too, and says so.
+        not_an_object = {
+            "type": "model_attributes_type",
+            "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": doc,
+        }
+        raise detail(422, [not_an_object])
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
