@@ -170,14 +170,20 @@ class AgnoService(JsonService):
                 raise detail(400, message)
         return self._evaluate(body, db_id, table)
 
+    def emulated_duration(self, body: EvalRunInput) -> float:
+        """Emulated seconds the eval takes: ``emulator:duration=S`` in its name or input,
+        else the base plus a step per iteration and warm-up run."""
+        marked = duration_marker(markers_in(body.name, body.input))
+        if marked is not None:
+            return marked
+        iterations = body.num_iterations + body.warmup_runs
+        return self.timing.base_seconds + self.timing.seconds_per_iteration * iterations
+
     def _evaluate(self, body: EvalRunInput, db_id: str, table: str) -> Reply:
         run_id = str(uuid.uuid4())
         markers = markers_in(body.name, body.input)
-        iterations = body.num_iterations + body.warmup_runs
         iteration_seconds = self.timing.seconds_per_iteration
-        emulated = duration_marker(markers)
-        if emulated is None:
-            emulated = self.timing.base_seconds + iteration_seconds * iterations
+        emulated = self.emulated_duration(body)
         started = self.clock()
         with self.lock:
             self._running[run_id] = {"started_at": started, "name": body.name}

@@ -122,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(CONTROL_PREFIX):
             reply: Reply | None = _control(self.server.service, request)
         else:
-            reply = _api(self.server.service, request)
+            reply = serve_call(self.server.service, request)
         if reply is None:
             self._drop()
         else:
@@ -150,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-def _api(service: JsonService, request: Request) -> Reply | None:
+def serve_call(service: JsonService, request: Request) -> Reply | None:
     """Serve one API call; None means drop the connection."""
     routed = service.route(request.method, request.path)
     operation = routed[0] if routed is not None else None
