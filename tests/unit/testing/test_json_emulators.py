@@ -161,3 +161,13 @@ def test_agno_faults_and_markers(agno: Any) -> None:
     )
     assert httpx.post(server.url + "/_emulator/reset").json() == {"ok": True}
     assert service.stats()["jobs"]["total"] == 0
+
+
+def test_the_emulator_command_refuses_an_unknown_service() -> None:
+    from typer.testing import CliRunner
+
+    from worker.cli.main import app
+
+    result = CliRunner().invoke(app, ["emulator", "--service", "vertex", "--port", "0"])
+    assert result.exit_code == 2
+    assert "unknown service" in result.output
