@@ -5,6 +5,8 @@ stores :class:`DeadLetter`. JSON Schemas of all three ship in ``api_contracts/sc
 """
 
 from api_contracts.agentcore import AgentCoreEvaluation
+from api_contracts.agno import AgnoEvaluation
+from api_contracts.aymara import AymaraEvaluation
 from api_contracts.common import SCHEMA_VERSION, Backend
 from api_contracts.dead_letter import DeadLetter, ReasonCode
 from api_contracts.errors import describe_validation_error, reason_for_validation_error
@@ -14,6 +16,8 @@ from api_contracts.request import EvaluationRequest
 __all__ = [
     "SCHEMA_VERSION",
     "AgentCoreEvaluation",
+    "AgnoEvaluation",
+    "AymaraEvaluation",
     "Backend",
     "DeadLetter",
     "EvaluationOutcome",

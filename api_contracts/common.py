@@ -29,6 +29,8 @@ class Backend(StrEnum):
     """Remote evaluation services evalq can drive."""
 
     AGENTCORE = "agentcore"  #: Amazon Bedrock AgentCore batch evaluations
+    AYMARA = "aymara"  #: Aymara eval runs
+    AGNO = "agno"  #: Agno AgentOS eval runs
 
 
 def full_match(pattern: str) -> str:

@@ -33,3 +33,50 @@ def sample_request(
     }
     request.update(overrides)
     return request
+
+
+def sample_aymara_request(
+    request_id: str = "req-aymara-1",
+    producer: str = "demo",
+    *,
+    eval_uuid: str = "test.5f7c2a8e-0000-4000-8000-000000000001",
+    prompt_uuids: tuple[str, ...] = ("question.5f7c2a8e-0000-4000-8000-00000000000a",),
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A valid ``backend: "aymara"`` request answering each of ``prompt_uuids``."""
+    request: dict[str, Any] = {
+        "schema_version": 1,
+        "request_id": request_id,
+        "producer": producer,
+        "backend": "aymara",
+        "evaluation": {
+            "eval_uuid": eval_uuid,
+            "responses": [
+                {"prompt_uuid": uuid, "content": f"answer {n}", "content_type": "text"}
+                for n, uuid in enumerate(prompt_uuids, 1)
+            ],
+            "ai_description": "demo assistant",
+        },
+    }
+    request.update(overrides)
+    return request
+
+
+def sample_agno_request(
+    request_id: str = "req-agno-1", producer: str = "demo", **overrides: Any
+) -> dict[str, Any]:
+    """A valid ``backend: "agno"`` request: an accuracy eval of the agent ``demo-agent``."""
+    request: dict[str, Any] = {
+        "schema_version": 1,
+        "request_id": request_id,
+        "producer": producer,
+        "backend": "agno",
+        "evaluation": {
+            "eval_type": "accuracy",
+            "input": "What is 2 + 2?",
+            "expected_output": "4",
+            "agent_id": "demo-agent",
+        },
+    }
+    request.update(overrides)
+    return request

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from api_contracts.agentcore import AgentCoreEvaluation
+from api_contracts.agno import AgnoEvaluation
+from api_contracts.aymara import AymaraEvaluation
 from api_contracts.common import (
     SCHEMA_ID_BASE,
     Backend,
@@ -53,6 +65,34 @@ def _unique(names: list[str]) -> list[str]:
     return names
 
 
+#: The ``evaluation`` block of each backend.
+Evaluation = AgentCoreEvaluation | AymaraEvaluation | AgnoEvaluation
+EVALUATIONS: Final[dict[Backend, type[BaseModel]]] = {
+    Backend.AGENTCORE: AgentCoreEvaluation,
+    Backend.AYMARA: AymaraEvaluation,
+    Backend.AGNO: AgnoEvaluation,
+}
+
+
+_E = TypeVar("_E", AgentCoreEvaluation, AymaraEvaluation, AgnoEvaluation)
+
+
+def _evaluation_follows_backend(schema: dict[str, Any]) -> None:
+    """JSON Schema: ``evaluation`` is the block of the request's ``backend`` (agentcore
+    when absent), as the model validates it."""
+    # The union's own branches, in EVALUATIONS order: their references are pydantic's.
+    branches = schema["properties"]["evaluation"]["anyOf"]
+    rules = []
+    for backend, branch in zip(EVALUATIONS, branches, strict=True):
+        condition: dict[str, Any] = {"properties": {"backend": {"const": backend.value}}}
+        if backend is not Backend.AGENTCORE:
+            condition["required"] = ["backend"]
+        then = {"properties": {"evaluation": dict(branch)}}
+        rules.append({"if": condition, "then": then})
+    schema["allOf"] = rules
+    schema["$id"] = f"{SCHEMA_ID_BASE}evaluation-request.json"
+
+
 ReplyTo = Annotated[
     list[QueueName],
     BeforeValidator(_none_as_empty_list),
@@ -67,7 +107,7 @@ class EvaluationRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         title="EvaluationRequest",
-        json_schema_extra={"$id": f"{SCHEMA_ID_BASE}evaluation-request.json"},
+        json_schema_extra=lambda schema, _cls: _evaluation_follows_backend(schema),
     )
 
     schema_version: Literal[1] = Field(1, description="Version of this contract.")
@@ -76,8 +116,12 @@ class EvaluationRequest(BaseModel):
     )
     producer: ProducerName = Field(description="Name of the calling service.")
     backend: Backend = Field(Backend.AGENTCORE, description="Remote evaluation service.")
-    evaluation: AgentCoreEvaluation = Field(
-        description="StartBatchEvaluation parameters as boto3 spells them, without clientToken."
+    evaluation: Evaluation = Field(
+        description=(
+            "The backend's parameters: agentcore, StartBatchEvaluation as boto3 spells them "
+            "without clientToken; aymara, an eval run as aymara-ai-sdk spells it; agno, an "
+            "AgentOS eval run (POST /eval-runs body plus db_id and table)."
+        )
     )
     deadline_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_DEADLINE_SECONDS)] | None = Field(
         None, description="Seconds after acceptance at which an unfinished job is stopped."
@@ -102,6 +146,27 @@ class EvaluationRequest(BaseModel):
         description="The target (account and region) to run in; unset: evalq routes the "
         "request by its log groups, service name or online evaluation config.",
     )
+
+    @field_validator("evaluation", mode="wrap")
+    @classmethod
+    def _as_the_backend_spells_it(
+        cls, value: Any, _handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        backend = info.data.get("backend")
+        if backend is None:
+            # ``backend`` itself is wrong and reported as such (unknown_backend); the
+            # evaluation cannot be read without knowing whose it is.
+            return value
+        model = EVALUATIONS[backend]
+        # A ValidationError raised here keeps its locations under ``evaluation``.
+        return value if isinstance(value, model) else model.model_validate(value)
+
+    def evaluation_of(self, kind: type[_E]) -> _E:
+        """``evaluation`` as the block of one backend; ``TypeError`` if it is another's
+        (a request routed to the wrong backend is a bug)."""
+        if not isinstance(self.evaluation, kind):
+            raise TypeError(f"request {self.request_id} is for backend {self.backend.value}")
+        return self.evaluation
 
     def canonical_json(self) -> str:
         """The request as canonical JSON (sorted keys, no whitespace, defaults filled in),

@@ -1,1 +1,1 @@
-pytest_plugins = ["worker.testing.pytest_plugin"]
+pytest_plugins = ["worker.testing.pytest_plugin", "worker.testing.backend_fixtures"]

@@ -18,10 +18,15 @@ class EvalqError(Exception):
 
 
 class RetryableError(EvalqError):
-    """Transient failure: try again later."""
+    """Transient failure: try again later (no sooner than ``retry_after`` seconds, when
+    the service said how long to wait)."""
 
     #: False for throttling: being told to slow down is not a failed attempt.
     spends_attempt: bool = True
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Throttled(RetryableError):

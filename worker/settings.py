@@ -38,6 +38,25 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = 5.0
     aws_read_timeout: float = 20.0
 
+    #: Aymara (``backend: "aymara"``). Unset: this deployment runs no Aymara backend, and
+    #: such requests are dead-lettered ``unknown_backend``. The real service is
+    #: ``https://api.aymara.ai``.
+    aymara_base_url: str | None = None
+    #: Sent as the ``x-api-key`` header; never logged.
+    aymara_api_key: SecretStr | None = None
+    aymara_connect_timeout: float = Field(default=5.0, gt=0)
+    aymara_read_timeout: float = Field(default=30.0, gt=0)
+
+    #: Agno AgentOS (``backend: "agno"``), e.g. ``http://agentos:7777``. Unset: no Agno
+    #: backend, as for Aymara.
+    agno_base_url: str | None = None
+    #: AgentOS's ``OS_SECURITY_KEY``, sent as ``Authorization: Bearer``; unset when the
+    #: AgentOS runs without one. Never logged.
+    agno_security_key: SecretStr | None = None
+    agno_connect_timeout: float = Field(default=5.0, gt=0)
+    #: For reads, renames and deletes; a run's timeout is given per call (its deadline).
+    agno_read_timeout: float = Field(default=30.0, gt=0)
+
     # Per-account quotas and rates: the defaults of every target.
     #: The account quota of started-and-not-terminal batch evaluations.
     max_active_jobs: int = Field(default=5, ge=1)

@@ -297,7 +297,7 @@ def _cases() -> list[Case]:
     ]:
         add("invalid_request", submit(setter("correlation", value)))
     # Unknown backends.
-    for backend in ["aymara", "AGENTCORE", "", 42]:
+    for backend in ["vertex", "AGENTCORE", "", 42]:
         add("unknown_backend", submit(setter("backend", backend)))
     # Payloads over the limit: checked before parsing, so even junk is "too large".
     for size in (LIMIT + 1, 300 * 1024, 512 * 1024, 1024 * 1024, 2 * 1024 * 1024):

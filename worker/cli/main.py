@@ -171,6 +171,9 @@ def jobs(
 
 @app.command()
 def emulator(
+    service: Annotated[
+        str, typer.Option(help="the service to emulate: agentcore, aymara or agno")
+    ] = "agentcore",
     port: Annotated[int, typer.Option()] = 8700,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     time_scale: Annotated[float, typer.Option(help="emulated seconds per real second")] = 1.0,
@@ -188,8 +191,18 @@ def emulator(
     fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
     fault_latency_ms: Annotated[int, typer.Option()] = 0,
     seed: Annotated[int | None, typer.Option()] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="aymara: the x-api-key it accepts (unset: any)")
+    ] = None,
+    security_key: Annotated[
+        str | None, typer.Option(help="agno: the Bearer key it requires (unset: none)")
+    ] = None,
+    agents: Annotated[str, typer.Option(help="agno: comma-separated agent ids")] = "demo-agent",
+    teams: Annotated[str, typer.Option(help="agno: comma-separated team ids")] = "",
+    db_id: Annotated[str | None, typer.Option(help="agno: the database id")] = None,
 ) -> None:
-    """Serve the AgentCore batch-evaluation API locally (for boto3 with endpoint_url)."""
+    """Serve a remote service's API locally: AgentCore batch evaluations (for boto3 with
+    endpoint_url), Aymara eval runs (for aymara-ai-sdk) or Agno AgentOS eval runs."""
     from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
 
     faults = FaultConfig(
@@ -200,6 +213,20 @@ def emulator(
         latency_rate=fault_latency_rate,
         latency_ms=fault_latency_ms,
     )
+    if service != "agentcore":
+        from worker.testing.emulator.launch import JSON_SERVICES, serve_json_emulator
+
+        if service not in JSON_SERVICES:
+            console.print(f"[red]unknown service {service!r}: agentcore, aymara or agno[/red]")
+            raise typer.Exit(2)
+        serve_json_emulator(
+            service, host, port,
+            ready=lambda url: print(f"emulator listening on {url}", flush=True),
+            time_scale=time_scale, faults=faults, seed=seed, api_key=api_key,
+            security_key=security_key, agents=[a for a in agents.split(",") if a],
+            teams=[t for t in teams.split(",") if t], db_id=db_id,
+        )  # fmt: skip
+        return
     config = EmulatorConfig(
         host=host,
         port=port,

@@ -1,19 +1,34 @@
-"""Keep secrets out of logs, dead letters and outcomes."""
+"""Keep secrets out of logs, dead letters and outcomes.
+
+Two nets: patterns that recognise a secret by its shape or by the name it is given
+(``secret_access_key=...``, ``x-api-key: ...``, ``Bearer ...``), and the exact values of
+the secrets this process was configured with (:func:`register_secret`), which are found
+wherever they appear, however a service or a library chose to quote them.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
+
+#: Names under which a secret travels: AWS's, HTTP's and those of evalq's backends
+#: (Aymara's ``x-api-key``, AgentOS's ``OS_SECURITY_KEY``).
+_SENSITIVE_LABELS = (
+    r"aws_secret_access_key|secret_access_key|aws_session_token|session_token"
+    r"|password|passwd|secret|token|authorization|x-amz-security-token"
+    r"|x-api-key|api[_-]?key|(?:os_)?security[_-]?key"
+)
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # AWS access key ids and anything that looks like a secret key assignment.
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "[REDACTED-AWS-KEY-ID]"),
+    # Bearer tokens, before the names: "authorization: Bearer <token>".
+    (re.compile(r"(?i)\b(Bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [REDACTED]"),
     (
-        re.compile(
-            r"(?i)(aws_secret_access_key|secret_access_key|aws_session_token|session_token"
-            r"|password|passwd|secret|token|authorization|x-amz-security-token)"
-            r"(\s*[=:]\s*|\"\s*:\s*\")[^\s,;\"']+"
-        ),
+        # name=value, name: value, "name": "value", 'name': 'value' (a Bearer token is
+        # redacted above, and the word kept).
+        re.compile(rf"(?i)({_SENSITIVE_LABELS})(['\"]?\s*[=:]\s*['\"]?)(?!Bearer\s)[^\s,;\"'}}]+"),
         r"\1\2[REDACTED]",
     ),
     # Credentials inside URLs: redis://user:pass@host, https://user:pass@host.
@@ -23,17 +38,31 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)(Credential=)[^,\s]+"), r"\1[REDACTED]"),
 ]
 
+#: Shorter values are not registered: they would blank out ordinary words.
+MIN_REGISTERED_LENGTH = 6
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` wherever it appears from now on (a configured key or token)."""
+    if value and len(value) >= MIN_REGISTERED_LENGTH:
+        with _registered_lock:
+            _registered.add(value)
+
 
 def redact(text: str) -> str:
+    # Longest first, so a secret that contains another is removed whole.
+    for value in sorted(_registered, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "[REDACTED]")
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
-_SECRET_KEY = re.compile(
-    r"(?i)(aws_secret_access_key|secret_access_key|aws_session_token|session_token"
-    r"|password|passwd|secret|token|authorization|x-amz-security-token)"
-)
+_SECRET_KEY = re.compile(rf"(?i)({_SENSITIVE_LABELS})")
 
 
 def redact_value(value: Any) -> Any:

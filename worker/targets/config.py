@@ -18,6 +18,7 @@ from typing import Annotated, Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api_contracts import Backend
 from api_contracts.request import TargetName
 from worker.keys import DEFAULT_TARGET
 from worker.settings import Settings
@@ -42,6 +43,8 @@ class _Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: TargetName
+    #: The service this target runs (Aymara and Agno targets come from their settings).
+    backend: Backend = Backend.AGENTCORE
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     #: Unset: the real AWS endpoint of the region.
     endpoint_url: str | None = None

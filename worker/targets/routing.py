@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from api_contracts import EvaluationRequest, ReasonCode
+from api_contracts import AgentCoreEvaluation, Backend, EvaluationRequest, ReasonCode
 from worker.errors import PermanentError
 from worker.targets.config import TargetConfig
 
@@ -26,17 +26,29 @@ def route(
     request: EvaluationRequest, targets: Sequence[TargetConfig], default: str | None
 ) -> TargetConfig:
     """The target of ``request``; raises :class:`NoTarget` naming what was tried."""
+    targets = [t for t in targets if t.backend == request.backend]
+    if not targets:
+        # The contract knows the backend but this deployment runs no such service.
+        raise PermanentError(
+            f"backend {request.backend.value!r} is not configured on this deployment",
+            ReasonCode.unknown_backend,
+        )
     by_name = {t.name: t for t in targets}
     if request.target is not None:
         if request.target in by_name:
             return by_name[request.target]
-        raise NoTarget(f"target {request.target!r} is not configured (have: {_names(targets)})")
+        raise NoTarget(
+            f"target {request.target!r} is not configured for backend "
+            f"{request.backend.value} (have: {_names(targets)})"
+        )
     facts = _facts(request)
     for target in targets:
         if _matches(target, facts):
             return target
-    if default is not None:
+    if default in by_name:
         return by_name[default]
+    if request.backend is not Backend.AGENTCORE:
+        return targets[0]  # Aymara and Agno run in the one target of their settings
     raise NoTarget(
         f"no target matches log groups {facts['log_groups']}, service names "
         f"{facts['services']}, online evaluation config {facts['online_config'] or '-'} "
@@ -45,6 +57,9 @@ def route(
 
 
 def _facts(request: EvaluationRequest) -> dict[str, Any]:
+    if not isinstance(request.evaluation, AgentCoreEvaluation):
+        return {"log_groups": [], "services": [], "online_config": None,
+                "online_region": None, "online_account": None}  # fmt: skip
     source = request.evaluation.dataSourceConfig
     logs = source.cloudWatchLogs
     online = source.onlineEvaluationConfigSource

@@ -178,7 +178,7 @@ def test_a_job_whose_target_left_the_configuration_is_dead_lettered(services, tm
 
 
 def test_an_unknown_backend_name_in_a_request_is_its_own_reason(services):
-    accept(services, sample_request(request_id="r1", backend="aymara"))
+    accept(services, sample_request(request_id="r1", backend="vertex"))
     (letter,) = services.dead_letters.find()
     assert letter.reason == "unknown_backend"
     assert services.store.get("r1") is None

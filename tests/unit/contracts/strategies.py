@@ -165,6 +165,86 @@ requests = st.fixed_dictionaries(
     },
 )
 
+uuids = st.uuids().map(str)
+_optional_bool = st.one_of(st.none(), st.booleans())
+
+aymara_responses = st.fixed_dictionaries(
+    {"prompt_uuid": uuids},
+    optional={
+        "content": st.one_of(
+            st.none(),
+            free_text,
+            _optional(file_uuid=st.one_of(st.none(), uuids), remote_file_path=free_text),
+        ),
+        "content_type": st.sampled_from(["text", "image", "video"]),
+        "ai_refused": st.booleans(),
+        "exclude_from_scoring": st.booleans(),
+        "continue_thread": st.booleans(),
+        "thread_uuid": st.one_of(st.none(), uuids),
+        "turn_number": st.integers(1, 20),
+    },
+)
+
+aymara_evaluations = st.fixed_dictionaries(
+    {"eval_uuid": uuids, "responses": st.lists(aymara_responses, max_size=5)},
+    optional={
+        "name": st.one_of(st.none(), free_text),
+        "ai_description": st.one_of(st.none(), free_text),
+        "workspace_uuid": uuids,
+        "is_sandbox": _optional_bool,
+        "eval_run_examples": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "prompt": free_text,
+                    "response": free_text,
+                    "type": st.sampled_from(["pass", "fail"]),
+                },
+                optional={"explanation": free_text, "example_uuid": uuids},
+            ),
+            max_size=3,
+        ),
+    },
+)
+
+_ids = st.text(st.sampled_from("abc-_019"), min_size=1, max_size=20)
+
+
+@st.composite
+def agno_evaluations(draw: st.DrawFn) -> dict[str, Any]:
+    eval_type = draw(st.sampled_from(["accuracy", "agent_as_judge", "performance", "reliability"]))
+    evaluation: dict[str, Any] = {
+        "eval_type": eval_type,
+        "input": draw(st.text(min_size=1, max_size=40)),
+        draw(st.sampled_from(["agent_id", "team_id"])): draw(_ids),
+    }
+    required = {
+        "accuracy": ("expected_output", st.text(min_size=1, max_size=20)),
+        "agent_as_judge": ("criteria", st.text(min_size=1, max_size=20)),
+        "reliability": ("expected_tool_calls", st.lists(_ids, max_size=3)),
+    }.get(eval_type)
+    if required is not None:
+        evaluation[required[0]] = draw(required[1])
+    evaluation.update(
+        draw(
+            _optional(
+                model_id=_ids,
+                model_provider=st.sampled_from(["openai", "anthropic"]),
+                name=free_text,
+                num_iterations=st.integers(1, 100),
+                scoring_strategy=st.sampled_from(["numeric", "binary"]),
+                threshold=st.integers(1, 10),
+                warmup_runs=st.integers(0, 10),
+                allow_additional_tool_calls=st.booleans(),
+                additional_guidelines=free_text,
+                db_id=_ids,
+            )
+        )
+    )
+    if "db_id" in evaluation and draw(st.booleans()):
+        evaluation["table"] = draw(_ids)
+    return evaluation
+
+
 #: Any JSON value.
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
@@ -172,4 +252,15 @@ json_values = st.recursive(
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
     ),
     max_leaves=20,
+)
+
+#: Valid requests of every backend.
+any_backend_requests = st.one_of(
+    requests,
+    st.tuples(requests, aymara_evaluations).map(
+        lambda pair: {**pair[0], "backend": "aymara", "evaluation": pair[1]}
+    ),
+    st.tuples(requests, agno_evaluations()).map(
+        lambda pair: {**pair[0], "backend": "agno", "evaluation": pair[1]}
+    ),
 )

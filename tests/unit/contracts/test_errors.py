@@ -60,8 +60,8 @@ def test_problems_at_the_root() -> None:
 
 
 def test_reason_is_unknown_backend_when_backend_is_among_the_problems() -> None:
-    only_backend = _error(sample_request(backend="aymara"))
-    with_others = _error(sample_request(backend="aymara", priority=99))
+    only_backend = _error(sample_request(backend="vertex"))
+    with_others = _error(sample_request(backend="vertex", priority=99))
     assert reason_for_validation_error(only_backend) is ReasonCode.unknown_backend
     assert reason_for_validation_error(with_others) is ReasonCode.unknown_backend
 

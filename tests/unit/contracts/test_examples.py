@@ -47,6 +47,8 @@ def test_public_names() -> None:
         "DeadLetter",
         "ReasonCode",
         "AgentCoreEvaluation",
+        "AymaraEvaluation",
+        "AgnoEvaluation",
         "Backend",
         "SCHEMA_VERSION",
         "describe_validation_error",

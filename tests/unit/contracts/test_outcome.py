@@ -119,7 +119,7 @@ def test_optional_fields() -> None:
     ("field", "value"),
     [
         ("status", "RUNNING"),
-        ("backend", "aymara"),
+        ("backend", "vertex"),
         ("accepted_at", "2025-06-01T12:00:00"),
         ("published_at", None),
         ("request_id", ""),

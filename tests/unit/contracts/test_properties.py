@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from botocore.validate import ParamValidator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +34,7 @@ PROPERTY = settings(
 
 
 @PROPERTY
-@given(gen.requests)
+@given(gen.any_backend_requests)
 def test_valid_requests_round_trip_through_json(data: dict[str, Any]) -> None:
     request = EvaluationRequest.model_validate(data)
     again = EvaluationRequest.model_validate_json(request.model_dump_json())
@@ -126,7 +127,7 @@ def test_junk_either_validates_or_raises_validation_error(junk: Any) -> None:
                 "x",
             ]
         ),
-        gen.json_values,
+        st.one_of(gen.json_values, st.sampled_from(["agentcore", "aymara", "agno"])),
     )
 )
 def test_junk_with_real_field_names_never_crashes(junk: dict[str, Any]) -> None:
@@ -145,7 +146,7 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @PROPERTY
-@given(gen.requests, gen.json_values, st.data())
+@given(gen.any_backend_requests, gen.json_values, st.data())
 def test_a_valid_request_with_one_junk_value_never_crashes(
     data: dict[str, Any], junk: Any, draw: st.DataObject
 ) -> None:
@@ -189,3 +190,20 @@ def test_dead_letters_round_trip(original: Any, moment: str) -> None:
     again = DeadLetter.model_validate_json(letter.model_dump_json())
     assert again == letter
     assert again.request == original
+
+
+@PROPERTY
+@given(gen.any_backend_requests, st.sampled_from(["agentcore", "aymara", "agno"]))
+def test_an_evaluation_under_another_backend_is_invalid_request(
+    data: dict[str, Any], backend: str
+) -> None:
+    own = data.get("backend", "agentcore")
+    moved = {**data, "backend": backend}
+    if backend == own:
+        EvaluationRequest.model_validate(moved)
+        return
+    with pytest.raises(ValidationError) as caught:
+        EvaluationRequest.model_validate(moved)
+    assert reason_for_validation_error(caught.value) is ReasonCode.invalid_request
+    lines = describe_validation_error(caught.value).splitlines()
+    assert all(line.startswith("evaluation") for line in lines)

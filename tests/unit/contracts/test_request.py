@@ -28,7 +28,7 @@ FIELD_LIMITS: list[tuple[str, list[Any], list[Any]]] = [
     ("schema_version", [1], [2, 0, "1"]),
     ("request_id", ["r", "r" * 128, "A9._:-z", "0"], ["", "r" * 129, "-r", ".r", "r r", "r/x"]),
     ("producer", ["p", "p" * 64, "svc-1.a_b", "9"], ["", "p" * 65, "Svc", "-p", "p p", "p:q"]),
-    ("backend", ["agentcore"], ["aymara", "AgentCore", ""]),
+    ("backend", ["agentcore"], ["vertex", "AgentCore", "AYMARA", ""]),
     ("deadline_seconds", [None, 1, 30 * DAY], [0, 30 * DAY + 1, -1, "60", 1.5, True]),
     ("retention_seconds", [None, 0, 365 * DAY], [-1, 365 * DAY + 1, "0", False]),
     ("priority", [0, 9], [-1, 10, "5", 5.5, True, None]),
@@ -128,7 +128,7 @@ def test_submitted_at_is_normalised_to_utc() -> None:
 
 def test_unknown_backend_is_its_own_reason() -> None:
     with pytest.raises(ValidationError) as caught:
-        EvaluationRequest.model_validate(sample_request(backend="agno"))
+        EvaluationRequest.model_validate(sample_request(backend="vertex"))
     assert reason_for_validation_error(caught.value) is ReasonCode.unknown_backend
 
 

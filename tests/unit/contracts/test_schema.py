@@ -95,7 +95,7 @@ def test_request_schema_states_the_limits() -> None:
     assert props["request_id"]["maxLength"] == 128
     assert props["producer"]["pattern"] == "^[a-z0-9][a-z0-9._-]*$"
     assert props["backend"] == {**props["backend"], "$ref": "#/$defs/Backend"}
-    assert schema["$defs"]["Backend"]["enum"] == ["agentcore"]
+    assert schema["$defs"]["Backend"]["enum"] == ["agentcore", "aymara", "agno"]
     assert props["reply_to"]["maxItems"] == 10
     assert props["reply_to"]["uniqueItems"] is True
     correlation = props["correlation"]
@@ -133,3 +133,70 @@ def test_dead_letter_schema_lists_the_reason_codes() -> None:
     assert "idempotency_conflict" in schema["$defs"]["ReasonCode"]["enum"]
     request_types = {branch.get("type") for branch in schema["properties"]["request"]["anyOf"]}
     assert request_types == {"object", "string", "null"}
+
+
+def _schema_accepts(instance: Any) -> bool:
+    import jsonschema
+
+    schema = _request_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return bool(jsonschema.Draft202012Validator(schema).is_valid(instance))
+
+
+def _model_accepts(instance: Any) -> bool:
+    from pydantic import ValidationError
+
+    from api_contracts import EvaluationRequest
+
+    try:
+        EvaluationRequest.model_validate(instance)
+    except ValidationError:
+        return False
+    return True
+
+
+def _backend_cases() -> list[Any]:
+    from api_contracts.examples import sample_agno_request, sample_aymara_request, sample_request
+
+    agentcore, aymara, agno = sample_request(), sample_aymara_request(), sample_agno_request()
+    no_backend = {k: v for k, v in agentcore.items() if k != "backend"}
+    cases: list[Any] = [agentcore, aymara, agno, no_backend]
+    # Each backend's evaluation under every other backend name.
+    for request in (agentcore, aymara, agno):
+        for backend in ("agentcore", "aymara", "agno"):
+            cases.append({**request, "backend": backend})
+    cases.append({**no_backend, "evaluation": aymara["evaluation"]})
+    evaluation = agno["evaluation"]
+    for change in (
+        {"team_id": "t"},
+        {"agent_id": None, "team_id": "t"},
+        {"expected_output": ""},
+        {"eval_type": "agent_as_judge"},
+        {"eval_type": "agent_as_judge", "criteria": "c"},
+        {"eval_type": "reliability"},
+        {"eval_type": "reliability", "expected_tool_calls": []},
+        {"eval_type": "performance", "expected_output": None},
+        {"table": "t"},
+        {"table": "t", "db_id": "d"},
+    ):
+        changed = {k: v for k, v in {**evaluation, **change}.items() if v is not None}
+        cases.append({**agno, "evaluation": changed})
+    return cases
+
+
+@pytest.mark.parametrize("instance", _backend_cases())
+def test_the_schema_and_the_model_agree_on_each_backend(instance: Any) -> None:
+    assert _schema_accepts(instance) == _model_accepts(instance)
+
+
+def test_the_schema_ties_evaluation_to_backend() -> None:
+    schema = _request_schema()
+    refs = {
+        rule["if"]["properties"]["backend"]["const"]: rule["then"]["properties"]["evaluation"]
+        for rule in schema["allOf"]
+    }
+    assert refs == {
+        "agentcore": {"$ref": "#/$defs/AgentCoreEvaluation"},
+        "aymara": {"$ref": "#/$defs/AymaraEvaluation"},
+        "agno": {"$ref": "#/$defs/AgnoEvaluation"},
+    }

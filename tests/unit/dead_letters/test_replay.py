@@ -222,7 +222,7 @@ def test_a_replay_never_settled_is_sent_again_after_an_hour(services, intake):
 
 def test_replay_all_by_reason_and_only_failures_before_it_started(services, intake, clock):
     accept(services, _eleven_evaluators("a"))
-    bad_backend = sample_request(request_id="b", backend="aymara")
+    bad_backend = sample_request(request_id="b", backend="vertex")
     accept(services, bad_backend)
     report = _replay(services, intake, everything=True, reason="unknown_backend")
     assert [r["request_id"] for r, _ in intake.sent] == ["b"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from api_contracts import EvaluationRequest
+from api_contracts import AgentCoreEvaluation, EvaluationRequest
 from worker.backends.agentcore.classification import classify
 from worker.backends.agentcore.client import client_token, derive_job_name, make_client
 from worker.backends.base import RemoteJob
@@ -28,12 +28,12 @@ class AgentCoreBackend:
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""
-        given = request.evaluation.batchEvaluationName
+        given = request.evaluation_of(AgentCoreEvaluation).batchEvaluationName
         return given or derive_job_name(self.name_prefix, request.request_id)
 
     def start(self, job: Job) -> RemoteJob:
         request = EvaluationRequest.model_validate(job.request)
-        params = request.evaluation.to_boto3_kwargs()
+        params = request.evaluation_of(AgentCoreEvaluation).to_boto3_kwargs()
         params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, job.request_id))
         params["clientToken"] = client_token(job.request_id)
         return _remote(self._call("start_batch_evaluation", **params))

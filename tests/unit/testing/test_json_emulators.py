@@ -1,0 +1,173 @@
+"""The Aymara and Agno emulators in-process: emulated time (on an injected clock, no
+waiting), faults, the control plane, and the request models against agno's own."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from api_contracts import AgnoEvaluation, EvaluationRequest
+from api_contracts.examples import sample_agno_request
+from worker.backends.agno import AgnoClient, RunRef
+from worker.errors import RetryableError, Throttled
+from worker.testing.emulator.agno import AgnoService
+from worker.testing.emulator.agno.models import EvalRunInput
+from worker.testing.emulator.aymara import AymaraService, AymaraTiming
+from worker.testing.emulator.common import JsonApiServer, Request
+from worker.testing.emulator.common.server import serve_call
+from worker.testing.emulator.config import FaultConfigError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(service: Any, method: str, path: str, body: Any = None, **headers: str) -> Any:
+    """One API call through the emulator's own request path, without a socket."""
+    raw = b"" if body is None else json.dumps(body).encode()
+    path, _, query = path.partition("?")
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return serve_call(service, Request(method, path, parse_qs(query), lowered, raw))
+
+
+def test_an_aymara_run_follows_emulated_time() -> None:
+    clock = Clock()
+    timing = AymaraTiming(pending_seconds=20, seconds_per_response=10)
+    service = AymaraService(api_key="k", time_scale=10, clock=clock, timing=timing)
+    new_eval = {"ai_description": "d", "eval_type": "safety", "num_prompts": 4}
+    created = call(service, "POST", "/v2/evals", new_eval, **{"x-api-key": "k"})
+    prompts = created.body["num_prompts"]
+    eval_uuid = created.body["eval_uuid"]
+    listed = call(service, "GET", f"/v2/evals/{eval_uuid}/prompts", **{"x-api-key": "k"})
+    responses = [{"prompt_uuid": p["prompt_uuid"], "content": "no"} for p in listed.body["items"]]
+    run = call(service, "POST", "/v2/eval-runs", {"eval_uuid": eval_uuid, "responses": responses},
+               **{"x-api-key": "k"}).body  # fmt: skip
+    assert prompts == 4
+    assert run["status"] == "created"
+    seen = []
+    # 20 emulated seconds pending, then 10 per response, at 10x: 2 s, then 1 s each.
+    for real_seconds in (1.9, 2.1, 4.1, 5.9, 6.1):
+        clock.now = 1_800_000_000.0 + real_seconds
+        got = call(service, "GET", f"/v2/eval-runs/{run['eval_run_uuid']}", **{"x-api-key": "k"})
+        seen.append((got.body["status"], got.body["num_responses_scored"]))
+    assert seen == [("created", 0), ("processing", 0), ("processing", 2), ("processing", 3),
+                    ("finished", 4)]  # fmt: skip
+
+
+def test_agno_durations_grow_with_iterations_and_shrink_with_time_scale() -> None:
+    service = AgnoService(time_scale=10)
+    one = EvalRunInput(eval_type="performance", input="x", agent_id="demo-agent")
+    more = EvalRunInput(eval_type="performance", input="x", agent_id="demo-agent",
+                        num_iterations=5, warmup_runs=2)  # fmt: skip
+    marked = EvalRunInput(eval_type="performance", input="x emulator:duration=600",
+                          agent_id="demo-agent")  # fmt: skip
+    assert service.emulated_duration(more) > service.emulated_duration(one)
+    assert service.emulated_duration(marked) == 600
+    assert service.real_seconds(600) == 60
+    assert AgnoService(time_scale=100).real_seconds(600) == 6
+
+
+def test_the_emulators_request_model_is_agentoss() -> None:
+    from agno.os.routers.evals.schemas import EvalRunInput as Theirs
+
+    def strip(schema: Any) -> Any:
+        if isinstance(schema, dict):
+            return {k: strip(v) for k, v in schema.items() if k not in ("description", "title")}
+        if isinstance(schema, list):
+            return [strip(v) for v in schema]
+        return schema
+
+    ours, theirs = EvalRunInput.model_json_schema(), Theirs.model_json_schema()
+    assert strip(ours["properties"]) == strip(theirs["properties"])
+    assert ours["required"] == theirs["required"]
+    assert strip(ours["$defs"]["EvalType"])["enum"] == strip(theirs["$defs"]["EvalType"])["enum"]
+
+
+def test_fault_documents_name_this_services_operations() -> None:
+    service = AgnoService()
+    assert service.set_faults({"throttle": 0.5, "operations": ["RunEval"]}).operations == [
+        "RunEval"
+    ]
+    with pytest.raises(FaultConfigError, match="unknown operations"):
+        service.set_faults({"operations": ["StartBatchEvaluation"]})
+    with pytest.raises(FaultConfigError, match="errors"):
+        service.set_faults({"errors": {"ValidationException": 1.0}})
+    with pytest.raises(FaultConfigError):
+        service.set_faults({"throttle": 2})
+
+
+@pytest.fixture
+def agno() -> Any:
+    service = AgnoService(security_key="sk-test-1", agents=("demo-agent",), time_scale=1e6)
+    with JsonApiServer(service) as server:
+        client = AgnoClient(server.url, "sk-test-1")
+        yield service, server, client
+        client.close()
+
+
+def evaluation(**members: Any) -> AgnoEvaluation:
+    request = sample_agno_request()
+    request["evaluation"].update(members)
+    return EvaluationRequest.model_validate(request).evaluation_of(AgnoEvaluation)
+
+
+def test_evalqs_client_pages_renames_and_bulk_deletes_on_the_emulator(agno: Any) -> None:
+    service, _, client = agno
+    made = [client.run_eval(evaluation(), timeout=10, name=f"evalq_{i}")["id"] for i in range(105)]
+    assert {run["id"] for run in client.list_runs()} == set(made)
+    assert client.rename_run(RunRef(made[0]), "evalq_new")["name"] == "evalq_new"
+    assert client.delete_runs([RunRef(i) for i in made[:100]] + [RunRef("ghost")]) == 1
+    assert len(client.list_runs()) == 5
+    stats = service.stats()
+    assert stats["jobs"] == {"total": 105, "by_status": {"running": 0, "stored": 5, "error": 0,
+                                                         "deleted": 100}}  # fmt: skip
+    assert stats["calls"]["RunEval"] == 105
+    assert stats["max_active"] == 1
+
+
+def test_agno_faults_and_markers(agno: Any) -> None:
+    service, server, client = agno
+    service.set_faults({"lost_response": 1.0, "operations": ["RunEval"]})
+    with pytest.raises(RetryableError):
+        client.run_eval(evaluation(), timeout=10, name="evalq_lost")
+    service.set_faults({"throttle": 1.0, "operations": ["ListEvalRuns"]})
+    with pytest.raises(Throttled) as throttled:
+        client.list_runs()
+    assert throttled.value.retry_after == 1.0
+    service.set_faults({"drop": 1.0})
+    with pytest.raises(RetryableError):
+        client.get_run(RunRef("any"))
+    service.set_faults({})
+    # The lost answer's run was stored all the same.
+    assert [run["name"] for run in client.list_runs()] == ["evalq_lost"]
+    with pytest.raises(RetryableError, match="Failed to run accuracy evaluation"):
+        client.run_eval(evaluation(name="evalq_x emulator:outcome=error"), timeout=10)
+    jobs = service.jobs()
+    assert [job["status"] for job in jobs] == ["stored", "error"]
+    assert all(job["finished_at"] >= job["started_at"] for job in jobs)
+    stats = service.stats()
+    assert (stats["faults"]["lost_response"], stats["faults"]["drop"], stats["throttled"]) == (
+        1,
+        1,
+        1,
+    )
+    assert httpx.post(server.url + "/_emulator/reset").json() == {"ok": True}
+    assert service.stats()["jobs"]["total"] == 0
+
+
+def test_the_emulator_command_refuses_an_unknown_service() -> None:
+    from typer.testing import CliRunner
+
+    from worker.cli.main import app
+
+    result = CliRunner().invoke(app, ["emulator", "--service", "vertex", "--port", "0"])
+    assert result.exit_code == 2
+    assert "unknown service" in result.output

@@ -1,0 +1,336 @@
+"""The emulated Aymara API (``/v2/evals``, ``/v2/eval-runs``), as ``aymara-ai-sdk`` calls it.
+
+Errors come in Aymara's envelope, ``{"error": {"code", "message", "details"},
+"request_id"}``. Lists page with ``limit`` (default 100) and ``offset`` and answer
+``{"items": [...], "count": <total>}``, oldest first. What the emulator decides where
+Aymara documents nothing (docs/backends.md lists it): an unknown eval is 404
+``resource.not_found``, a response to a prompt the eval does not have is 400
+``validation.invalid_request``, a malformed body is 422; a new eval has its prompts at
+once; ``eval_run_uuid`` in a create is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..common import JsonService, Reply, Request, ServiceError, markers_in
+from ..common.markers import duration_marker
+from .runs import ACTIVE_STATUSES, RUN_STATUSES, Eval, Run
+
+DEFAULT_LIMIT: Final = 100
+DEFAULT_PROMPTS: Final = 50
+
+_ROUTES: Final = [
+    ("CreateEval", "POST", re.compile(r"/v2/evals/?")),
+    ("GetEval", "GET", re.compile(r"/v2/evals/(?P<eval_uuid>[^/]+)/?")),
+    ("ListEvalPrompts", "GET", re.compile(r"/v2/evals/(?P<eval_uuid>[^/]+)/prompts/?")),
+    ("CreateEvalRun", "POST", re.compile(r"/v2/eval-runs/?")),
+    ("ListEvalRuns", "GET", re.compile(r"/v2/eval-runs/?")),
+    ("GetEvalRun", "GET", re.compile(r"/v2/eval-runs/(?P<eval_run_uuid>[^/]+)/?")),
+    ("DeleteEvalRun", "DELETE", re.compile(r"/v2/eval-runs/(?P<eval_run_uuid>[^/]+)/?")),
+    (
+        "ListEvalRunResponses",
+        "GET",
+        re.compile(r"/v2/eval-runs/(?P<eval_run_uuid>[^/]+)/responses/?"),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class AymaraTiming:
+    """Emulated seconds: a run waits ``pending_seconds`` in ``created``, then scores each
+    response in ``seconds_per_response``."""
+
+    pending_seconds: float = 2.0
+    seconds_per_response: float = 3.0
+
+
+class _Lax(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _FileReference(_Lax):
+    file_uuid: str | None = None
+    remote_file_path: str | None = None
+
+
+class _Response(_Lax):
+    prompt_uuid: str
+    content: str | _FileReference | None = None
+    content_type: str = "text"
+    ai_refused: bool = False
+    exclude_from_scoring: bool = False
+    continue_thread: bool = False
+    thread_uuid: str | None = None
+    turn_number: int = 1
+
+
+class _Example(_Lax):
+    prompt: str
+    response: str
+    type: str
+
+
+class _RunBody(_Lax):
+    """What the service reads from a create (the SDK's ``RunCreateParams`` body)."""
+
+    eval_uuid: str
+    responses: list[_Response]
+    name: str | None = None
+    ai_description: str | None = None
+    eval_run_examples: list[_Example] | None = None
+    continue_thread: bool | None = None
+    eval_run_uuid: str | None = None
+
+
+class _EvalBody(_Lax):
+    ai_description: str
+    eval_type: str
+    name: str | None = None
+    num_prompts: int | None = None
+    workspace_uuid: str | None = None
+    is_sandbox: bool = False
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def envelope(status: int, code: str, message: str, details: Any = None) -> Reply:
+    return Reply(
+        status,
+        {
+            "error": {"code": code, "message": message, "details": details or {}},
+            "request_id": f"req_{uuid.uuid4().hex}",
+        },
+    )
+
+
+def fail(status: int, code: str, message: str, details: Any = None) -> ServiceError:
+    return ServiceError(envelope(status, code, message, details))
+
+
+def _validation_details(exc: ValidationError) -> dict[str, Any]:
+    return {
+        "errors": [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+    }
+
+
+class AymaraService(JsonService):
+    operations = tuple(name for name, _, _ in _ROUTES)
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        timing: AymaraTiming | None = None,
+        **options: Any,
+    ) -> None:
+        self.api_key = api_key
+        self.timing = timing or AymaraTiming()
+        self._evals: dict[str, Eval] = {}
+        self._runs: list[Run] = []
+        super().__init__(**options)
+
+    # --- routing and errors ------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        for name, route_method, pattern in _ROUTES:
+            matched = pattern.fullmatch(path)
+            if matched and method == route_method:
+                return name, matched.groupdict()
+        return None
+
+    def authenticate(self, request: Request) -> None:
+        given = request.headers.get("x-api-key")
+        if not given or (self.api_key is not None and given != self.api_key):
+            raise fail(401, "auth.invalid_key", "Invalid or missing API key")
+
+    def unknown_route(self, request: Request) -> Reply:
+        return envelope(404, "resource.not_found", f"No route {request.method} {request.path}")
+
+    def fault_reply(self, kind: str, operation: str | None) -> Reply:
+        if kind == "throttle":
+            reply = envelope(429, "quota.limit_exceeded", "Rate limit exceeded, slow down")
+            reply.headers.update({"retry-after-ms": "1000", "retry-after": "1"})
+            return reply
+        return envelope(500, "server.internal_error", "Internal server error")
+
+    def serve(self, operation: str, params: dict[str, str], request: Request) -> Reply:
+        handler = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", operation).lower())
+        result: Reply = handler(params, request)
+        return result
+
+    # --- evals ---------------------------------------------------------------------------
+
+    def _create_eval(self, _params: dict[str, str], request: Request) -> Reply:
+        body = _validated(_EvalBody, request)
+        count = body.num_prompts if body.num_prompts is not None else DEFAULT_PROMPTS
+        if count < 1:
+            raise fail(422, "validation.invalid_request", "num_prompts must be at least 1")
+        eval_uuid = f"test.{uuid.uuid4()}"
+        name = body.name or f"Emulated {body.eval_type} eval"
+        prompts = [
+            {
+                "prompt_uuid": f"question.{uuid.uuid4()}",
+                "content": f"Emulated prompt {n} of {name}",
+                "category": None,
+                "thread_uuid": None,
+                "turn_number": 1,
+            }
+            for n in range(1, count + 1)
+        ]
+        given = body.model_dump(mode="json", exclude_none=True)
+        given.update(name=name, modality=given.get("modality", "text"),
+                     language=given.get("language", "en"))  # fmt: skip
+        with self.lock:
+            made = Eval(eval_uuid, given, prompts, self.clock())
+            self._evals[eval_uuid] = made
+            return Reply(200, made.view())
+
+    def _get_eval(self, params: dict[str, str], _request: Request) -> Reply:
+        with self.lock:
+            return Reply(200, self._eval(params["eval_uuid"]).view())
+
+    def _list_eval_prompts(self, params: dict[str, str], request: Request) -> Reply:
+        limit, offset = _page(request)
+        with self.lock:
+            prompts = self._eval(params["eval_uuid"]).prompts
+            return Reply(200, {"items": prompts[offset : offset + limit], "count": len(prompts)})
+
+    def _eval(self, eval_uuid: str) -> Eval:
+        found = self._evals.get(eval_uuid)
+        if found is None:
+            raise fail(404, "resource.not_found", f"Eval {eval_uuid} not found")
+        return found
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def _create_eval_run(self, _params: dict[str, str], request: Request) -> Reply:
+        body = _validated(_RunBody, request)
+        sandbox = (request.param("is_sandbox") or "false").lower() == "true"
+        with self.lock:
+            evaluation = self._eval(body.eval_uuid)
+            known = {p["prompt_uuid"] for p in evaluation.prompts}
+            unknown = [r.prompt_uuid for r in body.responses if r.prompt_uuid not in known]
+            if unknown:
+                raise fail(
+                    400, "validation.invalid_request",
+                    f"Prompts not in eval {body.eval_uuid}: {', '.join(unknown)}",
+                    {"prompt_uuids": unknown},
+                )  # fmt: skip
+            stored = body.model_dump(mode="json", exclude={"eval_run_uuid", "continue_thread"})
+            markers = markers_in(body.name, body.ai_description)
+            now = self.clock()
+            scorable = sum(1 for r in body.responses if not r.exclude_from_scoring)
+            duration = duration_marker(markers)
+            scoring = self.timing.seconds_per_response * scorable if duration is None else duration
+            processing_at = now + self.real_seconds(self.timing.pending_seconds)
+            run = Run(
+                eval_run_uuid=f"score_run.{uuid.uuid4()}",
+                eval=evaluation,
+                body=stored,
+                workspace_uuid=request.param("workspace_uuid"),
+                is_sandbox=sandbox,
+                created_at=now,
+                processing_at=processing_at,
+                ends_at=processing_at + self.real_seconds(scoring),
+                fails=markers.get("outcome") == "failed",
+                response_uuids=[f"answer.{uuid.uuid4()}" for _ in body.responses],
+            )
+            self._runs.append(run)
+            self.total_jobs += 1
+            self._update_max_active()
+            return Reply(200, run.view(now))
+
+    def _get_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
+        with self.lock:
+            return Reply(200, self._run(params["eval_run_uuid"]).view(self.clock()))
+
+    def _list_eval_runs(self, _params: dict[str, str], request: Request) -> Reply:
+        limit, offset = _page(request)
+        eval_uuid, workspace = request.param("eval_uuid"), request.param("workspace_uuid")
+        with self.lock:
+            now = self.clock()
+            runs = [
+                run for run in self._runs
+                if run.deleted_at is None
+                and (eval_uuid is None or run.eval.eval_uuid == eval_uuid)
+                and (workspace in (None, "*", "**") or run.workspace_uuid == workspace)
+            ]  # fmt: skip
+            page = [run.view(now) for run in runs[offset : offset + limit]]
+            return Reply(200, {"items": page, "count": len(runs)})
+
+    def _list_eval_run_responses(self, params: dict[str, str], request: Request) -> Reply:
+        limit, offset = _page(request)
+        with self.lock:
+            responses = self._run(params["eval_run_uuid"]).scored_responses(self.clock())
+            return Reply(
+                200, {"items": responses[offset : offset + limit], "count": len(responses)}
+            )
+
+    def _delete_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
+        with self.lock:
+            self._run(params["eval_run_uuid"]).deleted_at = self.clock()
+            return Reply(204)
+
+    def _run(self, eval_run_uuid: str) -> Run:
+        for run in self._runs:
+            if run.eval_run_uuid == eval_run_uuid and run.deleted_at is None:
+                return run
+        raise fail(404, "resource.not_found", f"Eval run {eval_run_uuid} not found")
+
+    # --- control plane -------------------------------------------------------------------
+
+    def _update_max_active(self) -> None:
+        now = self.clock()
+        active = sum(1 for run in self._runs if run.status_or_deleted(now) in ACTIVE_STATUSES)
+        self.max_active = max(self.max_active, active)
+
+    def job_counts(self) -> dict[str, int]:
+        now = self.clock()
+        counts = Counter({status: 0 for status in (*RUN_STATUSES, "deleted")})
+        counts.update(run.status_or_deleted(now) for run in self._runs)
+        return dict(counts)
+
+    def job_views(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [run.control_view(now) for run in self._runs]
+
+    def forget_jobs(self) -> None:
+        self._runs.clear()
+        self._evals.clear()
+
+
+def _validated(model: type[_Body], request: Request) -> _Body:
+    """The body read as ``model``; a body that is not JSON or does not fit: 422."""
+    try:
+        body = request.json()
+    except ValueError:
+        raise fail(422, "validation.invalid_request", "Body is not JSON") from None
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise fail(
+            422, "validation.invalid_request", "Invalid request body", _validation_details(exc)
+        ) from None
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """``limit`` (default 100, at least 1) and ``offset`` (default 0, not negative)."""
+    try:
+        limit = int(request.param("limit") or DEFAULT_LIMIT)
+        offset = int(request.param("offset") or 0)
+    except ValueError:
+        raise fail(422, "validation.invalid_request", "limit and offset are integers") from None
+    if limit < 1 or offset < 0:
+        raise fail(422, "validation.invalid_request", "limit >= 1 and offset >= 0")
+    return limit, offset
