@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from worker.testing.emulator import EmulatorConfig, EmulatorServer, FaultConfig
+from worker.testing.emulator import EmulatorServer, FaultConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ID_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}")
@@ -110,20 +110,6 @@ def http_status(exc: botocore.exceptions.ClientError) -> int:
 
 
 # --- fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def make_emulator() -> Iterator[Callable[..., EmulatorServer]]:
-    servers: list[EmulatorServer] = []
-
-    def factory(**overrides: Any) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**{**FAST, **overrides})).start()
-        servers.append(server)
-        return server
-
-    yield factory
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

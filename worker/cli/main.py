@@ -175,6 +175,15 @@ def emulator(
     mutate_tps: Annotated[float, typer.Option(help="start/stop/delete calls per second")] = 3.0,
     read_tps: Annotated[float, typer.Option(help="get/list calls per second")] = 60.0,
     session_seconds: Annotated[float, typer.Option(help="emulated seconds per session")] = 6.0,
+    update_seconds: Annotated[
+        float, typer.Option(help="emulated seconds an evaluator stays UPDATING")
+    ] = 10.0,
+    harness_seconds: Annotated[
+        float, typer.Option(help="emulated seconds of one InvokeHarness stream")
+    ] = 3.0,
+    ingestion_seconds: Annotated[
+        float, typer.Option(help="emulated seconds before harness traces can be evaluated")
+    ] = 0.0,
     fault_throttle: Annotated[float, typer.Option()] = 0.0,
     fault_server_error: Annotated[float, typer.Option()] = 0.0,
     fault_drop: Annotated[float, typer.Option()] = 0.0,
@@ -183,9 +192,15 @@ def emulator(
     ] = 0.0,
     fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
     fault_latency_ms: Annotated[int, typer.Option()] = 0,
+    fault_stream_break: Annotated[
+        float, typer.Option(help="cut InvokeHarness streams midway")
+    ] = 0.0,
+    fault_update_failed: Annotated[
+        float, typer.Option(help="evaluator updates that end UPDATE_FAILED")
+    ] = 0.0,
     seed: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Serve the AgentCore batch-evaluation API locally (for boto3 with endpoint_url)."""
+    """Serve the AgentCore APIs evalq uses locally (for boto3 with endpoint_url)."""
     from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
 
     faults = FaultConfig(
@@ -195,6 +210,8 @@ def emulator(
         lost_response=fault_lost_response,
         latency_rate=fault_latency_rate,
         latency_ms=fault_latency_ms,
+        stream_break=fault_stream_break,
+        update_failed=fault_update_failed,
     )
     config = EmulatorConfig(
         host=host,
@@ -205,6 +222,9 @@ def emulator(
         mutate_tps=mutate_tps,
         read_tps=read_tps,
         session_seconds=session_seconds,
+        update_seconds=update_seconds,
+        harness_seconds=harness_seconds,
+        ingestion_seconds=ingestion_seconds,
         faults=faults,
         seed=seed,
     )
