@@ -26,6 +26,9 @@ class ReasonCode(StrEnum):
     remote_conflict = "remote_conflict"  #: the remote service reported a conflict (409)
     retries_exhausted = "retries_exhausted"  #: transient failures outlasted the retry budget
     internal_error = "internal_error"  #: a bug in evalq
+    #: the evaluator is locked by an enabled online evaluation configuration (named in
+    #: the error); disable that configuration, then replay
+    evaluator_locked = "evaluator_locked"
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

@@ -6,7 +6,15 @@ import hashlib
 import json
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from api_contracts.agentcore import AgentCoreEvaluation
@@ -18,6 +26,7 @@ from api_contracts.common import (
     RequestId,
     UtcDatetime,
 )
+from api_contracts.scenarios import ScenarioRun
 
 #: Longest deadline a producer may ask for (30 days).
 MAX_DEADLINE_SECONDS: Final = 30 * 24 * 3600
@@ -89,13 +98,27 @@ class EvaluationRequest(BaseModel):
     submitted_at: UtcDatetime | None = Field(
         None, description="When the producer sent the request (ISO 8601 with a zone)."
     )
+    scenarios: ScenarioRun | None = Field(
+        None,
+        description="Run a harness on these items first, then evaluate exactly the sessions "
+        "it ran (evalq fills filterConfig.sessionIds and evaluationMetadata).",
+    )
+
+    @model_validator(mode="after")
+    def _scenarios_leave_the_sessions_to_evalq(self) -> EvaluationRequest:
+        if self.scenarios is not None:
+            _check_scenario_evaluation(self.evaluation)
+        return self
 
     def canonical_json(self) -> str:
         """The request as canonical JSON (sorted keys, no whitespace, defaults filled in),
         without ``submitted_at``: a producer's retry of the same request carries a new send
-        time and must still count as the same request."""
+        time and must still count as the same request. Optional blocks added to contract
+        v1 later (``scenarios``) are left out when absent, so a request's hash does not
+        change with the evalq version that computes it."""
+        absent_additions = {"scenarios"} if self.scenarios is None else set()
         return json.dumps(
-            self.model_dump(mode="json", exclude={"submitted_at"}),
+            self.model_dump(mode="json", exclude={"submitted_at", *absent_additions}),
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
@@ -104,3 +127,44 @@ class EvaluationRequest(BaseModel):
     def payload_hash(self) -> str:
         """sha256 hex of :meth:`canonical_json`: equal for equal requests, else different."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def _check_scenario_evaluation(evaluation: AgentCoreEvaluation) -> None:
+    """With ``scenarios``, the sessions to evaluate are the ones evalq runs: the data
+    source names where their traces land (service and log groups), never the sessions."""
+    source = evaluation.dataSourceConfig.cloudWatchLogs
+    if source is None:
+        raise PydanticCustomError(
+            "scenario_source",
+            "With scenarios, evaluation.dataSourceConfig must be cloudWatchLogs "
+            "(serviceNames and logGroupNames of the harness's traces)",
+        )
+    if not source.logGroupNames:
+        raise PydanticCustomError(
+            "scenario_source",
+            "With scenarios, evaluation.dataSourceConfig.cloudWatchLogs.logGroupNames must "
+            "name the log groups of the harness's traces",
+        )
+    named = source.filterConfig is not None and (
+        source.filterConfig.sessionIds is not None
+        or source.filterConfig.sessionTraceIds is not None
+    )
+    if named:
+        raise PydanticCustomError(
+            "scenario_sessions",
+            "With scenarios, evalq names the sessions: leave out "
+            "evaluation.dataSourceConfig.cloudWatchLogs.filterConfig.sessionIds and "
+            "sessionTraceIds",
+        )
+    if evaluation.evaluationMetadata is not None:
+        raise PydanticCustomError(
+            "scenario_metadata",
+            "With scenarios, evalq fills evaluation.evaluationMetadata from each item's "
+            "scenario_id and ground_truth: leave it out",
+        )
+    if evaluation.datasetExecutionConfig is not None:
+        raise PydanticCustomError(
+            "scenario_dataset",
+            "With scenarios, the harness runs the agent: leave out "
+            "evaluation.datasetExecutionConfig",
+        )

@@ -44,6 +44,7 @@ def test_reason_codes_are_stable() -> None:
         "remote_conflict",
         "retries_exhausted",
         "internal_error",
+        "evaluator_locked",
     ]
     assert all(code.name == code.value for code in ReasonCode)
 
