@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -47,6 +46,7 @@ from api_contracts.common import (
     UtcDatetime,
 )
 from api_contracts.request import ReplyTo
+from api_contracts.scenarios import Document
 
 #: Namespace of evaluator-update outcome event ids; never change it. It is
 #: ``uuid5(NAMESPACE_URL, "https://evalq.internal/schemas/v1/evaluator-update-outcome.json#event_id")``.
@@ -70,7 +70,8 @@ LambdaArn = Annotated[
         r"([a-zA-Z0-9-_.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
     ),
 ]
-Number = StrictInt | StrictFloat
+#: A JSON number (ints accepted, booleans and strings refused).
+Number = StrictFloat
 
 
 class EvaluatorLevel(StrEnum):
@@ -119,7 +120,7 @@ class InferenceConfiguration(_Shape):
 class BedrockEvaluatorModelConfig(_Shape):
     modelId: str
     inferenceConfig: InferenceConfiguration | None = None
-    additionalModelRequestFields: JsonValue | None = None
+    additionalModelRequestFields: Document | None = None
 
 
 class ReasoningConfiguration(_Shape):

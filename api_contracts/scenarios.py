@@ -16,10 +16,11 @@ fails when they and these classes disagree. Class names follow the AWS shape nam
 from __future__ import annotations
 
 import base64
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from pydantic import Field, JsonValue, StrictInt, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 # The shared AWS-shape building blocks of agentcore.py (one definition for all models).
@@ -63,18 +64,46 @@ class HarnessToolUseStatus(StrEnum):
     error = "error"
 
 
+def _finite(value: JsonValue) -> JsonValue:
+    """Refuse NaN and infinities (Python's json module reads them; JSON cannot carry them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Numbers must be finite")
+    if isinstance(value, list):
+        for item in value:
+            _finite(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    return value
+
+
+#: A JSON document member (a tool's input, a JSON result, extra model fields).
+Document = Annotated[JsonValue, AfterValidator(_finite)]
+
+
+def _present(value: JsonValue) -> JsonValue:
+    # ``input`` is required: JSON null would be sent as a missing member.
+    if value is None:
+        raise PydanticCustomError("missing_document", "Must be a JSON value other than null")
+    return value
+
+
 class HarnessToolUseBlock(_Shape):
     name: HarnessToolName
     toolUseId: HarnessToolUseId
-    input: JsonValue = Field(description="The tool's input (any JSON value).")
+    input: Annotated[Document, AfterValidator(_present)] = Field(
+        description="The tool's input (any JSON value but null)."
+    )
     type: HarnessToolUseType | None = None
     serverName: str | None = None
 
 
 class HarnessToolResultContentBlock(_Union):
+    model_config = ConfigDict(serialize_by_alias=True)
+
     text: SensitiveText | None = Field(None, json_schema_extra=_non_null)
     # ``json`` would shadow BaseModel.json: the field is json_, spelled json on the wire.
-    json_: JsonValue | None = Field(None, alias="json", json_schema_extra=_non_null)
+    json_: Document | None = Field(None, alias="json", json_schema_extra=_non_null)
 
 
 class HarnessToolResultBlock(_Shape):
