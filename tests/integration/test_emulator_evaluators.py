@@ -472,3 +472,14 @@ def test_data_plane_client_still_sees_its_own_errors(emulator: EmulatorServer) -
     client = make_client(emulator.url)
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_batch_evaluation(batchEvaluationId="nobody-abcdefghij")
+
+
+def test_list_online_evaluation_configs(cp: Any) -> None:
+    evaluator_id = create(cp)
+    ids = [online_config(cp, f"cfg_{i}", [evaluator_id], enabled=i == 0) for i in range(3)]
+    page = cp.list_online_evaluation_configs(maxResults=2)
+    rest = cp.list_online_evaluation_configs(nextToken=page["nextToken"])
+    listed = page["onlineEvaluationConfigs"] + rest["onlineEvaluationConfigs"]
+    assert [c["onlineEvaluationConfigId"] for c in listed] == ids
+    assert [c["executionStatus"] for c in listed] == ["ENABLED", "DISABLED", "DISABLED"]
+    assert "nextToken" not in rest

@@ -24,6 +24,7 @@ SERVICE_OF: dict[str, str] = {
     "ListEvaluators": CONTROL_PLANE,
     "CreateOnlineEvaluationConfig": CONTROL_PLANE,
     "GetOnlineEvaluationConfig": CONTROL_PLANE,
+    "ListOnlineEvaluationConfigs": CONTROL_PLANE,
     "UpdateOnlineEvaluationConfig": CONTROL_PLANE,
     "DeleteOnlineEvaluationConfig": CONTROL_PLANE,
 }

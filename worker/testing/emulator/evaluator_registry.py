@@ -216,6 +216,31 @@ class EvaluatorRegistry:
             "updatedAt": online.updated_at,
         }
 
+    def list_configs(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        everything = list(self.configs.values())
+        start = _decode_offset(params.get("nextToken"))
+        size = params.get("maxResults", DEFAULT_MAX_RESULTS)
+        page = everything[start : start + size]
+        summaries = [
+            {
+                "onlineEvaluationConfigArn": c.arn,
+                "onlineEvaluationConfigId": c.config_id,
+                "onlineEvaluationConfigName": c.name,
+                "description": c.fields.get("description"),
+                "status": c.status(now),
+                "executionStatus": c.execution_status,
+                "createdAt": c.created_at,
+                "updatedAt": c.updated_at,
+                "insights": c.fields.get("insights"),
+                "clusteringConfig": c.fields.get("clusteringConfig"),
+            }
+            for c in page
+        ]
+        out: dict[str, Any] = {"onlineEvaluationConfigs": summaries}
+        if start + size < len(everything):
+            out["nextToken"] = _encode_offset(start + size)
+        return out
+
     def update_config(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         replay = self._replay("UpdateOnlineEvaluationConfig", params)
         if replay is not None:

@@ -54,6 +54,7 @@ class RateLimits:
         "GetEvaluator",
         "ListEvaluators",
         "GetOnlineEvaluationConfig",
+        "ListOnlineEvaluationConfigs",
     )
 
     def __init__(

@@ -328,6 +328,7 @@ class EmulatorState:
             "ListEvaluators": registry.list_evaluators,
             "CreateOnlineEvaluationConfig": registry.create_config,
             "GetOnlineEvaluationConfig": registry.get_config,
+            "ListOnlineEvaluationConfigs": registry.list_configs,
             "UpdateOnlineEvaluationConfig": registry.update_config,
             "DeleteOnlineEvaluationConfig": registry.delete_config,
         }
