@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, janitor_cmd
+from worker.cli import dlq, evaluator, janitor_cmd
 from worker.cli.views import job_view
 from worker.runtime.root import services
 from worker.settings import get_settings
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 console = Console()
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(evaluator.app, name="evaluator")
 app.command(name="janitor")(janitor_cmd.janitor)
 
 
