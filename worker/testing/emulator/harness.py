@@ -260,13 +260,13 @@ class Harnesses:
         session_id: str = params["runtimeSessionId"]
         arn: str = params["harnessArn"]
         qualifier: str | None = params.get("qualifier")
+        prompt = last_user_text(params["messages"])
+        steer = directives(prompt)  # a bad directive is refused before the session exists
         self.calls_by_session[session_id] = self.calls_by_session.get(session_id, 0) + 1
         session = self.sessions.get(session_id)
         if session is None:
             session = HarnessSession(session_id, arn, qualifier, first_started_at=now)
             self.sessions[session_id] = session
-        prompt = last_user_text(params["messages"])
-        steer = directives(prompt)
         first_time = prompt not in self._prompts_seen
         self._prompts_seen.add(prompt)
         invocation = Invocation(session_id, arn, qualifier, len(session.invocations) + 1, now)
