@@ -1,7 +1,9 @@
 """evalq's public message contracts, version 1.
 
-Producers send :class:`EvaluationRequest`; evalq publishes :class:`EvaluationOutcome` and
-stores :class:`DeadLetter`. JSON Schemas of all three ship in ``api_contracts/schemas/``.
+Producers send :class:`EvaluationRequest` (optionally with ``scenarios``, a
+:class:`ScenarioRun`) and :class:`EvaluatorUpdateRequest`; evalq publishes
+:class:`EvaluationOutcome` and :class:`EvaluatorUpdateOutcome` and stores
+:class:`DeadLetter`. Their JSON Schemas ship in ``api_contracts/schemas/``.
 """
 
 from api_contracts.agentcore import AgentCoreEvaluation
@@ -10,8 +12,20 @@ from api_contracts.aymara import AymaraEvaluation
 from api_contracts.common import SCHEMA_VERSION, Backend
 from api_contracts.dead_letter import DeadLetter, ReasonCode
 from api_contracts.errors import describe_validation_error, reason_for_validation_error
-from api_contracts.outcome import EvaluationOutcome, OutcomeStatus, make_event_id
+from api_contracts.evaluator_update import (
+    EvaluatorUpdateOutcome,
+    EvaluatorUpdateRequest,
+    EvaluatorUpdateStatus,
+    make_evaluator_update_event_id,
+)
+from api_contracts.outcome import (
+    EvaluationOutcome,
+    OutcomeStatus,
+    ScenarioItemOutcome,
+    make_event_id,
+)
 from api_contracts.request import EvaluationRequest
+from api_contracts.scenarios import ScenarioItem, ScenarioRun
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -22,9 +36,16 @@ __all__ = [
     "DeadLetter",
     "EvaluationOutcome",
     "EvaluationRequest",
+    "EvaluatorUpdateOutcome",
+    "EvaluatorUpdateRequest",
+    "EvaluatorUpdateStatus",
     "OutcomeStatus",
     "ReasonCode",
+    "ScenarioItem",
+    "ScenarioItemOutcome",
+    "ScenarioRun",
     "describe_validation_error",
+    "make_evaluator_update_event_id",
     "make_event_id",
     "reason_for_validation_error",
 ]

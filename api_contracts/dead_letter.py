@@ -28,6 +28,9 @@ class ReasonCode(StrEnum):
     internal_error = "internal_error"  #: a bug in evalq
     # Codes added after version 1 shipped come last: the order above is stable.
     no_target = "no_target"  #: no target takes the request (none named, none matches)
+    #: the evaluator is locked by an enabled online evaluation configuration (named in
+    #: the error); disable that configuration, then replay
+    evaluator_locked = "evaluator_locked"
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

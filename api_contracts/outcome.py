@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api_contracts.common import (
     SCHEMA_ID_BASE,
@@ -42,6 +42,25 @@ def make_event_id(request_id: str, status: str) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{request_id}:{final.value}"))
 
 
+class ScenarioItemOutcome(BaseModel):
+    """What became of one item of ``EvaluationRequest.scenarios``."""
+
+    model_config = ConfigDict(title="ScenarioItemOutcome")
+
+    index: Annotated[StrictInt, Field(ge=0)] = Field(description="The item's place (from 0).")
+    scenario_id: str | None = None
+    session_id: str | None = Field(
+        None, description="The session evaluated for this item (its last attempt's)."
+    )
+    stop_reason: str | None = Field(
+        None, description="The harness's final messageStop reason; null if it never ended."
+    )
+    attempts: Annotated[StrictInt, Field(ge=0)] = Field(
+        description="Invocations made (each under a new session id)."
+    )
+    error: str | None = Field(None, description="Why the item was left out, if it was.")
+
+
 class EvaluationOutcome(BaseModel):
     """The outcome of one request, published on ``evals.results`` and each ``reply_to``."""
 
@@ -70,6 +89,9 @@ class EvaluationOutcome(BaseModel):
     error: str | None = Field(None, description="Why the job did not complete, if it did not.")
     correlation: Correlation = Field(
         default_factory=dict, description="The request's correlation map, echoed back."
+    )
+    scenarios: list[ScenarioItemOutcome] | None = Field(
+        None, description="Per item of the request's scenarios, when it had any."
     )
 
     @staticmethod

@@ -16,6 +16,7 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -30,6 +31,7 @@ from api_contracts.common import (
     RequestId,
     UtcDatetime,
 )
+from api_contracts.scenarios import ScenarioRun
 
 #: Longest deadline a producer may ask for (30 days).
 MAX_DEADLINE_SECONDS: Final = 30 * 24 * 3600
@@ -41,7 +43,7 @@ MAX_REPLY_TO: Final = 10
 #: Fields added to version 1 after it shipped. Absent or null, they stay out of the
 #: canonical JSON, so a request sent before they existed keeps its payload hash (and its
 #: job) across the upgrade.
-ADDED_OPTIONAL_FIELDS: Final = frozenset({"target"})
+ADDED_OPTIONAL_FIELDS: Final = frozenset({"target", "scenarios"})
 
 #: Name of a target (an account and region with its own quotas) as the targets file names it.
 TargetName = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -146,6 +148,11 @@ class EvaluationRequest(BaseModel):
         description="The target (account and region) to run in; unset: evalq routes the "
         "request by its log groups, service name or online evaluation config.",
     )
+    scenarios: ScenarioRun | None = Field(
+        None,
+        description="Run a harness on these items first, then evaluate exactly the sessions "
+        "it ran (evalq fills filterConfig.sessionIds and evaluationMetadata).",
+    )
 
     @field_validator("evaluation", mode="wrap")
     @classmethod
@@ -168,11 +175,22 @@ class EvaluationRequest(BaseModel):
             raise TypeError(f"request {self.request_id} is for backend {self.backend.value}")
         return self.evaluation
 
+    @model_validator(mode="after")
+    def _scenarios_leave_the_sessions_to_evalq(self) -> EvaluationRequest:
+        if self.scenarios is not None:
+            if not isinstance(self.evaluation, AgentCoreEvaluation):
+                raise PydanticCustomError(
+                    "scenario_backend", "scenarios run only with backend agentcore"
+                )
+            _check_scenario_evaluation(self.evaluation)
+        return self
+
     def canonical_json(self) -> str:
         """The request as canonical JSON (sorted keys, no whitespace, defaults filled in),
         without ``submitted_at``: a producer's retry of the same request carries a new send
         time and must still count as the same request. Fields added later are left out
-        while unset (``ADDED_OPTIONAL_FIELDS``)."""
+        while unset (``ADDED_OPTIONAL_FIELDS``), so a request's hash does not change with
+        the evalq version that computes it."""
         data = self.model_dump(mode="json", exclude={"submitted_at"})
         for name in ADDED_OPTIONAL_FIELDS:
             if data.get(name) is None:
@@ -187,3 +205,44 @@ class EvaluationRequest(BaseModel):
     def payload_hash(self) -> str:
         """sha256 hex of :meth:`canonical_json`: equal for equal requests, else different."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def _check_scenario_evaluation(evaluation: AgentCoreEvaluation) -> None:
+    """With ``scenarios``, the sessions to evaluate are the ones evalq runs: the data
+    source names where their traces land (service and log groups), never the sessions."""
+    source = evaluation.dataSourceConfig.cloudWatchLogs
+    if source is None:
+        raise PydanticCustomError(
+            "scenario_source",
+            "With scenarios, evaluation.dataSourceConfig must be cloudWatchLogs "
+            "(serviceNames and logGroupNames of the harness's traces)",
+        )
+    if not source.logGroupNames:
+        raise PydanticCustomError(
+            "scenario_source",
+            "With scenarios, evaluation.dataSourceConfig.cloudWatchLogs.logGroupNames must "
+            "name the log groups of the harness's traces",
+        )
+    named = source.filterConfig is not None and (
+        source.filterConfig.sessionIds is not None
+        or source.filterConfig.sessionTraceIds is not None
+    )
+    if named:
+        raise PydanticCustomError(
+            "scenario_sessions",
+            "With scenarios, evalq names the sessions: leave out "
+            "evaluation.dataSourceConfig.cloudWatchLogs.filterConfig.sessionIds and "
+            "sessionTraceIds",
+        )
+    if evaluation.evaluationMetadata is not None:
+        raise PydanticCustomError(
+            "scenario_metadata",
+            "With scenarios, evalq fills evaluation.evaluationMetadata from each item's "
+            "scenario_id and ground_truth: leave it out",
+        )
+    if evaluation.datasetExecutionConfig is not None:
+        raise PydanticCustomError(
+            "scenario_dataset",
+            "With scenarios, the harness runs the agent: leave out "
+            "evaluation.datasetExecutionConfig",
+        )

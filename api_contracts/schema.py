@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from api_contracts.common import SCHEMA_ID_BASE
 from api_contracts.dead_letter import DeadLetter
+from api_contracts.evaluator_update import EvaluatorUpdateOutcome, EvaluatorUpdateRequest
 from api_contracts.outcome import EvaluationOutcome
 from api_contracts.request import EvaluationRequest
 
@@ -33,6 +34,8 @@ MODELS: Final[dict[str, tuple[type[BaseModel], JsonSchemaMode]]] = {
     "evaluation-request": (EvaluationRequest, "validation"),
     "evaluation-outcome": (EvaluationOutcome, "serialization"),
     "dead-letter": (DeadLetter, "serialization"),
+    "evaluator-update-request": (EvaluatorUpdateRequest, "validation"),
+    "evaluator-update-outcome": (EvaluatorUpdateOutcome, "serialization"),
 }
 
 

@@ -6,6 +6,9 @@
 * ``BackPressure``: the account is full. The job goes back to the backlog, never to the
   dead letters.
 * ``PermanentError``: retrying cannot help. Dead-lettered at once with ``reason``.
+
+``StreamInterrupted`` (retryable) and ``EvaluatorLocked`` (permanent) are the AgentCore
+harness and evaluator failures the job flow treats specially.
 """
 
 from __future__ import annotations
@@ -60,3 +63,16 @@ class RemoteConflict(RemoteRejected):
 
 class RemoteJobNotFound(EvalqError):
     """The remote job does not exist (deleted, or never existed under that id)."""
+
+
+class StreamInterrupted(RetryableError):
+    """A response stream ended before its last event (connection cut, read timeout,
+    in-stream server error). The remote side may have acted on the call: a retry must not
+    reuse what the call consumed (an InvokeHarness session id)."""
+
+
+class EvaluatorLocked(PermanentError):
+    """An enabled online evaluation configuration references the evaluator, which locks
+    it for modification; the message names the configuration(s)."""
+
+    reason = ReasonCode.evaluator_locked

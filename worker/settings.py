@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     aws_connect_timeout: float = 5.0
     aws_read_timeout: float = 20.0
+    #: The AgentCore control plane (evaluators); unset: ``agentcore_endpoint_url``.
+    agentcore_control_endpoint_url: str | None = None
+    #: Longest silence between two events of an InvokeHarness stream (seconds); an agent
+    #: may think or call tools for a while between events.
+    harness_read_timeout: float = Field(default=120.0, gt=0)
+
+    @property
+    def control_endpoint_url(self) -> str | None:
+        """Where the control-plane client goes: its own setting, else the data plane's."""
+        return self.agentcore_control_endpoint_url or self.agentcore_endpoint_url
 
     #: Aymara (``backend: "aymara"``). Unset: this deployment runs no Aymara backend, and
     #: such requests are dead-lettered ``unknown_backend``. The real service is

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, janitor_cmd
+from worker.cli import dlq, evaluator, janitor_cmd
 from worker.cli.views import job_view
 from worker.runtime.root import services
 from worker.settings import get_settings
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 console = Console()
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(evaluator.app, name="evaluator")
 app.command(name="janitor")(janitor_cmd.janitor)
 
 
@@ -182,6 +183,15 @@ def emulator(
     mutate_tps: Annotated[float, typer.Option(help="start/stop/delete calls per second")] = 3.0,
     read_tps: Annotated[float, typer.Option(help="get/list calls per second")] = 60.0,
     session_seconds: Annotated[float, typer.Option(help="emulated seconds per session")] = 6.0,
+    update_seconds: Annotated[
+        float, typer.Option(help="emulated seconds an evaluator stays UPDATING")
+    ] = 10.0,
+    harness_seconds: Annotated[
+        float, typer.Option(help="emulated seconds of one InvokeHarness stream")
+    ] = 3.0,
+    ingestion_seconds: Annotated[
+        float, typer.Option(help="emulated seconds before harness traces can be evaluated")
+    ] = 0.0,
     fault_throttle: Annotated[float, typer.Option()] = 0.0,
     fault_server_error: Annotated[float, typer.Option()] = 0.0,
     fault_drop: Annotated[float, typer.Option()] = 0.0,
@@ -190,6 +200,12 @@ def emulator(
     ] = 0.0,
     fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
     fault_latency_ms: Annotated[int, typer.Option()] = 0,
+    fault_stream_break: Annotated[
+        float, typer.Option(help="cut InvokeHarness streams midway")
+    ] = 0.0,
+    fault_update_failed: Annotated[
+        float, typer.Option(help="evaluator updates that end UPDATE_FAILED")
+    ] = 0.0,
     seed: Annotated[int | None, typer.Option()] = None,
     api_key: Annotated[
         str | None, typer.Option(help="aymara: the x-api-key it accepts (unset: any)")
@@ -201,8 +217,8 @@ def emulator(
     teams: Annotated[str, typer.Option(help="agno: comma-separated team ids")] = "",
     db_id: Annotated[str | None, typer.Option(help="agno: the database id")] = None,
 ) -> None:
-    """Serve a remote service's API locally: AgentCore batch evaluations (for boto3 with
-    endpoint_url), Aymara eval runs (for aymara-ai-sdk) or Agno AgentOS eval runs."""
+    """Serve a remote service's API locally: the AgentCore APIs evalq uses (for boto3
+    with endpoint_url), Aymara eval runs (for aymara-ai-sdk) or Agno AgentOS eval runs."""
     from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
 
     faults = FaultConfig(
@@ -212,6 +228,8 @@ def emulator(
         lost_response=fault_lost_response,
         latency_rate=fault_latency_rate,
         latency_ms=fault_latency_ms,
+        stream_break=fault_stream_break,
+        update_failed=fault_update_failed,
     )
     if service != "agentcore":
         from worker.testing.emulator.launch import JSON_SERVICES, serve_json_emulator
@@ -236,6 +254,9 @@ def emulator(
         mutate_tps=mutate_tps,
         read_tps=read_tps,
         session_seconds=session_seconds,
+        update_seconds=update_seconds,
+        harness_seconds=harness_seconds,
+        ingestion_seconds=ingestion_seconds,
         faults=faults,
         seed=seed,
     )

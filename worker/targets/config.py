@@ -48,6 +48,8 @@ class _Target(BaseModel):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     #: Unset: the real AWS endpoint of the region.
     endpoint_url: str | None = None
+    #: The control plane's (evaluators); unset: ``endpoint_url``'s.
+    control_endpoint_url: str | None = None
     #: An IAM role to assume for this target (refreshed before it expires); unset: the
     #: default credential chain.
     role_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
@@ -147,6 +149,7 @@ def load_targets(settings: Settings) -> TargetSet:
         only = TargetSpec(
             name=DEFAULT_TARGET, region=settings.aws_region,
             endpoint_url=settings.agentcore_endpoint_url,
+            control_endpoint_url=settings.agentcore_control_endpoint_url,
         )  # fmt: skip
         return TargetSet([only.resolve(settings)], DEFAULT_TARGET)
     file = TargetsFile.model_validate(_read(Path(settings.targets_file)))

@@ -72,6 +72,14 @@ class Emulator:
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.get("/_emulator/jobs"))
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """Harness sessions with their invocations (docs/scenarios.md)."""
+        return list(self.get("/_emulator/sessions"))
+
+    def evaluators(self) -> list[dict[str, Any]]:
+        """Evaluators with their update calls and status changes (docs/evaluators.md)."""
+        return list(self.get("/_emulator/evaluators"))
+
 
 @dataclass
 class Cluster:

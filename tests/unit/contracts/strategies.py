@@ -264,3 +264,89 @@ any_backend_requests = st.one_of(
         lambda pair: {**pair[0], "backend": "agno", "evaluation": pair[1]}
     ),
 )
+
+# --- scenarios (EvaluationRequest.scenarios) -----------------------------------------------
+
+HARNESS_ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:harness/support_bot-abcdefghij"
+_tool_names = st.from_regex(r"[a-zA-Z0-9_-]{1,20}", fullmatch=True)
+#: A document member: any JSON value but null (null is how a member is left out), with
+#: finite numbers only (JSON has no infinities).
+_documents = st.recursive(
+    st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_tool_use = st.fixed_dictionaries(
+    {"name": _tool_names, "toolUseId": _tool_names, "input": _documents},
+    optional={"type": st.sampled_from(["tool_use", "server_tool_use", "mcp_tool_use"])},
+)
+_tool_result = st.fixed_dictionaries(
+    {
+        "toolUseId": _tool_names,
+        "content": st.lists(
+            st.one_of(
+                st.builds(lambda t: {"text": t}, st.text(min_size=1, max_size=20)),
+                st.builds(lambda j: {"json": j}, _documents),
+            ),
+            max_size=2,
+        ),
+    },
+    optional={"status": st.sampled_from(["success", "error"])},
+)
+content_blocks = st.one_of(
+    st.builds(lambda t: {"text": t}, st.text(min_size=1, max_size=30)),
+    st.builds(lambda u: {"toolUse": u}, _tool_use),
+    st.builds(lambda r: {"toolResult": r}, _tool_result),
+    st.builds(lambda t: {"reasoningContent": {"reasoningText": {"text": t}}}, st.text(max_size=20)),
+)
+harness_messages = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant"]),
+        "content": st.lists(content_blocks, min_size=1, max_size=3),
+    }
+)
+scenario_items = st.one_of(
+    st.fixed_dictionaries({"prompt": st.text(min_size=1, max_size=40)}),
+    st.fixed_dictionaries({"messages": st.lists(harness_messages, min_size=1, max_size=3)}),
+).flatmap(
+    lambda item: st.fixed_dictionaries(
+        {k: st.just(v) for k, v in item.items()},
+        optional={
+            "scenario_id": free_text,
+            "ground_truth": session_metadata.filter(lambda m: "groundTruth" in m).map(
+                lambda m: m["groundTruth"]
+            ),
+        },
+    )
+)
+scenario_runs = st.fixed_dictionaries(
+    {"harnessArn": st.just(HARNESS_ARN), "items": st.lists(scenario_items, min_size=1, max_size=4)},
+    optional={
+        "qualifier": st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,47}", fullmatch=True),
+        "ingestion_delay_seconds": st.integers(0, 6 * 3600),
+    },
+)
+scenario_requests = st.builds(
+    lambda request, run, groups: {
+        **request,
+        "evaluation": {
+            **{
+                k: v
+                for k, v in request["evaluation"].items()
+                if k not in ("evaluationMetadata", "datasetExecutionConfig")
+            },
+            "dataSourceConfig": {
+                "cloudWatchLogs": {"serviceNames": ["support_bot.DEFAULT"], "logGroupNames": groups}
+            },
+        },
+        "scenarios": run,
+    },
+    requests,
+    scenario_runs,
+    st.lists(log_group_names, min_size=1, max_size=3),
+)

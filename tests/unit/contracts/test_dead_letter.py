@@ -45,6 +45,7 @@ def test_reason_codes_are_stable() -> None:
         "retries_exhausted",
         "internal_error",
         "no_target",
+        "evaluator_locked",
     ]
     assert all(code.name == code.value for code in ReasonCode)
 

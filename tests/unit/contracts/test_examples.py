@@ -54,5 +54,12 @@ def test_public_names() -> None:
         "describe_validation_error",
         "reason_for_validation_error",
         "make_event_id",
+        "EvaluatorUpdateRequest",
+        "EvaluatorUpdateOutcome",
+        "EvaluatorUpdateStatus",
+        "make_evaluator_update_event_id",
+        "ScenarioRun",
+        "ScenarioItem",
+        "ScenarioItemOutcome",
     }
     assert all(hasattr(api_contracts, name) for name in api_contracts.__all__)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from typing import Any
 
+import boto3
 import pytest
 from botocore.validate import ParamValidator
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +18,11 @@ from api_contracts import (
     DeadLetter,
     EvaluationOutcome,
     EvaluationRequest,
+    EvaluatorUpdateOutcome,
+    EvaluatorUpdateRequest,
     ReasonCode,
     describe_validation_error,
+    make_evaluator_update_event_id,
     make_event_id,
     reason_for_validation_error,
 )
@@ -207,3 +212,119 @@ def test_an_evaluation_under_another_backend_is_invalid_request(
     assert reason_for_validation_error(caught.value) is ReasonCode.invalid_request
     lines = describe_validation_error(caught.value).splitlines()
     assert all(line.startswith("evaluation") for line in lines)
+
+
+# --- scenarios and evaluator rollouts (contract v1 additions) -----------------------------
+
+
+@functools.cache
+def _invoke_harness_shape() -> Any:
+    client = boto3.client("bedrock-agentcore", region_name="us-east-1")
+    return client.meta.service_model.operation_model("InvokeHarness").input_shape
+
+
+@PROPERTY
+@given(gen.scenario_requests)
+def test_scenario_requests_round_trip_and_speak_boto3(data: dict[str, Any]) -> None:
+    request = EvaluationRequest.model_validate(data)
+    again = EvaluationRequest.model_validate_json(request.model_dump_json())
+    assert again == request
+    assert again.payload_hash() == request.payload_hash()
+    assert request.scenarios is not None
+    shape = _invoke_harness_shape()
+    for index, item in enumerate(request.scenarios.items):
+        report = ParamValidator().validate(
+            {
+                "harnessArn": request.scenarios.harnessArn,
+                "runtimeSessionId": "s" * 40,
+                "messages": item.harness_messages(),
+            },
+            shape,
+        )
+        assert not report.has_errors(), report.generate_report()
+        kwargs = request.evaluation.to_boto3_kwargs()
+        kwargs["evaluationMetadata"] = {"sessionMetadata": [item.session_metadata(f"s{index}")]}
+        kwargs.update(batchEvaluationName="evalq_x", clientToken="t" * 40)
+        report = ParamValidator().validate(kwargs, aws.input_shape())
+        assert not report.has_errors(), report.generate_report()
+
+
+@PROPERTY
+@given(gen.scenario_requests, gen.json_values, st.data())
+def test_a_scenario_request_with_one_junk_value_never_crashes(
+    data: dict[str, Any], junk: Any, draw: st.DataObject
+) -> None:
+    path = draw.draw(st.sampled_from(_paths(data["scenarios"])))
+    broken = copy.deepcopy(data)
+    if not path:
+        broken["scenarios"] = junk
+    else:
+        node = broken["scenarios"]
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = junk
+    _validate_or_explain(EvaluationRequest, broken)
+
+
+@PROPERTY
+@given(gen.json_values)
+def test_junk_rollouts_validate_or_explain(junk: Any) -> None:
+    for model in (EvaluatorUpdateRequest, EvaluatorUpdateOutcome):
+        _validate_or_explain(model, junk)
+    _validate_or_explain(
+        EvaluatorUpdateRequest,
+        {"request_id": "r", "producer": "p", "evaluator_id": "judge-abcdefghij", "update": junk},
+    )
+
+
+@PROPERTY
+@given(gen.request_ids, gen.producers, gen.timestamps, gen.json_values)
+def test_rollout_outcomes_round_trip(
+    request_id: str, producer: str, moment: str, body: Any
+) -> None:
+    outcome = EvaluatorUpdateOutcome(
+        event_id=make_evaluator_update_event_id(request_id, "UPDATED"),
+        request_id=request_id,
+        producer=producer,
+        evaluator_id="judge-abcdefghij",
+        status="UPDATED",
+        evaluator={"body": body},
+        accepted_at=moment,
+        update_called_at=moment,
+        active_at=moment,
+        published_at=moment,
+    )
+    assert EvaluatorUpdateOutcome.model_validate_json(outcome.model_dump_json()) == outcome
+
+
+@PROPERTY
+@given(
+    gen.request_ids,
+    gen.timestamps,
+    st.lists(
+        st.fixed_dictionaries(
+            {"index": st.integers(0, 499), "attempts": st.integers(0, 5)},
+            optional={
+                "scenario_id": gen.free_text,
+                "session_id": st.text(max_size=100),
+                "stop_reason": st.sampled_from(["end_turn", "max_tokens"]),
+                "error": gen.free_text,
+            },
+        ),
+        max_size=5,
+    ),
+)
+def test_outcomes_with_scenarios_round_trip(
+    request_id: str, moment: str, items: list[dict[str, Any]]
+) -> None:
+    outcome = EvaluationOutcome(
+        event_id=make_event_id(request_id, "COMPLETED"),
+        request_id=request_id,
+        producer="p",
+        backend="agentcore",
+        status="COMPLETED",
+        accepted_at=moment,
+        published_at=moment,
+        scenarios=items,
+    )
+    assert EvaluationOutcome.model_validate_json(outcome.model_dump_json()) == outcome

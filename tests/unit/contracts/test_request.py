@@ -172,6 +172,8 @@ def test_fields_added_later_leave_the_hash_of_older_requests_as_it_was() -> None
     before_additions = "9d55fb5cb997e8fa886c8d15ff9e8081321e57d4202dc875e21d101c722953f3"
     request = EvaluationRequest.model_validate(sample_request())
     assert request.payload_hash() == before_additions
+    assert '"scenarios"' not in request.canonical_json()
+    assert '"target"' not in request.canonical_json()
     routed = EvaluationRequest.model_validate(sample_request(target="checkout-prod"))
     assert routed.payload_hash() != request.payload_hash()
 

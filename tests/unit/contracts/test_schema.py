@@ -12,7 +12,13 @@ import pytest
 
 from api_contracts.schema import SCHEMA_DIR, all_schemas, main, render, write_schemas
 
-NAMES = ["evaluation-request", "evaluation-outcome", "dead-letter"]
+NAMES = [
+    "evaluation-request",
+    "evaluation-outcome",
+    "dead-letter",
+    "evaluator-update-request",
+    "evaluator-update-outcome",
+]
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -36,6 +42,8 @@ def test_committed_schema_files_match_the_models() -> None:
         ("evaluation-request", "EvaluationRequest"),
         ("evaluation-outcome", "EvaluationOutcome"),
         ("dead-letter", "DeadLetter"),
+        ("evaluator-update-request", "EvaluatorUpdateRequest"),
+        ("evaluator-update-outcome", "EvaluatorUpdateOutcome"),
     ],
 )
 def test_schemas_have_ids_and_titles(name: str, title: str) -> None:

@@ -1,4 +1,5 @@
-"""The boto3 client for AgentCore, and the deterministic names evalq gives its calls."""
+"""The boto3 clients for AgentCore (data and control plane), and the deterministic names
+evalq gives its calls."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+from worker.keys import DEFAULT_TARGET
 from worker.settings import Settings
-from worker.targets.config import TargetConfig
+from worker.targets.config import TargetConfig, TargetSpec
 
 SERVICE = "bedrock-agentcore"
+CONTROL_SERVICE = "bedrock-agentcore-control"
+#: InvokeHarness session ids: 33-100 chars of ``[a-zA-Z0-9][a-zA-Z0-9-_]*``.
+SESSION_ID_MIN, SESSION_ID_MAX = 33, 100
 
 
 def client_token(request_id: str) -> str:
@@ -28,18 +33,67 @@ def derive_job_name(prefix: str, request_id: str) -> str:
     return prefix + hashlib.sha256(request_id.encode()).hexdigest()[:32]
 
 
-def make_client(settings: Settings, target: TargetConfig, service: str = SERVICE) -> Any:
-    """A client of ``service`` in the target's region and account."""
+def session_id(request_id: str, index: int, attempt: int) -> str:
+    """Deterministic InvokeHarness session id of attempt ``attempt`` of item ``index`` of
+    request ``request_id``: every retry of one attempt names the same session, and a new
+    attempt (after a stream died) a new one. Valid for the service (33-100 chars,
+    ``[a-zA-Z0-9][a-zA-Z0-9-_]*``) and readable in traces."""
+    if index < 0 or attempt < 0:
+        raise ValueError("index and attempt must not be negative")
+    digest = hashlib.sha256(request_id.encode()).hexdigest()[:40]
+    return f"evalq-{digest}-i{index}-a{attempt}"
+
+
+def make_client(settings: Settings, target: TargetConfig | None = None) -> Any:
+    """The data-plane client (batch evaluations) of a target (unset: the one made of the
+    settings alone)."""
+    target = target or settings_target(settings)
+    return _client(SERVICE, target.endpoint_url, settings, target, settings.aws_read_timeout)
+
+
+def make_harness_client(settings: Settings, target: TargetConfig | None = None) -> Any:
+    """The data-plane client for InvokeHarness: its read timeout bounds the silence
+    between two events of a stream, not the whole call."""
+    target = target or settings_target(settings)
+    return _client(SERVICE, target.endpoint_url, settings, target, settings.harness_read_timeout)
+
+
+def make_control_client(settings: Settings, target: TargetConfig | None = None) -> Any:
+    """The control-plane client (evaluators), at the target's control endpoint (for the
+    settings' target: ``EVALQ_AGENTCORE_CONTROL_ENDPOINT_URL``, else
+    ``EVALQ_AGENTCORE_ENDPOINT_URL``)."""
+    target = target or settings_target(settings)
+    endpoint = target.control_endpoint_url or target.endpoint_url
+    return _client(CONTROL_SERVICE, endpoint, settings, target, settings.aws_read_timeout)
+
+
+def settings_target(settings: Settings) -> TargetConfig:
+    """The target the ``EVALQ_*`` settings alone describe (region, endpoints)."""
+    return TargetSpec(
+        name=DEFAULT_TARGET,
+        region=settings.aws_region,
+        endpoint_url=settings.agentcore_endpoint_url,
+        control_endpoint_url=settings.control_endpoint_url,
+    ).resolve(settings)
+
+
+def _client(
+    service: str,
+    endpoint_url: str | None,
+    settings: Settings,
+    target: TargetConfig,
+    read_timeout: float,
+) -> Any:
     config = Config(
         # evalq retries on its own timer; botocore's in-process retries would sleep.
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=settings.aws_connect_timeout,
-        read_timeout=settings.aws_read_timeout,
+        read_timeout=read_timeout,
         max_pool_connections=8,
         user_agent_extra="evalq",
     )
     return session_for(settings, target).client(
-        service, region_name=target.region, endpoint_url=target.endpoint_url, config=config
+        service, region_name=target.region, endpoint_url=endpoint_url, config=config
     )
 
 

@@ -13,7 +13,7 @@ def _parser() -> argparse.ArgumentParser:
     d = EmulatorConfig()
     p = argparse.ArgumentParser(
         prog="python -m worker.testing.emulator",
-        description="Emulate the Bedrock AgentCore batch-evaluation API over HTTP.",
+        description="Emulate the Bedrock AgentCore APIs evalq uses over HTTP.",
     )
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
@@ -29,12 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pending-seconds", type=float, default=d.pending_seconds)
     p.add_argument("--stop-seconds", type=float, default=d.stop_seconds)
     p.add_argument("--default-sessions", type=int, default=d.default_sessions)
+    p.add_argument("--create-seconds", type=float, default=d.create_seconds)
+    p.add_argument("--update-seconds", type=float, default=d.update_seconds)
+    p.add_argument("--harness-seconds", type=float, default=d.harness_seconds)
+    p.add_argument("--ingestion-seconds", type=float, default=d.ingestion_seconds)
+    p.add_argument("--harness-tps", type=float, default=d.harness_tps)
     p.add_argument("--fault-throttle", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-server-error", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-drop", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-lost-response", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-latency-rate", type=float, default=0.0, metavar="R")
     p.add_argument("--fault-latency-ms", type=int, default=0, metavar="MS")
+    p.add_argument("--fault-stream-break", type=float, default=0.0, metavar="R")
+    p.add_argument("--fault-update-failed", type=float, default=0.0, metavar="R")
     p.add_argument("--seed", type=int, default=None)
     return p
 
@@ -63,6 +70,8 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
             "lost_response": args.fault_lost_response,
             "latency_rate": args.fault_latency_rate,
             "latency_ms": args.fault_latency_ms,
+            "stream_break": args.fault_stream_break,
+            "update_failed": args.fault_update_failed,
         }
     )
     return EmulatorConfig(
@@ -78,6 +87,11 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
         session_seconds=args.session_seconds,
         default_sessions=args.default_sessions,
         stop_seconds=args.stop_seconds,
+        create_seconds=args.create_seconds,
+        update_seconds=args.update_seconds,
+        harness_seconds=args.harness_seconds,
+        ingestion_seconds=args.ingestion_seconds,
+        harness_tps=args.harness_tps,
         faults=faults,
         seed=args.seed,
     )

@@ -5,13 +5,36 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The five operations the emulator serves; faults may be restricted to a subset.
-OPERATIONS: tuple[str, ...] = (
-    "StartBatchEvaluation",
-    "GetBatchEvaluation",
-    "StopBatchEvaluation",
-    "DeleteBatchEvaluation",
-    "ListBatchEvaluations",
+#: The two botocore service models the emulator serves on one port.
+DATA_PLANE = "bedrock-agentcore"
+CONTROL_PLANE = "bedrock-agentcore-control"
+
+#: Every operation the emulator serves, and the service model it belongs to; faults may be
+#: restricted to a subset.
+SERVICE_OF: dict[str, str] = {
+    "StartBatchEvaluation": DATA_PLANE,
+    "GetBatchEvaluation": DATA_PLANE,
+    "StopBatchEvaluation": DATA_PLANE,
+    "DeleteBatchEvaluation": DATA_PLANE,
+    "ListBatchEvaluations": DATA_PLANE,
+    "InvokeHarness": DATA_PLANE,
+    "CreateEvaluator": CONTROL_PLANE,
+    "GetEvaluator": CONTROL_PLANE,
+    "UpdateEvaluator": CONTROL_PLANE,
+    "ListEvaluators": CONTROL_PLANE,
+    "CreateOnlineEvaluationConfig": CONTROL_PLANE,
+    "GetOnlineEvaluationConfig": CONTROL_PLANE,
+    "ListOnlineEvaluationConfigs": CONTROL_PLANE,
+    "UpdateOnlineEvaluationConfig": CONTROL_PLANE,
+    "DeleteOnlineEvaluationConfig": CONTROL_PLANE,
+}
+OPERATIONS: tuple[str, ...] = tuple(SERVICE_OF)
+
+#: The modeled errors InvokeHarness can send inside its event stream (stream member names).
+STREAM_ERRORS: tuple[str, ...] = (
+    "internalServerException",
+    "validationException",
+    "runtimeClientError",
 )
 
 
@@ -44,6 +67,12 @@ class FaultConfig:
     errors: dict[str, float] = field(default_factory=dict)
     # None means every operation; otherwise only the named ones are hit.
     operations: list[str] | None = None
+    #: InvokeHarness: the connection is cut midway through the event stream.
+    stream_break: float = 0.0
+    #: InvokeHarness: a modeled in-stream error (STREAM_ERRORS name -> rate) midway.
+    stream_errors: dict[str, float] = field(default_factory=dict)
+    #: UpdateEvaluator: the update is accepted (202) and ends UPDATE_FAILED.
+    update_failed: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FaultConfig:
@@ -62,6 +91,13 @@ class FaultConfig:
         if not isinstance(errors_raw, dict):
             raise FaultConfigError("errors must be an object of error name -> rate")
         errors = {str(name): _rate(errors_raw, name) for name in errors_raw}
+        stream_raw = d.get("stream_errors") or {}
+        if not isinstance(stream_raw, dict):
+            raise FaultConfigError("stream_errors must be an object of stream error -> rate")
+        unknown_stream = sorted(set(stream_raw) - set(STREAM_ERRORS))
+        if unknown_stream:
+            raise FaultConfigError(f"unknown stream errors: {', '.join(unknown_stream)}")
+        stream_errors = {str(name): _rate(stream_raw, name) for name in stream_raw}
         operations_raw = d.get("operations")
         operations: list[str] | None = None
         if operations_raw is not None:
@@ -82,6 +118,9 @@ class FaultConfig:
             latency_ms=int(latency_ms),
             errors=errors,
             operations=operations,
+            stream_break=_rate(d, "stream_break"),
+            stream_errors=stream_errors,
+            update_failed=_rate(d, "update_failed"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +147,17 @@ class EmulatorConfig:
     session_seconds: float = 6.0
     default_sessions: int = 10
     stop_seconds: float = 3.0
+    #: Emulated seconds an evaluator or online evaluation config spends CREATING.
+    create_seconds: float = 1.0
+    #: Emulated seconds an evaluator spends UPDATING after UpdateEvaluator.
+    update_seconds: float = 10.0
+    #: Emulated seconds one InvokeHarness event stream takes from first to last event.
+    harness_seconds: float = 3.0
+    #: Emulated seconds before a harness session's traces can be found by a batch
+    #: evaluation (CloudWatch ingestion); 0 finds them at once.
+    ingestion_seconds: float = 0.0
+    #: InvokeHarness calls per second (an emulator limit, not a published AWS quota).
+    harness_tps: float = 100.0
     faults: FaultConfig = field(default_factory=FaultConfig)
     seed: int | None = None
 

@@ -7,10 +7,21 @@ from dataclasses import dataclass
 
 from .config import FaultConfig, FaultConfigError
 from .errors import ApiError, throttled
+from .harness import StreamFault
 from .wire import error_names
 
 # Keys of the `faults` counters in /_emulator/stats.
-FAULT_KINDS = ("throttle", "server_error", "drop", "lost_response", "latency", "errors")
+FAULT_KINDS = (
+    "throttle",
+    "server_error",
+    "drop",
+    "lost_response",
+    "latency",
+    "errors",
+    "stream_break",
+    "stream_errors",
+    "update_failed",
+)
 
 
 @dataclass(frozen=True)
@@ -70,3 +81,22 @@ class FaultInjector:
         if cfg.lost_response and self._rng.random() < cfg.lost_response:
             return FaultDecision(delay, lose_response=True, kinds=(*kinds, "lost_response"))
         return FaultDecision(delay, kinds=tuple(kinds))
+
+    def decide_stream(self) -> tuple[StreamFault, tuple[str, ...]]:
+        """Whether an InvokeHarness stream is cut or ends in an in-stream error midway."""
+        cfg = self.config
+        if not cfg.applies_to("InvokeHarness"):
+            return StreamFault(), ()
+        for name, rate in cfg.stream_errors.items():
+            if rate and self._rng.random() < rate:
+                return StreamFault(error=name), ("stream_errors",)
+        if cfg.stream_break and self._rng.random() < cfg.stream_break:
+            return StreamFault(cut=True), ("stream_break",)
+        return StreamFault(), ()
+
+    def decide_update_failure(self) -> bool:
+        """Whether an accepted UpdateEvaluator ends UPDATE_FAILED."""
+        cfg = self.config
+        if not cfg.applies_to("UpdateEvaluator") or not cfg.update_failed:
+            return False
+        return self._rng.random() < cfg.update_failed

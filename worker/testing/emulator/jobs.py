@@ -63,13 +63,26 @@ class JobPlan:
         return done * f // n
 
 
-def build_plan(request: dict[str, Any], config: EmulatorConfig) -> JobPlan:
-    """Derive a job's plan from its request, its `emulator:*` tags and the config."""
-    tags: dict[str, str] = request.get("tags") or {}
+def named_sessions(request: dict[str, Any]) -> list[str] | None:
+    """The session ids a request's CloudWatch filter names (None: it names none)."""
     source = (request.get("dataSourceConfig") or {}).get("cloudWatchLogs") or {}
-    session_ids = (source.get("filterConfig") or {}).get("sessionIds") or []
-    if session_ids:
-        sessions = len(session_ids)
+    filters = source.get("filterConfig") or {}
+    named = list(filters.get("sessionIds") or [])
+    named += [entry["sessionId"] for entry in filters.get("sessionTraceIds") or []]
+    return list(dict.fromkeys(named)) or None
+
+
+def build_plan(
+    request: dict[str, Any], config: EmulatorConfig, found_sessions: int | None = None
+) -> JobPlan:
+    """Derive a job's plan from its request, its `emulator:*` tags and the config.
+
+    ``found_sessions``: how many of the sessions the request names exist (harness
+    sessions whose traces are ingested); None when it names none.
+    """
+    tags: dict[str, str] = request.get("tags") or {}
+    if found_sessions is not None:
+        sessions = found_sessions
     elif TAG_SESSIONS in tags:
         sessions = _tag_number(tags, TAG_SESSIONS, int)
     else:
@@ -130,6 +143,9 @@ class Job:
     created_at: float
     plan: JobPlan
     start_output: dict[str, Any]
+    #: Session ids the request names and, of those, the ones that existed at the start.
+    sessions_named: list[str] | None = None
+    sessions_found: list[str] | None = None
     stop_requested_at: float | None = None
     deleted_at: float | None = None
 
@@ -301,7 +317,18 @@ class Job:
             "deleted_at": self.deleted_at,
             "tags": dict(self.request.get("tags") or {}),
             "sessions": self.plan.sessions,
+            "sessions_named": self.sessions_named,
+            "sessions_found": self.sessions_found,
+            "test_scenario_ids": _scenario_ids(self.request),
         }
+
+
+def _scenario_ids(request: dict[str, Any]) -> dict[str, str] | None:
+    """sessionId -> testScenarioId of the request's sessionMetadata, if it carries any."""
+    entries = (request.get("evaluationMetadata") or {}).get("sessionMetadata")
+    if not entries:
+        return None
+    return {e["sessionId"]: e["testScenarioId"] for e in entries if e.get("testScenarioId")}
 
 
 def _dataset_details(request: dict[str, Any]) -> dict[str, Any] | None:

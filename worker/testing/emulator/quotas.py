@@ -35,16 +35,38 @@ class SlidingWindowLimiter:
 
 
 class RateLimits:
-    """One limiter per operation: mutations share one TPS setting, reads another."""
+    """One limiter per operation: mutations share one TPS setting, reads another,
+    InvokeHarness has its own."""
 
-    MUTATING = ("StartBatchEvaluation", "StopBatchEvaluation", "DeleteBatchEvaluation")
-    READING = ("GetBatchEvaluation", "ListBatchEvaluations")
+    MUTATING = (
+        "StartBatchEvaluation",
+        "StopBatchEvaluation",
+        "DeleteBatchEvaluation",
+        "CreateEvaluator",
+        "UpdateEvaluator",
+        "CreateOnlineEvaluationConfig",
+        "UpdateOnlineEvaluationConfig",
+        "DeleteOnlineEvaluationConfig",
+    )
+    READING = (
+        "GetBatchEvaluation",
+        "ListBatchEvaluations",
+        "GetEvaluator",
+        "ListEvaluators",
+        "GetOnlineEvaluationConfig",
+        "ListOnlineEvaluationConfigs",
+    )
 
     def __init__(
-        self, mutate_tps: float, read_tps: float, clock: Callable[[], float] = monotonic
+        self,
+        mutate_tps: float,
+        read_tps: float,
+        clock: Callable[[], float] = monotonic,
+        harness_tps: float = 100.0,
     ) -> None:
         self._limiters = {op: SlidingWindowLimiter(mutate_tps, clock) for op in self.MUTATING}
         self._limiters.update({op: SlidingWindowLimiter(read_tps, clock) for op in self.READING})
+        self._limiters["InvokeHarness"] = SlidingWindowLimiter(harness_tps, clock)
 
     def allow(self, operation: str) -> bool:
         limiter = self._limiters.get(operation)

@@ -10,15 +10,17 @@ import socket
 import socketserver
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from . import wire
+from . import eventstream, wire
 from .config import EmulatorConfig, FaultConfig, FaultConfigError
 from .errors import ApiError
+from .harness import StreamPlan, stream_error_body
 from .state import EmulatorState
 from .validation import validate_input
 
@@ -77,15 +79,18 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         # Always consume the whole body, or the next request on this connection is garbage.
         body = self._read_body()
-        response: wire.WireResponse | None
+        response: wire.WireResponse | _Stream | None
         if url.path.startswith(CONTROL_PREFIX):
             response = _control(self.server.state, self.command, url.path, body)
         else:
-            response = _api(self.server.state, self.command, url.path, url.query, body)
+            headers = dict(self.headers.items())
+            response = _api(self.server.state, self.command, url.path, url.query, body, headers)
         if response is None:
             self._drop()
-            return
-        self._send(response)
+        elif isinstance(response, _Stream):
+            self._send_stream(response)
+        else:
+            self._send(response)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -103,6 +108,37 @@ class _Handler(BaseHTTPRequestHandler):
             # The client went away (e.g. its own timeout); nothing left to tell it.
             self.close_connection = True
 
+    def _send_stream(self, stream: _Stream) -> None:
+        """An event stream in HTTP chunks, one frame per chunk, paced in real time; the
+        state learns how it ended (completed, broken by a fault, or the client left)."""
+        plan, state = stream.plan, self.server.state
+        outcome = "completed"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", eventstream.CONTENT_TYPE)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("x-amzn-RequestId", stream.request_id)
+            self.end_headers()
+            for frame in _frames(plan):
+                time.sleep(plan.interval)
+                self._write_chunk(frame)
+            if plan.cut:
+                outcome = "broken"
+                self._drop()
+                return
+            if plan.error is not None:
+                outcome = f"error:{plan.error}"
+            self._write_chunk(b"")  # the last chunk: the response is complete
+        except OSError:
+            outcome = "client_gone"
+            self.close_connection = True
+        finally:
+            state.finish_invocation(plan.invocation, outcome)
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
     def _drop(self) -> None:
         """Close the connection without a byte of response, like a dead load balancer."""
         self.close_connection = True
@@ -110,9 +146,39 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+class _Stream:
+    """An InvokeHarness answer: sent as an event stream by the handler."""
+
+    def __init__(self, plan: StreamPlan) -> None:
+        self.plan = plan
+        self.request_id = str(uuid.uuid4())
+
+
+def _frames(plan: StreamPlan) -> list[bytes]:
+    """The encoded frames of a stream plan: events, then the in-stream error if any."""
+    shape = wire.operation_model("InvokeHarness").output_shape.members["stream"]
+    frames = [
+        eventstream.event_message(kind, wire.encode_shape(shape.members[kind], body))
+        for kind, body in plan.events
+    ]
+    if plan.error is not None:
+        body = stream_error_body(plan.error, plan.invocation.session_id)
+        frames.append(
+            eventstream.exception_message(
+                plan.error, wire.encode_shape(shape.members[plan.error], body)
+            )
+        )
+    return frames
+
+
 def _api(
-    state: EmulatorState, method: str, path: str, query: str, body: bytes
-) -> wire.WireResponse | None:
+    state: EmulatorState,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+) -> wire.WireResponse | _Stream | None:
     """Serve one API call; None means drop the connection."""
     matched = wire.match_route(method, path)
     if matched is None:
@@ -129,15 +195,22 @@ def _api(
             raise decision.error
         # Throttling is decided before the request is even looked at, as in AWS.
         state.check_rate(route.operation)
-        params = wire.parse_request(route.operation, uri_params, query, body)
+        params = wire.parse_request(route.operation, uri_params, query, body, headers)
         validate_input(route.operation, params)
+        if route.operation == "InvokeHarness":
+            plan = state.invoke_harness(params)
+            if decision.lose_response:
+                state.finish_invocation(plan.invocation, "lost_response")
+                return None
+            return _Stream(plan)
         output = wire.encode_output(route, state.dispatch(route.operation, params))
         return None if decision.lose_response else output
     except ApiError as err:
-        return wire.encode_error(err)
+        return wire.encode_error(err, service=route.service)
     except Exception:
         log.exception("emulator bug while serving %s", route.operation)
-        return wire.encode_error(ApiError("InternalServerException", "Emulator internal error"))
+        bug = ApiError("InternalServerException", "Emulator internal error")
+        return wire.encode_error(bug, service=route.service)
 
 
 def _control(state: EmulatorState, method: str, path: str, body: bytes) -> wire.WireResponse:
@@ -148,6 +221,10 @@ def _control(state: EmulatorState, method: str, path: str, body: bytes) -> wire.
         return wire.json_response(200, state.stats())
     if key == ("GET", "jobs"):
         return wire.json_response(200, state.jobs())
+    if key == ("GET", "evaluators"):
+        return wire.json_response(200, state.evaluators())
+    if key == ("GET", "sessions"):
+        return wire.json_response(200, state.sessions())
     if key == ("POST", "reset"):
         state.reset()
         return wire.json_response(200, {"ok": True})

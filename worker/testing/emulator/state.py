@@ -15,8 +15,11 @@ from typing import Any
 
 from .config import OPERATIONS, EmulatorConfig, FaultConfig
 from .errors import conflict, not_found, quota_exceeded, throttled, validation_error
+from .evaluator_registry import EvaluatorRegistry
 from .faults import FAULT_KINDS, FaultDecision, FaultInjector, check_fault_config
+from .harness import Harnesses, Invocation, StreamPlan, check_harness
 from .jobs import (
+    ACCOUNT_ID,
     ACTIVE_STATUSES,
     REPORTED_STATUSES,
     RUNNING_STATUSES,
@@ -24,6 +27,7 @@ from .jobs import (
     Job,
     build_plan,
     make_arn,
+    named_sessions,
 )
 from .quotas import RateLimits
 
@@ -54,7 +58,7 @@ class EmulatorState:
         self._id_rng = random.Random(cfg.seed)
         # A validated copy, so POST /_emulator/faults never alters the start-up config.
         self._faults = FaultInjector(FaultConfig.from_dict(cfg.faults.to_dict()), cfg.seed)
-        self._rates = RateLimits(cfg.mutate_tps, cfg.read_tps, self._monotonic)
+        self._rates = RateLimits(cfg.mutate_tps, cfg.read_tps, self._monotonic, cfg.harness_tps)
         self._jobs: list[Job] = []  # every job ever created, creation order
         self._existing: dict[str, Job] = {}  # not deleted, by id
         self._by_token: dict[str, Job] = {}
@@ -63,6 +67,14 @@ class EmulatorState:
         self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
         self._throttled = 0
         self._max_active = 0
+        self._harnesses = Harnesses()
+        self._registry = EvaluatorRegistry(cfg, self._new_suffix, self._faults_roll_update_failure)
+
+    def _faults_roll_update_failure(self) -> bool:
+        failed = self._faults.decide_update_failure()
+        if failed:
+            self._fault_counts["update_failed"] += 1
+        return failed
 
     # --- control plane -------------------------------------------------------
 
@@ -91,12 +103,35 @@ class EmulatorState:
                 "faults": dict(self._fault_counts),
                 "jobs": {"total": len(self._jobs), "by_status": dict(by_status)},
                 "max_active": self._max_active,
+                "harness": self._harnesses.stats(),
+                "evaluators": self._evaluator_stats(now),
             }
+
+    def _evaluator_stats(self, now: float) -> dict[str, Any]:
+        registry = self._registry
+        custom = [e for e in registry.evaluators.values() if not e.builtin]
+        by_status = Counter(e.status(now) for e in custom)
+        return {
+            "custom": len(custom),
+            "by_status": dict(by_status),
+            "update_calls": sum(len(e.updates) for e in custom),
+            "online_configs": len(registry.configs),
+        }
 
     def jobs(self) -> list[dict[str, Any]]:
         with self._lock:
             now = self._clock()
             return [job.control_view(now) for job in self._jobs]
+
+    def evaluators(self) -> list[dict[str, Any]]:
+        """Every evaluator with the time of each update call and status change."""
+        with self._lock:
+            return self._registry.control_views(self._clock())
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every harness session with its invocations."""
+        with self._lock:
+            return self._harnesses.views()
 
     # --- request admission -----------------------------------------------------
 
@@ -121,10 +156,16 @@ class EmulatorState:
     def start(self, params: dict[str, Any]) -> dict[str, Any]:
         token: str | None = params.get("clientToken")
         request = {k: v for k, v in params.items() if k != "clientToken"}
-        plan = build_plan(request, self.config)
+        named = named_sessions(request)
+        plan = build_plan(request, self.config)  # rejects bad emulator tags before the lock
         name: str = request["batchEvaluationName"]
         with self._lock:
             now = self._clock()
+            found = None
+            if named is not None:
+                ingestion = self.config.real_seconds(self.config.ingestion_seconds)
+                found = self._harnesses.found(named, now, ingestion)
+                plan = build_plan(request, self.config, len(found))
             if token is not None and token in self._by_token:
                 earlier = self._by_token[token]
                 if earlier.request != request:
@@ -169,6 +210,8 @@ class EmulatorState:
                 created_at=now,
                 plan=plan,
                 start_output=start_output,
+                sessions_named=named,
+                sessions_found=found,
             )
             self._jobs.append(job)
             self._existing[job_id] = job
@@ -178,10 +221,12 @@ class EmulatorState:
             self._max_active = max(self._max_active, active + 1)
             return start_output
 
+    def _new_suffix(self) -> str:
+        return "".join(self._id_rng.choice(_ID_ALPHABET) for _ in range(10))
+
     def _new_id(self, name: str) -> str:
         while True:
-            suffix = "".join(self._id_rng.choice(_ID_ALPHABET) for _ in range(10))
-            job_id = f"{name}-{suffix}"
+            job_id = f"{name}-{self._new_suffix()}"
             if job_id not in self._ids:
                 self._ids.add(job_id)
                 return job_id
@@ -239,6 +284,26 @@ class EmulatorState:
                 out["nextToken"] = _encode_token(page[-1].seq)
             return out
 
+    # --- InvokeHarness -------------------------------------------------------------
+
+    def invoke_harness(self, params: dict[str, Any]) -> StreamPlan:
+        """Start one invocation: the events to stream, and how the stream ends."""
+        with self._lock:
+            check_harness(params["harnessArn"], self.config.region, ACCOUNT_ID)
+            fault, kinds = self._faults.decide_stream()
+            self._fault_counts.update(kinds)
+            return self._harnesses.begin(
+                params,
+                self._clock(),
+                self.config.real_seconds(self.config.harness_seconds),
+                self.config.time_scale,
+                fault,
+            )
+
+    def finish_invocation(self, invocation: Invocation, outcome: str) -> None:
+        with self._lock:
+            self._harnesses.finish(invocation, outcome, self._clock())
+
     def _find(self, batch_evaluation_id: str) -> Job:
         job = self._existing.get(batch_evaluation_id)
         if job is None:
@@ -253,7 +318,22 @@ class EmulatorState:
             "DeleteBatchEvaluation": self.delete,
             "ListBatchEvaluations": self.list,
         }
-        return handlers[operation](params)
+        if operation in handlers:
+            return handlers[operation](params)
+        registry = self._registry
+        control: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
+            "CreateEvaluator": registry.create_evaluator,
+            "GetEvaluator": registry.get_evaluator,
+            "UpdateEvaluator": registry.update_evaluator,
+            "ListEvaluators": registry.list_evaluators,
+            "CreateOnlineEvaluationConfig": registry.create_config,
+            "GetOnlineEvaluationConfig": registry.get_config,
+            "ListOnlineEvaluationConfigs": registry.list_configs,
+            "UpdateOnlineEvaluationConfig": registry.update_config,
+            "DeleteOnlineEvaluationConfig": registry.delete_config,
+        }
+        with self._lock:
+            return control[operation](params, self._clock())
 
 
 # Pages are keyed by creation sequence, not offset, so jobs created or deleted

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import field_validation_error
-from .wire import service_model
+from .wire import operation_model
 
 FieldErrors = list[tuple[str, str]]
 
@@ -24,7 +24,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def validate_input(operation: str, params: dict[str, Any]) -> None:
     """Raise ValidationException naming every offending field of the request."""
-    shape = service_model().operation_model(operation).input_shape
+    shape = operation_model(operation).input_shape
     errors: FieldErrors = []
     _check(shape, params, "", errors)
     if errors:
@@ -39,6 +39,8 @@ def _check(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:
 
 
 def _check_structure(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:
+    if shape.metadata.get("document"):
+        return  # a free-form JSON document (a tool's input): any JSON value
     if not isinstance(value, dict):
         errors.append((path, "Member must be an object"))
         return

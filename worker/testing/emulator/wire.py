@@ -1,7 +1,9 @@
-"""rest-json wire format of bedrock-agentcore, derived from botocore's service model.
+"""rest-json wire format of bedrock-agentcore and bedrock-agentcore-control, derived from
+botocore's service models.
 
 Routes, status codes, error statuses and timestamp formats are all read from the
-model botocore ships, so the emulator answers exactly what the real client expects.
+models botocore ships, so the emulator answers exactly what the real clients expect.
+Both services are served on one port: their routes do not overlap.
 """
 
 from __future__ import annotations
@@ -11,34 +13,41 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import botocore.session
 
-from .config import OPERATIONS
+from .config import DATA_PLANE, OPERATIONS, SERVICE_OF
 from .errors import ApiError, validation_error
 
-SERVICE_NAME = "bedrock-agentcore"
+SERVICE_NAME = DATA_PLANE
 # rest-json bodies default to epoch seconds when a shape names no timestampFormat.
 _DEFAULT_BODY_TIMESTAMP_FORMAT = "unixTimestamp"
 
 
-@lru_cache(maxsize=1)
-def service_model() -> Any:
-    """The botocore model of the service (loaded once; read-only afterwards)."""
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+@cache
+def service_model(service: str = SERVICE_NAME) -> Any:
+    """The botocore model of ``service`` (loaded once; read-only afterwards)."""
+    return botocore.session.get_session().get_service_model(service)
+
+
+def operation_model(operation: str) -> Any:
+    """The botocore model of an operation the emulator serves, from its own service."""
+    return service_model(SERVICE_OF[operation]).operation_model(operation)
 
 
 @lru_cache(maxsize=1)
 def error_names() -> frozenset[str]:
-    """Every error shape the service defines (the names boto3 turns into exceptions)."""
-    return frozenset(s.name for s in service_model().error_shapes)
+    """Every error shape the served services define (the names boto3 turns into exceptions)."""
+    services = set(SERVICE_OF.values())
+    return frozenset(s.name for name in services for s in service_model(name).error_shapes)
 
 
 @dataclass(frozen=True)
 class Route:
+    service: str
     operation: str
     method: str
     pattern: re.Pattern[str]
@@ -50,11 +59,12 @@ def routes() -> tuple[Route, ...]:
     """Turn each operation's `requestUri` template into a path regex."""
     out = []
     for name in OPERATIONS:
-        op = service_model().operation_model(name)
+        op = operation_model(name)
         uri = op.http["requestUri"].split("?", 1)[0]
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(uri))
         out.append(
             Route(
+                service=SERVICE_OF[name],
                 operation=name,
                 method=op.http["method"],
                 pattern=re.compile(regex + "/?"),
@@ -79,10 +89,15 @@ def path_exists(path: str) -> bool:
 
 
 def parse_request(
-    operation: str, uri_params: dict[str, str], query: str, body: bytes
+    operation: str,
+    uri_params: dict[str, str],
+    query: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Rebuild the operation's input parameters from URI, query string and JSON body."""
-    shape = service_model().operation_model(operation).input_shape
+    """Rebuild the operation's input parameters from URI, query string, headers and body."""
+    shape = operation_model(operation).input_shape
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
     params: dict[str, Any] = {}
     qs = parse_qs(query, keep_blank_values=True)
     has_body_members = False
@@ -95,6 +110,9 @@ def parse_request(
         elif location == "querystring":
             if wire_name in qs:
                 params[name] = _parse_scalar(name, member, qs[wire_name][-1])
+        elif location == "header":
+            if wire_name.lower() in lowered:
+                params[name] = lowered[wire_name.lower()]
         elif location is None:
             has_body_members = True
     if has_body_members and body.strip():
@@ -182,21 +200,32 @@ def _json_headers(body: bytes) -> dict[str, str]:
 
 
 def encode_output(route: Route, output: dict[str, Any]) -> WireResponse:
-    shape = service_model().operation_model(route.operation).output_shape
+    shape = operation_model(route.operation).output_shape
     body = json.dumps(encode_shape(shape, output)).encode()
     return WireResponse(route.status, _json_headers(body), body)
 
 
-def error_status(code: str) -> int:
-    shape = service_model().shape_for(code)
+def _error_shape(code: str, service: str) -> Any:
+    """The error shape ``code`` of ``service``, else of the other served service."""
+    for name in (service, *sorted(set(SERVICE_OF.values()) - {service})):
+        model = service_model(name)
+        if code in {s.name for s in model.error_shapes}:
+            return model.shape_for(code)
+    raise KeyError(code)
+
+
+def error_status(code: str, service: str = SERVICE_NAME) -> int:
+    shape = _error_shape(code, service)
     return int(shape.metadata["error"]["httpStatusCode"])
 
 
-def encode_error(err: ApiError, fallback_status: int = 400) -> WireResponse:
+def encode_error(
+    err: ApiError, fallback_status: int = 400, service: str = SERVICE_NAME
+) -> WireResponse:
     """The error shape's HTTP status, `x-amzn-ErrorType` header and JSON members."""
     doc: dict[str, Any] = {"message": err.message, **err.fields}
     if err.code in error_names():
-        shape = service_model().shape_for(err.code)
+        shape = _error_shape(err.code, service)
         status = int(shape.metadata["error"]["httpStatusCode"])
         payload = encode_shape(shape, doc)
     else:
