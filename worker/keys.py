@@ -104,6 +104,12 @@ class TargetKeys:
         return f"{self.prefix}:rate:{operation}"
 
     @property
+    def deletions(self) -> str:
+        """Sorted set: request_ids of published jobs whose remote job the janitor deletes
+        in bulk (services that delete many in one call), by when the deletion fell due."""
+        return f"{self.prefix}:deletions"
+
+    @property
     def watch_lock(self) -> str:
         """String: held while one task lists this target's jobs (``worker.jobs.watch``)."""
         return f"{self.prefix}:lock:watch"

@@ -25,8 +25,9 @@ from worker.targets.registry import Targets
 
 #: Sends ``evals.advance`` for a job: (request_id, lease token or None, countdown seconds).
 Dispatch = Callable[[str, float | None, float], None]
-#: Sends ``evals.watch`` for a target (by name).
+#: Sends ``evals.watch`` for a target (by name), or ``evals.run`` for a job (by request_id).
 DispatchWatch = Callable[[str], None]
+DispatchSync = Callable[[str], None]
 
 
 class Publisher(Protocol):
@@ -46,6 +47,7 @@ class Services:
     publisher: Publisher
     dispatch: Dispatch
     dispatch_watch: DispatchWatch
+    dispatch_sync: DispatchSync
     poll_policy: PollPolicy
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     aymara_base_url: str | None = None
     #: Sent as the ``x-api-key`` header; never logged.
     aymara_api_key: SecretStr | None = None
+    #: Aymara runs scoring at once (its concurrency), and calls per second of each kind.
+    aymara_max_active_jobs: int = Field(default=10, ge=1)
+    aymara_rate: float = Field(default=5.0, gt=0)
     aymara_connect_timeout: float = Field(default=5.0, gt=0)
     aymara_read_timeout: float = Field(default=30.0, gt=0)
 
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     #: AgentOS's ``OS_SECURITY_KEY``, sent as ``Authorization: Bearer``; unset when the
     #: AgentOS runs without one. Never logged.
     agno_security_key: SecretStr | None = None
+    #: Agno evals running at once: each holds a worker process for its whole run, so keep
+    #: this below the processes that serve the synchronous queue (docs/backends.md).
+    agno_max_active_jobs: int = Field(default=2, ge=1)
+    agno_rate: float = Field(default=10.0, gt=0)
     agno_connect_timeout: float = Field(default=5.0, gt=0)
     #: For reads, renames and deletes; a run's timeout is given per call (its deadline).
     agno_read_timeout: float = Field(default=30.0, gt=0)
@@ -106,6 +113,10 @@ class Settings(BaseSettings):
     #: A job the listing watches still checks in this often (no call while the listing
     #: is fresh; a poll of its own once it is not).
     watch_recheck_seconds: float = Field(default=30.0, gt=0)
+    #: After a create whose answer never came (no idempotency key), evalq waits this long
+    #: past the call's timeout before it looks the run up by name: a create still on its
+    #: way would otherwise be missed and sent again.
+    create_settle_margin: float = Field(default=5.0, ge=0)
     #: Backoff after a retryable error (throttle, 5xx, connection).
     retry_initial: float = 1.0
     retry_max: float = 60.0
@@ -138,6 +149,12 @@ class Settings(BaseSettings):
     results_queue: str = "evals.results"
     requests_queue: str = "evals.requests"
     control_queue: str = "evals.control"
+    #: Where synchronous runs (Agno's) wait for a worker process: each holds one for its
+    #: whole run, so they get their own queue (``evalq worker`` serves it too; a worker of
+    #: its own keeps them off the other queues' processes).
+    synchronous_queue: str = "evals.synchronous"
+    #: Longest one synchronous run (Agno) may take; a job's deadline bounds it further.
+    synchronous_run_timeout: float = Field(default=900.0, gt=0)
 
     #: Dead letters kept at most (count and age), as Sidekiq's dead set.
     dead_letter_max_entries: int = 10_000

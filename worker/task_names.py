@@ -5,6 +5,8 @@ the others are evalq's own, sent by evalq and by ops' automation."""
 SUBMIT = "evals.submit"
 #: Take one job's next step.
 ADVANCE = "evals.advance"
+#: Run a synchronous service's create (Agno's whole eval), on the synchronous queue.
+RUN = "evals.run"
 #: Hand due timers to workers and admit from the backlog (beat, every tick interval).
 TICK = "evals.tick"
 #: Watch one target's running jobs with a listing (sent by every tick).

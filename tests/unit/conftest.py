@@ -79,7 +79,8 @@ def settings(emulator: EmulatorServer) -> Settings:
 
 def reconfigure(services: Services, **settings: Any) -> None:
     """Rebuild the services' targets from settings changed by ``settings``."""
-    services.settings = services.settings.model_copy(update=settings)
+    changed = {**services.settings.model_dump(), **settings}
+    services.settings = type(services.settings).model_validate(changed)
     services.targets = build_targets(services.settings, services.redis, services.keys)
 
 
@@ -102,6 +103,7 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
         dispatch_watch=lambda target: watched.append(target),
+        dispatch_sync=lambda rid: dispatched.append((rid, None, -1.0)),
         poll_policy=PollPolicy.from_settings(settings),
         clock=clock,
         rng=random.Random(1),

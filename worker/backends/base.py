@@ -40,6 +40,31 @@ def is_terminal(status: str) -> bool:
     return status in TERMINAL_STATUSES
 
 
+#: Where a remote run lives besides its id, for the calls that name it: Aymara's
+#: ``workspace_uuid``, Agno's ``db_id`` and ``table``. AgentCore needs none.
+Scope = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a service can do, which decides how evalq drives it."""
+
+    #: The service takes an idempotency key on create (AgentCore's ``clientToken``): a
+    #: retried start asks for the same run. Without one, evalq records an intent before
+    #: each create and looks the run up by its name before any retry (docs/backends.md).
+    client_token: bool = True
+    #: A running remote job can be stopped; without, a job past its deadline is deleted.
+    can_stop: bool = True
+    #: Creating runs the whole evaluation before the service answers (Agno): the call runs
+    #: on its own queue, bounded by the job's deadline, and the run is finished at once.
+    synchronous: bool = False
+    #: Finished runs are deleted in bulk by the janitor (one call per scope per sweep)
+    #: rather than one by one on each job's timer.
+    bulk_delete: bool = False
+    #: One listing per tick can watch every running job (``worker.jobs.watch``).
+    watch_by_list: bool = True
+
+
 @dataclass(frozen=True)
 class RemoteJob:
     id: str
@@ -49,6 +74,7 @@ class RemoteJob:
     #: The service's response body, JSON-safe (timestamps as ISO strings).
     body: dict[str, Any] = field(default_factory=dict)
     created_at: float | None = None
+    scope: Scope = field(default_factory=dict)
 
     @property
     def results(self) -> dict[str, Any] | None:
@@ -58,21 +84,34 @@ class RemoteJob:
 
 class Backend(Protocol):
     name: str
+    capabilities: Capabilities
+    #: The longest a call waits for its answer (seconds): after a create whose answer
+    #: never came, evalq looks for the run only once this has passed.
+    call_timeout: float
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job will carry (indexed for reconciliation)."""
         ...
 
-    def start(self, job: Job) -> RemoteJob:
-        """Start the job's remote evaluation; idempotent for the same job."""
+    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
+        """Start the job's remote evaluation; idempotent for the same job when the service
+        takes a client token. ``timeout`` bounds a synchronous run's call."""
         ...
 
-    def get(self, remote_id: str) -> RemoteJob: ...
+    def find(self, job: Job) -> RemoteJob | None:
+        """The remote job a start of ``job`` created, looked up by its name, or None."""
+        ...
 
-    def stop(self, remote_id: str) -> RemoteJob: ...
+    def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob: ...
 
-    def delete(self, remote_id: str) -> None:
+    def stop(self, remote_id: str, scope: Scope | None = None) -> RemoteJob: ...
+
+    def delete(self, remote_id: str, scope: Scope | None = None) -> None:
         """Delete a terminal remote job; a job that is already gone counts as deleted."""
+        ...
+
+    def delete_many(self, jobs: list[tuple[str, Scope]]) -> None:
+        """Delete several remote jobs (in bulk where the service can)."""
         ...
 
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:

@@ -40,13 +40,19 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
     name: Annotated[str | None, typer.Option(help="worker node name")] = None,
     loglevel: Annotated[str | None, typer.Option()] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(help="comma-separated queues (default: requests, control, synchronous)"),
+    ] = None,
 ) -> None:
-    """Run a Celery worker consuming the request and control queues."""
+    """Run a Celery worker consuming the request, control and synchronous-run queues (a
+    worker of its own for synchronous runs: ``--queues evals.synchronous``)."""
     settings = get_settings()
+    default = [settings.requests_queue, settings.control_queue, settings.synchronous_queue]
     argv = [
         "worker",
         "--queues",
-        f"{settings.requests_queue},{settings.control_queue}",
+        queues or ",".join(default),
         "--concurrency",
         str(concurrency or settings.worker_concurrency),
         "--pool",

@@ -3,6 +3,7 @@ the small slot set, so a sweep's cost follows what is due rather than every job 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,9 +28,13 @@ class LocalRef:
     batch_evaluation_id: str | None
     started_at: float | None
     published_at: float | None
+    #: Where the remote job lives besides its id (``worker.backends.base.Scope``).
+    scope: dict[str, str]
 
 
-_REF_FIELDS = ("state", "target", "batch_evaluation_id", "started_at", "published_at")
+_REF_FIELDS = (
+    "state", "target", "batch_evaluation_id", "started_at", "published_at", "remote_scope",
+)  # fmt: skip
 
 
 class JanitorIndexes:
@@ -105,7 +110,7 @@ class JanitorIndexes:
             pipe.hmget(self.keys.job(request_id), _REF_FIELDS)
         found: dict[str, LocalRef] = {}
         for request_id, values in zip(ids, pipe.execute(), strict=True):
-            state, target, remote_id, started, published = values
+            state, target, remote_id, started, published, scope = values
             if state is None:
                 continue
             found[request_id] = LocalRef(
@@ -115,25 +120,32 @@ class JanitorIndexes:
                 batch_evaluation_id=remote_id or None,
                 started_at=float(started) if started else None,
                 published_at=float(published) if published else None,
+                scope=json.loads(scope) if scope else {},
             )
         return found
 
-    def adoptable_owners(self, names: list[str]) -> dict[str, str]:
-        """Remote name -> request_id for the named remote jobs whose request has a record
-        that never learned its remote id (waiting, holding a slot, or dead-lettered after
-        a lost start answer). One HMGET on the name index plus one read per match."""
+    def owners(self, names: list[str]) -> tuple[dict[str, str], set[str]]:
+        """For the named remote jobs: (name -> request_id of those whose record never
+        learned its remote id and may adopt it: waiting, holding a slot, or dead-lettered
+        after a lost start answer; names whose record is past that: it has another
+        remote job, or gave up). One HMGET on the name index plus one read per match."""
         if not names:
-            return {}
+            return {}, set()
         owners = self.redis.hmget(self.target_keys.remote_names, names)
         matched = [(n, o) for n, o in zip(names, owners, strict=True) if o is not None]
         pipe = self.redis.pipeline(transaction=False)
         for _, request_id in matched:
             pipe.hmget(self.keys.job(request_id), ("state", "batch_evaluation_id"))
-        found: dict[str, str] = {}
+        adoptable: dict[str, str] = {}
+        superseded: set[str] = set()
         for (name, request_id), (state, remote_id) in zip(matched, pipe.execute(), strict=True):
-            if state is not None and not remote_id and state in ADOPTABLE_STATES:
-                found[name] = request_id
-        return found
+            if state is None:
+                continue
+            if not remote_id and state in ADOPTABLE_STATES:
+                adoptable[name] = request_id
+            else:
+                superseded.add(name)
+        return adoptable, superseded
 
     def adopt(self, request_id: str, remote: RemoteJob, *, now: float) -> bool:
         values = {

@@ -46,6 +46,9 @@ class Plan:
     #: Records whose remote job is gone: running ones are polled now (the poll finishes
     #: them), published ones are confirmed gone and marked deleted.
     resolve: list[LocalRef] = field(default_factory=list)
+    #: Published jobs whose retention ended, deleted in one call per scope (services
+    #: that delete in bulk).
+    bulk_delete: list[LocalRef] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def actions(self) -> dict[str, list[str]]:
@@ -59,6 +62,7 @@ class Plan:
             "deleted": [job.id for job in self.delete],
             "deleted_early": [request_id for request_id, _ in self.delete_early],
             "resolved": [ref.request_id for ref in self.resolve],
+            "deleted_after_retention": [ref.request_id for ref in self.bulk_delete],
         }
 
 
@@ -72,6 +76,9 @@ def make_plan(svc: Services, target: Target) -> Plan:
     cutoff = now - settings.record_retention_seconds
     plan.trim_candidates = indexes.trim_candidates(cutoff=cutoff, limit=settings.janitor_batch)
     plan.trim = indexes.trimmable(plan.trim_candidates)
+    if target.backend.capabilities.bulk_delete:
+        due = svc.store.deletions_due(target.name, now=now, limit=settings.janitor_batch)
+        plan.bulk_delete = [ref for ref in indexes.refs(due).values() if ref.batch_evaluation_id]
     listing = _list_remote(svc, target, plan)
     if listing is not None:
         listed_at, remote = listing
@@ -120,14 +127,20 @@ def _plan_reconciliation(
     refs = indexes.live_refs()
     known = {r.batch_evaluation_id for r in refs if r.batch_evaluation_id}
     unknown = [job for job in remote if (job.name or "").startswith(prefix) and job.id not in known]
-    owners = indexes.adoptable_owners([job.name for job in unknown if job.name])
+    owners, superseded = indexes.owners([job.name for job in unknown if job.name])
+    can_stop = target.backend.capabilities.can_stop
     early_orphans: list[tuple[float, RemoteJob]] = []
     for job in unknown:
         owner = owners.get(job.name or "")
         if owner is not None:
             plan.adopt.append((owner, job))
+        elif job.name in superseded:
+            # Its request has another remote job (a create sent twice by a service
+            # without an idempotency key) or gave up on this one (it came after the
+            # deadline): nobody waits for it.
+            plan.delete.append(job)
         elif job.status in STOPPABLE_STATUSES:
-            plan.stop.append(job)
+            (plan.stop if can_stop else plan.delete).append(job)
         elif is_terminal(job.status):
             ended = _ended_at(job)
             if ended + settings.default_retention_seconds <= plan.now:

@@ -56,6 +56,7 @@ ACTIONS = (
     "deleted",
     "deleted_early",
     "resolved",
+    "deleted_after_retention",
 )
 
 
@@ -164,11 +165,15 @@ def carry_out(svc: Services, target: Target, plan: Plan) -> Report:
         _adopt(svc, indexes, request_id, remote, report)
     if plan.stop or plan.delete:
         backend = target.backend
-        _call_each(target, report, "stop", "stopped", plan.stop, backend.stop)
-        _call_each(target, report, "delete", "deleted", plan.delete, backend.delete)
+        _call_each(target, report, "stop", "stopped", plan.stop,
+                   lambda job: backend.stop(job.id, job.scope))  # fmt: skip
+        _call_each(target, report, "delete", "deleted", plan.delete,
+                   lambda job: backend.delete(job.id, job.scope))  # fmt: skip
     _delete_early(svc, target, plan, report, now)
     for ref in plan.resolve:
         _resolve(svc, target, ref, report, now)
+    if plan.bulk_delete:
+        _delete_in_bulk(svc, target, plan.bulk_delete, report, now)
     return report
 
 
@@ -195,7 +200,7 @@ def _call_each(
     operation: Operation,
     action: str,
     jobs: list[RemoteJob],
-    call: Callable[[str], object],
+    call: Callable[[RemoteJob], object],
 ) -> None:
     """Stop or delete orphans while the shared rate allows; the rest wait a sweep."""
     for position, job in enumerate(jobs):
@@ -203,7 +208,7 @@ def _call_each(
             report.deferred += [f"{operation}:{j.id}" for j in jobs[position:]]
             return
         try:
-            call(job.id)
+            call(job)
         except RemoteJobNotFound:
             continue
         except RemoteConflict:
@@ -258,7 +263,7 @@ def _resolve(svc: Services, target: Target, ref: LocalRef, report: Report, now: 
         return
     assert ref.batch_evaluation_id is not None
     try:
-        target.backend.get(ref.batch_evaluation_id)
+        target.backend.get(ref.batch_evaluation_id, ref.scope)
     except RemoteJobNotFound:
         if svc.store.transition(
             ref,
@@ -272,3 +277,23 @@ def _resolve(svc: Services, target: Target, ref: LocalRef, report: Report, now: 
     except EvalqError as exc:
         report.deferred.append(f"resolve:{ref.request_id}")
         log.warning("confirming a vanished remote job failed", error=str(exc))
+
+
+def _delete_in_bulk(
+    svc: Services, target: Target, refs: list[LocalRef], report: Report, now: float
+) -> None:
+    """Delete the remote jobs of published jobs whose retention ended, in one call per
+    scope (the service's bulk delete), at the shared delete rate."""
+    if target.rate_limits.acquire("delete") > 0:
+        report.deferred += [f"delete:{ref.request_id}" for ref in refs]
+        return
+    try:
+        target.backend.delete_many([(ref.batch_evaluation_id or "", ref.scope) for ref in refs])
+    except EvalqError as exc:
+        log.warning("bulk delete failed", target=target.name, error=str(exc))
+        report.deferred += [f"delete:{ref.request_id}" for ref in refs]
+        return
+    for ref in refs:
+        if svc.store.transition(ref, Move.DELETE, deleted_at=now, updated_at=now):
+            report.done["deleted_after_retention"].append(ref.request_id)
+    svc.store.deletion_done(target.name, [ref.request_id for ref in refs])

@@ -8,6 +8,8 @@ permanent ones (and an exhausted budget) make the job a dead letter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 import structlog
 
@@ -16,21 +18,31 @@ from worker import task_names
 from worker.errors import BackPressure, PermanentError, RetryableError
 from worker.jobs.admission import admit_waiting
 from worker.jobs.record import Job
-from worker.jobs.states import Move
-from worker.jobs.steps import STEPS, Step, StepResult
+from worker.jobs.results import Step, StepResult
+from worker.jobs.states import JobState, Move
+from worker.jobs.steps import STEPS
 from worker.observability.redaction import redact
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.advance")
 
 
-def advance(svc: Services, request_id: str, lease_token: float | None = None) -> StepResult:
+def advance(
+    svc: Services,
+    request_id: str,
+    lease_token: float | None = None,
+    *,
+    step_of: Callable[[JobState], Step | None] | None = None,
+    lease: float | None = None,
+) -> StepResult:
     """Take the job's next step. ``lease_token`` is the timer's score when a tick handed
-    it out: a task that finds another score knows someone else handled the timer."""
+    it out: a task that finds another score knows someone else handled the timer.
+    ``step_of`` picks the step of a state (``evals.run`` picks the synchronous run),
+    ``lease`` how long the job's lock may be held (the step's longest call)."""
     structlog.contextvars.bind_contextvars(request_id=request_id)
     if lease_token is not None and not _holds_timer(svc, request_id, lease_token):
         return StepResult.STALE
-    lock = svc.store.lock(request_id, svc.settings.lease_seconds)
+    lock = svc.store.lock(request_id, lease or svc.settings.lease_seconds)
     if not lock.acquire():
         return StepResult.BUSY
     try:
@@ -39,7 +51,9 @@ def advance(svc: Services, request_id: str, lease_token: float | None = None) ->
             return StepResult.MISSING
         if job.batch_evaluation_id:
             structlog.contextvars.bind_contextvars(batch_evaluation_id=job.batch_evaluation_id)
-        step = STEPS.get(job.state)
+        step = (step_of or STEPS.get)(job.state)
+        if step is None and step_of is not None:
+            return StepResult.RACED  # another step moved the job first
         if step is None:
             svc.store.transition(job, Move.DISARM, from_state=job.state, clear_due=True)
             return StepResult.IDLE

@@ -38,7 +38,7 @@ class Progress:
         )
 
 
-_JSON_FIELDS = {"request", "result", "progress_first", "progress_last"}
+_JSON_FIELDS = {"request", "result", "progress_first", "progress_last", "remote_scope"}
 _FLOAT_FIELDS = {
     "accepted_at",
     "deadline_at",
@@ -51,8 +51,10 @@ _FLOAT_FIELDS = {
     "first_error_at",
     "retention_seconds",
     "remote_ended_at",
+    "create_intent_at",
+    "create_timeout",
 }
-_INT_FIELDS = {"priority", "polls", "attempts", "replays"}
+_INT_FIELDS = {"priority", "polls", "attempts", "replays", "creates"}
 
 
 @dataclass
@@ -84,6 +86,15 @@ class Job:
     #: The name the remote job gets (given by the producer or derived); indexed.
     remote_name: str | None = None
     remote_status: str | None = None
+    #: Where the remote job lives besides its id (``worker.backends.base.Scope``).
+    remote_scope: dict[str, Any] | None = None
+    #: A create sent to a service without an idempotency key whose answer has not come
+    #: (when it was sent, and how long it may take): before any other create, the run is
+    #: looked up by name (``worker.jobs.steps``).
+    create_intent_at: float | None = None
+    create_timeout: float | None = None
+    #: Creates sent for this job (services without an idempotency key).
+    creates: int = 0
     outcome_status: str | None = None
     result: dict[str, Any] | None = None
     error: str | None = None

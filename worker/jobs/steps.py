@@ -4,92 +4,38 @@
 the job's state under the job's lock and turns the errors a step raises into retries,
 back-pressure or dead letters. Every state change is a move of ``worker.jobs.states``:
 
-* ADMITTED: :func:`start_or_expire` starts the remote job (``start``), or, past the
-  deadline, finishes it as EXPIRED (``finish``);
+* ADMITTED: ``start_or_expire`` (``worker.jobs.start``) starts the remote job exactly once
+  (``start``), or, past the deadline, finishes it as EXPIRED (``finish``);
 * RUNNING: :func:`poll` reads the remote job: still running, the next poll is timed from
   its progress (``poll``); ended, it is finished (``finish``) and its outcome published
-  (``publish``); past the deadline, a stop is requested (``stop``);
+  (``publish``, ``worker.jobs.finish``); past the deadline, a stop is requested (``stop``),
+  or, where the service cannot stop a run, the run is deleted and the job finished;
 * STOPPING: :func:`observe` polls until the stop shows;
 * FINISHED: :func:`publish` (after a crash between the two);
-* PUBLISHED: :func:`delete_after_retention` (``delete``).
+* PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
+  leaves it to the janitor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 import structlog
 
 from api_contracts import OutcomeStatus
-from worker.backends.base import RemoteStatus, is_terminal
-from worker.backends.ratelimit import Operation
+from worker.backends.base import Backend, RemoteStatus, is_terminal
 from worker.errors import RemoteConflict, RemoteJobNotFound
-from worker.jobs.admission import admit_waiting
-from worker.jobs.outcomes import build_outcome
+from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
+from worker.jobs.remote import backend_of, rate_limited
+from worker.jobs.results import Step, StepResult
+from worker.jobs.start import start_or_expire
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
-
-
-class StepResult(StrEnum):
-    """What one ``evals.advance`` did (logs and tests read it)."""
-
-    STALE = "stale"  #: the timer was handled by someone else
-    BUSY = "busy"  #: another task holds the job's lock
-    MISSING = "missing"  #: no such job
-    IDLE = "idle"  #: the job's state has no step; its timer was cleared
-    RATE_LIMITED = "rate_limited"  #: the shared rate said wait; the timer says when
-    STARTED = "started"
-    POLLED = "polled"
-    WATCHED = "watched"  #: the target's listing watches it: no poll of its own
-    STOPPING = "stopping"
-    RACED = "raced"  #: another delivery moved the job first
-    PUBLISHED = "published"
-    WAITING = "waiting"  #: retention not over yet
-    DELETE_REFUSED = "delete_refused"  #: the remote job still runs; tried again later
-    DELETED = "deleted"
-    RETRY = "retry"  #: a retryable error; tried again later
-    REQUEUED = "requeued"  #: the account is full; back on the backlog
-    DEAD = "dead"  #: dead-lettered
-
-
-Step = Callable[[Services, Job], StepResult]
-
-
-def start_or_expire(svc: Services, job: Job) -> StepResult:
-    if svc.clock() >= job.deadline_at:
-        # An admitted job whose deadline passed before it could start is never started.
-        return finish(svc, job, OutcomeStatus.EXPIRED, None,
-                      error="deadline passed before the job started")  # fmt: skip
-    if _rate_limited(svc, job, "start"):
-        return StepResult.RATE_LIMITED
-    remote = svc.targets[job.target].backend.start(job)
-    now = svc.clock()
-    first_poll = now + svc.poll_policy.backoff(0, svc.rng)
-    svc.store.transition(
-        job,
-        Move.START,
-        due_at=min(first_poll, job.deadline_at),
-        started_at=now,
-        updated_at=now,
-        batch_evaluation_id=remote.id,
-        batch_evaluation_arn=remote.arn,
-        batch_evaluation_name=remote.name,
-        remote_status=remote.status,
-        attempts=0,
-        first_error_at=None,
-    )
-    log.info("remote job started", batch_evaluation_id=remote.id, status=remote.status)
-    target = svc.targets[job.target]
-    if svc.settings.watch_by_list and not is_watched(svc, target):
-        svc.dispatch_watch(target.name)  # an idle target's watch starts now, not next tick
-    return StepResult.STARTED
 
 
 def poll(svc: Services, job: Job) -> StepResult:
@@ -105,11 +51,11 @@ def observe(svc: Services, job: Job) -> StepResult:
         recheck = min(svc.clock() + svc.settings.watch_recheck_seconds, job.deadline_at)
         svc.store.transition(job, Move.POLL, from_state=job.state, due_at=recheck)
         return StepResult.WATCHED
-    if _rate_limited(svc, job, "get"):
+    if rate_limited(svc, job, "get"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        remote = svc.targets[job.target].backend.get(job.batch_evaluation_id)
+        remote = backend_of(svc, job).get(job.batch_evaluation_id, job.remote_scope)
     except RemoteJobNotFound:
         return finish(svc, job, OutcomeStatus.FAILED, None,
                       error="the remote job no longer exists")  # fmt: skip
@@ -136,11 +82,14 @@ def observe(svc: Services, job: Job) -> StepResult:
 
 
 def request_stop(svc: Services, job: Job) -> StepResult:
-    if _rate_limited(svc, job, "stop"):
+    backend = backend_of(svc, job)
+    if not backend.capabilities.can_stop:
+        return _delete_at_deadline(svc, job, backend)
+    if rate_limited(svc, job, "stop"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        svc.targets[job.target].backend.stop(job.batch_evaluation_id)
+        backend.stop(job.batch_evaluation_id, job.remote_scope)
     except RemoteConflict:
         log.info("stop refused: the job already ended; reading its status")
     except RemoteJobNotFound:
@@ -152,59 +101,17 @@ def request_stop(svc: Services, job: Job) -> StepResult:
     return StepResult.STOPPING
 
 
-def finish(
-    svc: Services,
-    job: Job,
-    status: OutcomeStatus,
-    body: dict[str, Any] | None,
-    *,
-    error: str | None,
-) -> StepResult:
-    """Record the final status, free the slot, admit the next job, publish the outcome."""
+def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult:
+    """A service that cannot stop a run: at the deadline the run is deleted and the
+    outcome is EXPIRED."""
+    if rate_limited(svc, job, "delete"):
+        return StepResult.RATE_LIMITED
+    assert job.batch_evaluation_id is not None
+    backend.delete(job.batch_evaluation_id, job.remote_scope)
     now = svc.clock()
-    moved = svc.store.transition(
-        job,
-        Move.FINISH,
-        from_state=job.state,
-        due_at=now,
-        finished_at=now,
-        remote_ended_at=job.remote_ended_at or now,
-        outcome_status=status.value,
-        result=body,
-        error=error,
-        updated_at=now,
-        remote_status=(body or {}).get("status", job.remote_status),
-    )
-    if not moved:
-        return StepResult.RACED
-    log.info("remote job ended", status=status.value)
-    admit_waiting(svc, job.target)
-    finished = svc.store.get(job.request_id)
-    return publish(svc, finished) if finished is not None else StepResult.MISSING
-
-
-def publish(svc: Services, job: Job) -> StepResult:
-    now = svc.clock()
-    outcome = build_outcome(job, now=now)
-    queues = [svc.settings.results_queue, *job.reply_to]
-    svc.publisher.publish(outcome, queues)
-    kept = job.batch_evaluation_id is not None
-    svc.store.transition(
-        job,
-        Move.PUBLISH,
-        due_at=now + job.retention_seconds if kept else None,
-        clear_due=not kept,
-        published_at=now,
-        updated_at=now,
-    )
-    delay = None if job.remote_ended_at is None else round(now - job.remote_ended_at, 4)
-    log.info(
-        "outcome published",
-        status=outcome.status.value,
-        queues=queues,
-        end_to_outcome_seconds=delay,
-    )
-    return StepResult.PUBLISHED
+    log.info("deadline passed; the run was deleted (the service cannot stop one)")
+    return finish(svc, job, OutcomeStatus.EXPIRED, None, deleted_at=now,
+                  error="deleted at its deadline: the service cannot stop a run")  # fmt: skip
 
 
 def delete_after_retention(svc: Services, job: Job) -> StepResult:
@@ -213,11 +120,16 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
     if now < due:
         svc.store.schedule(job.request_id, due)
         return StepResult.WAITING
-    if _rate_limited(svc, job, "delete"):
+    backend = backend_of(svc, job)
+    if backend.capabilities.bulk_delete:
+        # The janitor deletes such runs in bulk, one call per scope per sweep.
+        svc.store.queue_deletion(job, now=now)
+        return StepResult.WAITING
+    if rate_limited(svc, job, "delete"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
     try:
-        svc.targets[job.target].backend.delete(job.batch_evaluation_id)
+        backend.delete(job.batch_evaluation_id, job.remote_scope)
     except RemoteConflict:
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
@@ -234,13 +146,6 @@ STEPS: dict[JobState, Step] = {
     JobState.FINISHED: publish,
     JobState.PUBLISHED: delete_after_retention,
 }
-
-
-def _rate_limited(svc: Services, job: Job, operation: Operation) -> bool:
-    wait = svc.targets[job.target].rate_limits.acquire(operation)
-    if wait > 0:
-        svc.store.schedule(job.request_id, svc.clock() + wait)
-    return wait > 0
 
 
 def _remote_error(body: dict[str, Any]) -> str | None:

@@ -231,6 +231,21 @@ class JobStore:
     def schedule(self, request_id: str, due_at: float) -> None:
         self.redis.zadd(self.keys.due, {request_id: due_at})
 
+    def queue_deletion(self, job: JobRef, *, now: float) -> None:
+        """Hand the job's remote deletion to the janitor's bulk delete; its timer goes."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.target(job.target).deletions, {job.request_id: now})
+        pipe.zrem(self.keys.due, job.request_id)
+        pipe.execute()
+
+    def deletions_due(self, target: str, *, now: float, limit: int) -> list[str]:
+        index = self.keys.target(target).deletions
+        return list(self.redis.zrangebyscore(index, "-inf", now, 0, limit))
+
+    def deletion_done(self, target: str, request_ids: list[str]) -> None:
+        if request_ids:
+            self.redis.zrem(self.keys.target(target).deletions, *request_ids)
+
     # -- timers -------------------------------------------------------------------------
     def claim_due(self, *, now: float, horizon: float, lease: float, limit: int) -> list[DueTimer]:
         args = {"now": now, "horizon": horizon, "lease": lease, "limit": limit}

@@ -31,9 +31,16 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(settings.requests_queue), Queue(settings.control_queue)],
+        task_queues=[
+            Queue(settings.requests_queue),
+            Queue(settings.control_queue),
+            Queue(settings.synchronous_queue),
+        ],
         task_default_queue=settings.control_queue,
-        task_routes={task_names.SUBMIT: {"queue": settings.requests_queue}},
+        task_routes={
+            task_names.SUBMIT: {"queue": settings.requests_queue},
+            task_names.RUN: {"queue": settings.synchronous_queue},
+        },
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             # Look for messages of dead workers every restore_interval seconds, not every

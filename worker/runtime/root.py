@@ -21,6 +21,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from api_contracts import Backend as BackendName
 from api_contracts import EvaluationOutcome
 from worker import task_names
 from worker.backends.base import Backend
@@ -82,6 +83,7 @@ def build_services(
         publisher=publisher,
         dispatch=dispatch,
         dispatch_watch=dispatch_watch,
+        dispatch_sync=dispatch_sync,
         poll_policy=PollPolicy.from_settings(settings),
         rng=random.Random(os.getpid() ^ int(time.time())),
     )
@@ -93,15 +95,23 @@ def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Target
     def make(config: TargetConfig) -> Target:
         target_keys = keys.target(config.name)
         limits = SharedRateLimits(client, rates_of(config), target_keys, settings.rate_limit_margin)
-        return Target(config, target_keys, limits, lambda c: _agentcore(settings, c))
+        return Target(config, target_keys, limits, lambda c: _backend(settings, c))
 
     watch = TargetsFileWatch(settings) if settings.targets_file else None
     return Targets(load_targets(settings), make, watch)
 
 
-def _agentcore(settings: Settings, target: TargetConfig) -> Backend:
-    # Imported on first use: boto3 costs a process ~15 MB, and the consumer's main
-    # process (the guard) never calls a backend.
+def _backend(settings: Settings, target: TargetConfig) -> Backend:
+    # Imported on first use: a client library costs a process megabytes (boto3 ~15 MB),
+    # and the consumer's main process (the guard) never calls a backend.
+    if target.backend is BackendName.AYMARA:
+        from worker.backends.aymara.runs import AymaraBackend
+
+        return AymaraBackend.for_target(settings, target)
+    if target.backend is BackendName.AGNO:
+        from worker.backends.agno.runs import AgnoBackend
+
+        return AgnoBackend.for_target(settings, target)
     from worker.backends.agentcore import AgentCoreBackend
 
     return AgentCoreBackend.for_target(settings, target)
@@ -141,6 +151,13 @@ def dispatch_watch(target: str) -> None:
 
     interval = get_settings().tick_interval
     app.send_task(task_names.WATCH, args=[target], expires=max(1.0, 2 * interval))
+
+
+def dispatch_sync(request_id: str) -> None:
+    """Send ``evals.run`` for a job whose create runs its whole eval (Agno's)."""
+    from worker.runtime.app import app
+
+    app.send_task(task_names.RUN, args=[request_id], queue=get_settings().synchronous_queue)
 
 
 class _CeleryPublisher:

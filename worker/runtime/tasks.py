@@ -13,6 +13,7 @@ from worker import task_names
 from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, watch
+from worker.jobs.start import synchronous_step
 from worker.runtime.app import app
 from worker.runtime.root import services
 
@@ -38,6 +39,15 @@ def submit(request: Any) -> dict[str, Any]:
 @app.task(name=task_names.ADVANCE)
 def advance_job(request_id: str, lease_token: float | None = None) -> str:
     return advance.advance(services(), request_id, lease_token).value
+
+
+@app.task(name=task_names.RUN)
+def run_synchronously(request_id: str) -> str:
+    """A synchronous service's create (Agno runs the whole eval in it); the job's lock is
+    held for as long as the call may take."""
+    svc = services()
+    lease = svc.settings.synchronous_run_timeout + svc.settings.create_settle_margin
+    return advance.advance(svc, request_id, step_of=synchronous_step, lease=lease).value
 
 
 @app.task(name=task_names.TICK)

@@ -43,9 +43,11 @@ class _Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: TargetName
-    #: The service this target runs (Aymara and Agno targets come from their settings).
+    #: The service this target runs. The targets file lists AgentCore targets; Aymara's
+    #: and Agno's come from their settings (``EVALQ_AYMARA_*``, ``EVALQ_AGNO_*``).
     backend: Backend = Backend.AGENTCORE
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    #: An AWS region; required for AgentCore.
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     #: Unset: the real AWS endpoint of the region.
     endpoint_url: str | None = None
     #: The control plane's (evaluators); unset: ``endpoint_url``'s.
@@ -63,6 +65,8 @@ class _Target(BaseModel):
 
     @model_validator(mode="after")
     def _account_from_role(self) -> Self:
+        if self.backend is Backend.AGENTCORE and self.region is None:
+            raise ValueError("an AgentCore target needs a region")
         if self.account_id is None and self.role_arn:
             found = _ROLE_ACCOUNT.match(self.role_arn)
             if found:
@@ -144,16 +148,39 @@ class TargetSet:
 
 
 def load_targets(settings: Settings) -> TargetSet:
-    """The configured targets, quotas filled in; the implicit ``default`` without a file."""
+    """The configured targets, quotas filled in: the file's (or, without one, the implicit
+    ``default``), then Aymara's and Agno's when their settings name a service."""
+    extra = service_targets(settings)
     if settings.targets_file is None:
         only = TargetSpec(
             name=DEFAULT_TARGET, region=settings.aws_region,
             endpoint_url=settings.agentcore_endpoint_url,
             control_endpoint_url=settings.agentcore_control_endpoint_url,
         )  # fmt: skip
-        return TargetSet([only.resolve(settings)], DEFAULT_TARGET)
+        return TargetSet([only.resolve(settings), *extra], DEFAULT_TARGET)
     file = TargetsFile.model_validate(_read(Path(settings.targets_file)))
-    return TargetSet([t.resolve(settings) for t in file.targets], file.default_target)
+    listed = [t.resolve(settings) for t in file.targets]
+    taken = {t.name for t in listed}
+    return TargetSet([*listed, *(t for t in extra if t.name not in taken)], file.default_target)
+
+
+def service_targets(settings: Settings) -> list[TargetConfig]:
+    """Aymara's and Agno's targets (one each), from their settings."""
+    found = []
+    for backend, url, quota, rate in (
+        (Backend.AYMARA, settings.aymara_base_url, settings.aymara_max_active_jobs,
+         settings.aymara_rate),
+        (Backend.AGNO, settings.agno_base_url, settings.agno_max_active_jobs,
+         settings.agno_rate),
+    ):  # fmt: skip
+        if url is None:
+            continue
+        spec = TargetSpec(
+            name=backend.value, backend=backend, endpoint_url=url, max_active_jobs=quota,
+            start_rate=rate, stop_rate=rate, delete_rate=rate, get_rate=rate, list_rate=rate,
+        )  # fmt: skip
+        found.append(spec.resolve(settings))
+    return found
 
 
 def _read(path: Path) -> Any:

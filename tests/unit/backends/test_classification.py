@@ -187,7 +187,7 @@ def test_an_unknown_backend_name_in_a_request_is_its_own_reason(services):
 def test_an_unexpected_error_is_retried_then_dead_lettered_as_internal(services, monkeypatch):
     accept(services, sample_request(request_id="r1"))
 
-    def broken(job):
+    def broken(job, **_):
         raise KeyError("a bug")
 
     monkeypatch.setattr(services.targets["default"].backend, "start", broken)
@@ -202,7 +202,7 @@ def test_an_unexpected_error_is_retried_then_dead_lettered_as_internal(services,
 def test_an_unreachable_store_is_not_dead_lettered(services, monkeypatch):
     accept(services, sample_request(request_id="r1"))
 
-    def down(job):
+    def down(job, **_):
         raise redis.ConnectionError("gone")
 
     monkeypatch.setattr(services.targets["default"].backend, "start", down)

@@ -8,7 +8,7 @@ from typing import Any
 from api_contracts import AgentCoreEvaluation, EvaluationRequest
 from worker.backends.agentcore.classification import classify
 from worker.backends.agentcore.client import client_token, derive_job_name, make_client
-from worker.backends.base import RemoteJob
+from worker.backends.base import Capabilities, RemoteJob, Scope
 from worker.errors import RemoteJobNotFound
 from worker.jobs.record import Job
 from worker.settings import Settings
@@ -17,38 +17,47 @@ from worker.targets.config import TargetConfig
 
 class AgentCoreBackend:
     name = "agentcore"
+    capabilities = Capabilities()
 
-    def __init__(self, client: Any, name_prefix: str) -> None:
+    def __init__(self, client: Any, name_prefix: str, call_timeout: float = 20.0) -> None:
         self.client = client
         self.name_prefix = name_prefix
+        self.call_timeout = call_timeout
 
     @classmethod
     def for_target(cls, settings: Settings, target: TargetConfig) -> AgentCoreBackend:
-        return cls(make_client(settings, target), target.job_name_prefix)
+        return cls(make_client(settings, target), target.job_name_prefix, settings.aws_read_timeout)
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""
         given = request.evaluation_of(AgentCoreEvaluation).batchEvaluationName
         return given or derive_job_name(self.name_prefix, request.request_id)
 
-    def start(self, job: Job) -> RemoteJob:
+    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         request = EvaluationRequest.model_validate(job.request)
         params = request.evaluation_of(AgentCoreEvaluation).to_boto3_kwargs()
         params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, job.request_id))
         params["clientToken"] = client_token(job.request_id)
         return _remote(self._call("start_batch_evaluation", **params))
 
-    def get(self, remote_id: str) -> RemoteJob:
+    def find(self, job: Job) -> RemoteJob | None:
+        return None  # the clientToken makes a retried start return the same job
+
+    def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob:
         return _remote(self._call("get_batch_evaluation", batchEvaluationId=remote_id))
 
-    def stop(self, remote_id: str) -> RemoteJob:
+    def stop(self, remote_id: str, scope: Scope | None = None) -> RemoteJob:
         return _remote(self._call("stop_batch_evaluation", batchEvaluationId=remote_id))
 
-    def delete(self, remote_id: str) -> None:
+    def delete(self, remote_id: str, scope: Scope | None = None) -> None:
         try:
             self._call("delete_batch_evaluation", batchEvaluationId=remote_id)
         except RemoteJobNotFound:
             return
+
+    def delete_many(self, jobs: list[tuple[str, Scope]]) -> None:
+        for remote_id, _ in jobs:
+            self.delete(remote_id)
 
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
         """One ListBatchEvaluations page (for callers that rate-limit each call) and the

@@ -11,6 +11,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+from worker.backends.naming import derived_name
 from worker.keys import DEFAULT_TARGET
 from worker.settings import Settings
 from worker.targets.config import TargetConfig, TargetSpec
@@ -27,10 +28,8 @@ def client_token(request_id: str) -> str:
     return "evalq-" + hashlib.sha256(request_id.encode()).hexdigest()
 
 
-def derive_job_name(prefix: str, request_id: str) -> str:
-    """Unique valid ``batchEvaluationName`` (``[a-zA-Z][a-zA-Z0-9_]{0,47}``) carrying the
-    prefix the janitor recognises; the same request always gets the same name."""
-    return prefix + hashlib.sha256(request_id.encode()).hexdigest()[:32]
+#: Unique valid ``batchEvaluationName`` carrying the prefix the janitor recognises.
+derive_job_name = derived_name
 
 
 def session_id(request_id: str, index: int, attempt: int) -> str:

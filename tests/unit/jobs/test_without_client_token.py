@@ -1,0 +1,192 @@
+"""Aymara and Agno jobs over fakeredis and the in-process emulators (their real clients
+over HTTP): created exactly once without an idempotency key, deleted at the deadline
+where the service cannot stop, synchronous runs, bulk deletes."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aymara_ai import AymaraAI
+
+from api_contracts.examples import sample_agno_request, sample_aymara_request
+from tests.unit.conftest import reconfigure
+from worker.janitor import sweep as janitor
+from worker.jobs.advance import advance
+from worker.jobs.intake import accept
+from worker.jobs.start import synchronous_step
+from worker.jobs.states import JobState
+from worker.testing.emulator.common import JsonApiServer
+from worker.testing.emulator.launch import build_service
+
+KEY = "unit-aymara-key-0123"
+AGNO_KEY = "unit-agno-key-4567"
+
+
+@pytest.fixture
+def aymara() -> Iterator[JsonApiServer]:
+    with JsonApiServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def agno() -> Iterator[JsonApiServer]:
+    service = build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY)
+    with JsonApiServer(service) as server:
+        yield server
+
+
+@pytest.fixture
+def with_backends(services, aymara, agno):
+    reconfigure(
+        services,
+        aymara_base_url=aymara.url, aymara_api_key=KEY,
+        agno_base_url=agno.url, agno_security_key=AGNO_KEY,
+    )  # fmt: skip
+    return services
+
+
+def _control(server: JsonApiServer, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url + path, data=data, method="POST" if data else "GET")
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def _aymara_request(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+    sdk = AymaraAI(api_key=KEY, base_url=server.url, max_retries=0)
+    made = sdk.evals.create(ai_description="bot", eval_type="safety", name="e", num_prompts=2)
+    prompts = sdk.evals.list_prompts(made.eval_uuid or "", limit=10).items
+    return sample_aymara_request(
+        request_id, eval_uuid=made.eval_uuid or "",
+        prompt_uuids=tuple(p.prompt_uuid for p in prompts), **overrides,
+    )  # fmt: skip
+
+
+def _run_until(services, request_id: str, state: JobState, clock, steps: int = 30) -> None:
+    for _ in range(steps):
+        if services.store.get(request_id).state == state:
+            return
+        clock.advance(60)
+        time.sleep(0.01)
+        advance(services, request_id)
+    raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
+
+
+def _runs(server: JsonApiServer) -> list[dict[str, Any]]:
+    return list(_control(server, "/_emulator/jobs"))
+
+
+def test_an_aymara_run_is_created_once_polled_and_published_with_its_responses(
+    with_backends, aymara, clock
+):
+    services = with_backends
+    accept(services, _aymara_request(aymara, "a1"))
+    assert services.store.get("a1").target == "aymara"
+    _run_until(services, "a1", JobState.PUBLISHED, clock)
+    (outcome,) = [o for o, _ in services.publisher.published]
+    assert (outcome.backend, outcome.target, outcome.status) == ("aymara", "aymara", "COMPLETED")
+    assert len(outcome.result["responses"]) == 2
+    assert outcome.result["eval_run_uuid"] == outcome.batch_evaluation_id
+    (run,) = _runs(aymara)
+    assert run["name"].startswith("evalq_")
+
+
+def test_a_lost_create_answer_is_found_by_name_and_never_created_twice(
+    with_backends, aymara, clock
+):
+    services = with_backends
+    _control(aymara, "/_emulator/faults", {"lost_response": 1.0, "operations": ["CreateEvalRun"]})
+    accept(services, _aymara_request(aymara, "a1"))
+    assert advance(services, "a1") == "retry"  # the answer never came
+    job = services.store.get("a1")
+    assert (job.creates, job.create_intent_at) == (1, clock())
+    _control(aymara, "/_emulator/faults", {})
+    assert advance(services, "a1") == "waiting"  # the create may still be on its way
+    clock.advance(job.create_timeout + services.settings.create_settle_margin)
+
+    assert advance(services, "a1") == "started"  # found by name, not created again
+
+    assert len(_runs(aymara)) == 1
+    assert services.store.get("a1").batch_evaluation_id == _runs(aymara)[0]["eval_run_uuid"]
+    _run_until(services, "a1", JobState.PUBLISHED, clock)
+    assert len(_runs(aymara)) == 1
+
+
+def test_a_create_that_made_no_run_is_sent_again_after_the_lookup(with_backends, aymara, clock):
+    services = with_backends
+    _control(aymara, "/_emulator/faults", {"drop": 1.0, "operations": ["CreateEvalRun"]})
+    accept(services, _aymara_request(aymara, "a1"))
+    assert advance(services, "a1") == "retry"
+    _control(aymara, "/_emulator/faults", {})
+    job = services.store.get("a1")
+    clock.advance(job.create_timeout + services.settings.create_settle_margin)
+
+    assert advance(services, "a1") == "started"
+
+    assert len(_runs(aymara)) == 1
+    assert services.store.get("a1").creates == 2
+
+
+def test_at_its_deadline_an_aymara_run_is_deleted_and_the_outcome_is_expired(
+    with_backends, aymara, clock
+):
+    services = with_backends
+    request = _aymara_request(aymara, "a1", deadline_seconds=120)
+    request["evaluation"]["ai_description"] = "emulator:duration=1000000000"
+    accept(services, request)
+    advance(services, "a1")
+    clock.advance(121)
+    advance(services, "a1")
+
+    job = services.store.get("a1")
+    assert (job.state, job.outcome_status) == (JobState.DELETED, "EXPIRED")
+    (run,) = _runs(aymara)
+    assert run["deleted_at"] is not None
+    assert services.store.active_count("aymara") == 0
+
+
+def test_an_agno_run_goes_to_the_synchronous_queue_and_finishes_at_once(with_backends, agno, clock):
+    services = with_backends
+    accept(services, sample_agno_request("g1"))
+    assert advance(services, "g1") == "handed_off"
+    assert ("g1", None, -1.0) in services.dispatched  # evals.run, on its own queue
+
+    assert advance(services, "g1", step_of=synchronous_step) == "started"
+    assert advance(services, "g1") == "published"
+
+    (outcome,) = [o for o, _ in services.publisher.published]
+    assert (outcome.backend, outcome.status) == ("agno", "COMPLETED")
+    assert outcome.result["eval_type"] == "accuracy"
+    assert outcome.result["created_at"] is not None  # the stored run, not the POST answer
+
+
+def test_agno_runs_past_retention_are_deleted_in_bulk_by_the_janitor(with_backends, agno, clock):
+    services = with_backends
+    clock.now = time.time()
+    for request_id in ("g1", "g2"):
+        accept(services, sample_agno_request(request_id, retention_seconds=10))
+        advance(services, request_id)
+        advance(services, request_id, step_of=synchronous_step)
+        advance(services, request_id)
+    clock.advance(11)
+    assert [advance(services, r) for r in ("g1", "g2")] == ["waiting", "waiting"]
+
+    report = janitor.sweep(services)
+
+    assert sorted(report.done["deleted_after_retention"]) == ["g1", "g2"]
+    assert {services.store.get(r).state for r in ("g1", "g2")} == {JobState.DELETED}
+    stats = _control(agno, "/_emulator/stats")
+    assert stats["calls"]["DeleteEvalRuns"] == 1
+    assert stats["jobs"]["by_status"]["deleted"] == 2
+
+
+def test_a_backend_this_deployment_does_not_run_is_unknown_backend(services):
+    accept(services, sample_agno_request("g1"))
+    (letter,) = services.dead_letters.find()
+    assert letter.reason == "unknown_backend"
+    assert services.store.get("g1") is None

@@ -1,0 +1,22 @@
+"""A job's calls to its remote service: its target's backend, at its target's shared
+rates (a call that may not go now reschedules the job's timer; nothing sleeps)."""
+
+from __future__ import annotations
+
+from worker.backends.base import Backend
+from worker.backends.ratelimit import Operation
+from worker.jobs.record import Job
+from worker.services import Services
+
+
+def backend_of(svc: Services, job: Job) -> Backend:
+    return svc.targets[job.target].backend
+
+
+def rate_limited(svc: Services, job: Job, operation: Operation) -> bool:
+    """Take one call of ``operation`` from the job's target; when it may not go now, the
+    job's timer is set to when it may, and True is returned."""
+    wait = svc.targets[job.target].rate_limits.acquire(operation)
+    if wait > 0:
+        svc.store.schedule(job.request_id, svc.clock() + wait)
+    return wait > 0
