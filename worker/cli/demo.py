@@ -1,9 +1,9 @@
 """``evalq demo``: the whole service on one machine with nothing configured.
 
-Starts a private redis-server, the AgentCore emulator, a worker and beat as child
-processes (as a user would start them), sends sample requests by task name as a
-producer service would, shows live progress, prints the outcomes and stops everything it
-started, also on Ctrl-C.
+Starts a private redis-server, the AgentCore, Aymara and Agno emulators, a worker and
+beat as child processes (as a user would start them), sends sample requests of all three
+backends by task name as a producer service would, shows live progress, prints the
+outcomes and stops everything it started, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from api_contracts.examples import sample_request
+from api_contracts.examples import sample_agno_request, sample_aymara_request, sample_request
 from worker.cli.views import job_view
 from worker.runtime.root import services
 from worker.testing.processes import (
@@ -45,11 +45,20 @@ _SAMPLES = [
 ]
 
 
-def demo_environment(redis_url: str, emulator_url: str) -> dict[str, str]:
+#: The keys the demo's Aymara and Agno emulators accept.
+AYMARA_KEY = "demo-aymara-key"
+AGNO_KEY = "demo-agno-key"
+
+
+def demo_environment(redis_url: str, emulators: dict[str, str]) -> dict[str, str]:
     return {
         "EVALQ_BROKER_URL": f"{redis_url}/0",
         "EVALQ_REDIS_URL": f"{redis_url}/1",
-        "EVALQ_AGENTCORE_ENDPOINT_URL": emulator_url,
+        "EVALQ_AGENTCORE_ENDPOINT_URL": emulators["agentcore"],
+        "EVALQ_AYMARA_BASE_URL": emulators["aymara"],
+        "EVALQ_AYMARA_API_KEY": AYMARA_KEY,
+        "EVALQ_AGNO_BASE_URL": emulators["agno"],
+        "EVALQ_AGNO_SECURITY_KEY": AGNO_KEY,
         "EVALQ_AWS_ACCESS_KEY_ID": "demo",
         "EVALQ_AWS_SECRET_ACCESS_KEY": "demo",
         "EVALQ_TICK_INTERVAL": "0.5",
@@ -59,7 +68,35 @@ def demo_environment(redis_url: str, emulator_url: str) -> dict[str, str]:
     }
 
 
-def sample_requests(count: int) -> list[dict[str, Any]]:
+def sample_requests(count: int, aymara_url: str) -> list[dict[str, Any]]:
+    """``count`` AgentCore requests of varied length and outcome, then two Aymara eval runs
+    (against an eval made on the emulator, as a user would make one) and two Agno evals."""
+    requests = _agentcore_samples(count)
+    eval_uuid, prompts = _aymara_eval(aymara_url)
+    for i in range(2):
+        request_id = f"demo-aymara-{i + 1}"
+        requests.append(
+            sample_aymara_request(request_id, "demo-c", eval_uuid=eval_uuid, prompt_uuids=prompts)
+        )
+    requests.append(sample_agno_request("demo-agno-1", "demo-c"))
+    judge = sample_agno_request("demo-agno-2", "demo-c")
+    judge["evaluation"] = {"eval_type": "performance", "input": "Say hi", "agent_id": "demo-agent",
+                           "num_iterations": 2}  # fmt: skip
+    requests.append(judge)
+    return requests
+
+
+def _aymara_eval(url: str) -> tuple[str, tuple[str, ...]]:
+    from aymara_ai import AymaraAI
+
+    sdk = AymaraAI(api_key=AYMARA_KEY, base_url=url, max_retries=0)
+    made = sdk.evals.create(ai_description="a support bot", eval_type="safety",
+                            name="demo safety eval", num_prompts=3)  # fmt: skip
+    prompts = sdk.evals.list_prompts(made.eval_uuid or "", limit=10).items
+    return made.eval_uuid or "", tuple(p.prompt_uuid for p in prompts)
+
+
+def _agentcore_samples(count: int) -> list[dict[str, Any]]:
     requests = []
     for i in range(count):
         sessions, outcome = _SAMPLES[i % len(_SAMPLES)]
@@ -84,9 +121,17 @@ def run_demo(*, requests: int, time_scale: float, workdir: Path | None) -> int:
         redis_server = RedisServer(log_path=workdir / "redis.log").start()
         started.append(redis_server)
         console.print(f"  redis-server   {redis_server.url}")
-        emulator_url = _start_emulator(workdir, time_scale, started)
-        console.print(f"  emulator       {emulator_url} (time scale {time_scale}x)")
-        env = demo_environment(redis_server.url, emulator_url)
+        emulators = {
+            service: _start_emulator(workdir, time_scale, started, service, *options)
+            for service, options in (
+                ("agentcore", ()),
+                ("aymara", ("--api-key", AYMARA_KEY)),
+                ("agno", ("--security-key", AGNO_KEY)),
+            )
+        }
+        for service, url in emulators.items():
+            console.print(f"  {service + ' emulator':<20} {url} (time scale {time_scale}x)")
+        env = demo_environment(redis_server.url, emulators)
         os.environ.update(env)
         for name, args in (
             ("worker", ["worker", "--concurrency", "2"]),
@@ -97,24 +142,24 @@ def run_demo(*, requests: int, time_scale: float, workdir: Path | None) -> int:
             ).start()
             started.append(proc)
             console.print(f"  {name:<14} pid {proc.pid}")
-        return _drive(sample_requests(requests), env, workdir)
+        return _drive(sample_requests(requests, emulators["aymara"]), env, workdir)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; stopping what the demo started[/yellow]")
         return 130
     finally:
         for part in reversed(started):
             part.stop()
-        console.print("stopped redis-server, emulator, worker and beat")
+        console.print("stopped redis-server, the emulators, worker and beat")
 
 
-def _start_emulator(workdir: Path, time_scale: float, started: list[Any]) -> str:
+def _start_emulator(
+    workdir: Path, time_scale: float, started: list[Any], service: str, *options: str
+) -> str:
     port = free_port()
-    log = workdir / "emulator.log"
-    proc = ManagedProcess(
-        "emulator",
-        evalq_command("emulator", "--port", str(port), "--time-scale", str(time_scale)),
-        log_path=log,
-    ).start()
+    log = workdir / f"emulator-{service}.log"
+    argv = evalq_command("emulator", "--service", service, "--port", str(port),
+                         "--time-scale", str(time_scale), *options)  # fmt: skip
+    proc = ManagedProcess(f"emulator-{service}", argv, log_path=log).start()
     started.append(proc)
     wait_for_line(log, "emulator listening on", 20, proc)
     return f"http://127.0.0.1:{port}"
@@ -168,6 +213,7 @@ def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) ->
     store = services().store
     table = Table(
         "request",
+        "backend",
         "producer",
         "state",
         "remote",
@@ -181,6 +227,7 @@ def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) ->
         outcome = outcomes.get(request["request_id"], {}).get("status", "")
         table.add_row(
             request["request_id"],
+            request.get("backend", "agentcore"),
             request["producer"],
             view["state"],
             view["remote_status"] or "",
@@ -193,32 +240,47 @@ def _progress_table(requests: list[dict[str, Any]], outcomes: dict[str, Any]) ->
 def _print_outcomes(requests: list[dict[str, Any]], outcomes: dict[str, Any]) -> None:
     table = Table(
         "request",
+        "backend",
         "status",
-        "batch_evaluation_id",
-        "sessions",
-        "avg score",
+        "remote id",
+        "scored",
+        "score",
         title="outcomes on evals.results",
     )
     for request in requests:
         outcome = outcomes.get(request["request_id"])
+        backend = request.get("backend", "agentcore")
         if outcome is None:
-            table.add_row(request["request_id"], "[red]missing[/red]", "", "", "")
+            table.add_row(request["request_id"], backend, "[red]missing[/red]", "", "", "")
             continue
-        results = (outcome.get("result") or {}).get("evaluationResults") or {}
-        scores = [
-            s.get("statistics", {}).get("averageScore")
-            for s in results.get("evaluatorSummaries", [])
-        ]
-        scores = [s for s in scores if s is not None]
-        done, total = (
-            results.get(k, 0) for k in ("numberOfSessionsCompleted", "totalNumberOfSessions")
-        )
-        sessions = f"{done}/{total}"
+        scored, score = _summary(backend, outcome.get("result") or {})
         table.add_row(
             request["request_id"],
+            backend,
             outcome["status"],
             outcome.get("batch_evaluation_id") or "",
-            sessions,
-            f"{sum(scores) / len(scores):.2f}" if scores else "",
+            scored,
+            score,
         )
     console.print(table)
+
+
+def _summary(backend: str, result: dict[str, Any]) -> tuple[str, str]:
+    """(what was scored, the score) of one outcome's result, as each backend reports it."""
+    if backend == "aymara":
+        responses = result.get("responses") or []
+        passed = sum(1 for r in responses if r.get("is_passed"))
+        rate = result.get("pass_rate")
+        return f"{passed}/{len(responses)} passed", "" if rate is None else f"{rate:.2f}"
+    if backend == "agno":
+        data = result.get("eval_data") or {}
+        score = data.get("avg_score") if isinstance(data, dict) else None
+        return str(result.get("eval_type", "")), "" if score is None else f"{score:.2f}"
+    results = result.get("evaluationResults") or {}
+    scores = [s.get("statistics", {}).get("averageScore")
+              for s in results.get("evaluatorSummaries", [])]  # fmt: skip
+    scores = [s for s in scores if s is not None]
+    done, total = (
+        results.get(k, 0) for k in ("numberOfSessionsCompleted", "totalNumberOfSessions")
+    )
+    return f"{done}/{total} sessions", f"{sum(scores) / len(scores):.2f}" if scores else ""

@@ -29,6 +29,7 @@ def finish(
 ) -> StepResult:
     """Record the final status, free the slot, admit the next job, publish the outcome."""
     now = svc.clock()
+    fields.setdefault("remote_status", (body or {}).get("status", job.remote_status))
     moved = svc.store.transition(
         job,
         Move.FINISH,
@@ -40,7 +41,6 @@ def finish(
         result=body,
         error=error,
         updated_at=now,
-        remote_status=(body or {}).get("status", job.remote_status),
         **fields,
     )
     if not moved:

@@ -64,7 +64,7 @@ def observe(svc: Services, job: Job) -> StepResult:
         stopped_by_us = job.state == JobState.STOPPING and remote.status == RemoteStatus.STOPPED
         status = OutcomeStatus.EXPIRED if stopped_by_us else OutcomeStatus(remote.status)
         error = "stopped at its deadline" if stopped_by_us else _remote_error(remote.body)
-        return finish(svc, job, status, remote.body, error=error)
+        return finish(svc, job, status, remote.body, error=error, remote_status=remote.status)
     updates: dict[str, Any] = {
         "remote_status": remote.status,
         "polls": job.polls + 1,
