@@ -12,6 +12,7 @@ from tests.bench.delivery import delivery
 from tests.bench.fairness import fairness
 from tests.bench.harness import Row, rig, wait_until
 from tests.bench.janitor import janitor
+from tests.bench.mixed import mixed
 from tests.bench.slots import slots
 from tests.bench.targets import targets
 from tests.bench.throttling import throttling
@@ -71,4 +72,5 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "janitor": janitor,
     "delivery": delivery,
     "targets": targets,
+    "mixed": mixed,
 }
