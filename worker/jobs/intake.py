@@ -95,7 +95,9 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         conflict = IntakeResult(request.request_id, registration.outcome, registration.state)
         reason = ReasonCode.idempotency_conflict
         return _dead_letter(svc, request, conflict, reason, error, task_name, now)
-    log.info(
+    # Debug only: Celery's own "succeeded" line already carries the result (request_id,
+    # outcome, state) at INFO, and one more line per request was an eighth of intake.
+    log.debug(
         "request accepted",
         outcome=registration.outcome.value,
         producer=request.producer,

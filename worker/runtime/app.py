@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_before_create_process
 from kombu.entity import Queue
 
 from worker import task_names
@@ -97,6 +98,19 @@ def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
         queue=get_settings().requests_queue,
         headers=headers,
     )
+
+
+@worker_before_create_process.connect
+def _share_before_fork(**_: Any) -> None:
+    """Before a pool process is forked: import the client libraries of the configured
+    backends (every pool process needs them; imported here, their pages are shared), and
+    move everything allocated so far out of the garbage collector's reach, so that it
+    does not write to those pages in each child and the children keep sharing them.
+    About 20 MB less PSS for a worker of two processes (tests/bench/backlog.py)."""
+    from worker.runtime.root import import_backends
+
+    import_backends(get_settings())
+    gc.freeze()
 
 
 @setup_logging.connect

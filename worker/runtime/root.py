@@ -11,6 +11,7 @@ about ``Settings.redis_retry_seconds`` before giving up.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import time
@@ -99,6 +100,20 @@ def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Target
 
     watch = TargetsFileWatch(settings) if settings.targets_file else None
     return Targets(load_targets(settings), make, watch)
+
+
+_BACKEND_MODULES = {
+    BackendName.AGENTCORE: "worker.backends.agentcore.batch",
+    BackendName.AYMARA: "worker.backends.aymara.runs",
+    BackendName.AGNO: "worker.backends.agno.runs",
+}
+
+
+def import_backends(settings: Settings) -> None:
+    """Import the modules (and client libraries) of every configured target's backend,
+    without building a client (the worker does it before it forks its pool)."""
+    for backend in {t.backend for t in load_targets(settings).targets}:
+        importlib.import_module(_BACKEND_MODULES[backend])
 
 
 def _backend(settings: Settings, target: TargetConfig) -> Backend:
