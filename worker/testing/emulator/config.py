@@ -158,6 +158,8 @@ class EmulatorConfig:
     ingestion_seconds: float = 0.0
     #: InvokeHarness calls per second (an emulator limit, not a published AWS quota).
     harness_tps: float = 100.0
+    #: Real seconds the credentials STS AssumeRole hands out stay valid.
+    sts_credential_seconds: float = 3600.0
     faults: FaultConfig = field(default_factory=FaultConfig)
     seed: int | None = None
 

@@ -17,7 +17,7 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from . import eventstream, wire
+from . import eventstream, sts, wire
 from .config import EmulatorConfig, FaultConfig, FaultConfigError
 from .errors import ApiError
 from .harness import StreamPlan, stream_error_body
@@ -82,6 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
         response: wire.WireResponse | _Stream | None
         if url.path.startswith(CONTROL_PREFIX):
             response = _control(self.server.state, self.command, url.path, body)
+        elif sts.is_assume_role(self.command, url.path, body):
+            status, xml = self.server.state.credentials.assume_role(body)
+            headers = {"Content-Type": "text/xml", "Content-Length": str(len(xml))}
+            response = wire.WireResponse(status, headers, xml)
         else:
             headers = dict(self.headers.items())
             response = _api(self.server.state, self.command, url.path, url.query, body, headers)
@@ -185,6 +189,10 @@ def _api(
         err = ApiError("UnknownOperationException", f"No operation for {method} {path}")
         return wire.encode_error(err, fallback_status=404)
     route, uri_params = matched
+    try:
+        state.credentials.check((headers or {}).get("Authorization"))
+    except ApiError as err:
+        return wire.encode_error(err, service=route.service, fallback_status=403)
     decision = state.begin_call(route.operation)
     if decision.delay_seconds:
         time.sleep(decision.delay_seconds)  # outside the lock: other calls proceed

@@ -30,6 +30,7 @@ from .jobs import (
     named_sessions,
 )
 from .quotas import RateLimits
+from .sts import IssuedCredentials
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_MAX_RESULTS = 100
@@ -66,6 +67,7 @@ class EmulatorState:
         self._calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
         self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
         self._throttled = 0
+        self.credentials = IssuedCredentials(cfg.sts_credential_seconds, self._clock)
         self._max_active = 0
         self._harnesses = Harnesses()
         self._registry = EvaluatorRegistry(cfg, self._new_suffix, self._faults_roll_update_failure)
@@ -105,6 +107,7 @@ class EmulatorState:
                 "max_active": self._max_active,
                 "harness": self._harnesses.stats(),
                 "evaluators": self._evaluator_stats(now),
+                "sts": self.credentials.stats(),
             }
 
     def _evaluator_stats(self, now: float) -> dict[str, Any]:

@@ -1,0 +1,52 @@
+"""A target's assumed role: its credentials come from STS (the emulator's AssumeRole) and
+are refreshed by botocore before they expire, with no restart and no failed call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from worker.backends.agentcore.client import make_client
+from worker.settings import Settings
+from worker.targets.config import TargetSpec
+from worker.testing.emulator import EmulatorConfig, EmulatorServer
+
+#: botocore refreshes credentials that expire within 15 minutes: these enter that window
+#: two seconds after they are issued.
+LIFETIME = 15 * 60 + 2
+
+
+@pytest.fixture
+def account() -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(read_tps=1000.0, sts_credential_seconds=LIFETIME)
+    with EmulatorServer(config) as server:
+        yield server
+
+
+def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
+    settings = Settings(aws_access_key_id="base", aws_secret_access_key="base")  # type: ignore[arg-type]
+    target = TargetSpec(
+        name="other-account",
+        region="us-east-1",
+        endpoint_url=account.url,
+        sts_endpoint_url=account.url,
+        role_arn="arn:aws:iam::111111111111:role/evalq",
+        external_id="evalq-test",
+    ).resolve(settings)
+    client = make_client(settings, target)
+
+    started = time.monotonic()
+    calls = 0
+    while time.monotonic() - started < 4.0:
+        client.list_batch_evaluations(maxResults=1)  # raises if a key was refused
+        calls += 1
+        time.sleep(0.2)
+
+    sts = account.state.stats()["sts"]
+    temporary = {key: n for key, n in sts["calls_by_key"].items() if key.startswith("ASIA")}
+    assert sts["assume_role_calls"] >= 2
+    assert len(temporary) >= 2  # the calls moved on to the refreshed credentials
+    assert sum(temporary.values()) == calls  # every call was signed by an assumed role
+    assert "base" not in sts["calls_by_key"]
