@@ -57,8 +57,7 @@ def observe(svc: Services, job: Job) -> StepResult:
     try:
         remote = backend_of(svc, job).get(job.batch_evaluation_id, job.remote_scope)
     except RemoteJobNotFound:
-        return finish(svc, job, OutcomeStatus.FAILED, None,
-                      error="the remote job no longer exists")  # fmt: skip
+        return _vanished(svc, job)
     now = svc.clock()
     if is_terminal(remote.status):
         stopped_by_us = job.state == JobState.STOPPING and remote.status == RemoteStatus.STOPPED
@@ -93,8 +92,7 @@ def request_stop(svc: Services, job: Job) -> StepResult:
     except RemoteConflict:
         log.info("stop refused: the job already ended; reading its status")
     except RemoteJobNotFound:
-        return finish(svc, job, OutcomeStatus.FAILED, None,
-                      error="the remote job no longer exists")  # fmt: skip
+        return _vanished(svc, job)
     now = svc.clock()
     svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
     log.info("deadline passed; stop requested")
@@ -146,6 +144,11 @@ STEPS: dict[JobState, Step] = {
     JobState.FINISHED: publish,
     JobState.PUBLISHED: delete_after_retention,
 }
+
+
+def _vanished(svc: Services, job: Job) -> StepResult:
+    """The remote job is gone (deleted by someone else): the job ends FAILED."""
+    return finish(svc, job, OutcomeStatus.FAILED, None, error="the remote job no longer exists")
 
 
 def _remote_error(body: dict[str, Any]) -> str | None:

@@ -14,50 +14,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from api_contracts import AgnoEvaluation, EvaluationRequest, ReasonCode
+from api_contracts import AgnoEvaluation, ReasonCode
 from worker.backends.agno.client import AgnoClient, RunRef
 from worker.backends.base import Capabilities, RemoteJob, RemoteStatus, Scope
-from worker.backends.naming import run_name
+from worker.backends.runs_by_name import RunsByName
 from worker.errors import PermanentError
 from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
 
 
-class AgnoBackend:
+class AgnoBackend(RunsByName[AgnoClient]):
     name = "agno"
+    kind = AgnoEvaluation
     capabilities = Capabilities(
         client_token=False, can_stop=False, synchronous=True, bulk_delete=True,
         watch_by_list=False,
     )  # fmt: skip
-
-    def __init__(self, client: AgnoClient, name_prefix: str, call_timeout: float = 30.0) -> None:
-        self.client = client
-        self.name_prefix = name_prefix
-        self.call_timeout = call_timeout
 
     @classmethod
     def for_target(cls, settings: Settings, target: TargetConfig) -> AgnoBackend:
         client = AgnoClient.from_settings(settings)
         return cls(client, target.job_name_prefix, settings.agno_read_timeout)
 
-    def remote_name(self, request: EvaluationRequest) -> str:
-        given = request.evaluation_of(AgnoEvaluation).name
-        return run_name(self.name_prefix, request.request_id, given)
-
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         if timeout is None:
             raise ValueError("an Agno run needs a timeout (the job's deadline bounds it)")
-        evaluation = _evaluation(job).model_copy(update={"name": None})
+        evaluation = self._evaluation(job).model_copy(update={"name": None})
         run = self.client.run_eval(evaluation, timeout=timeout, name=self._name(job))
         return _remote(run, _scope(evaluation))
 
     def find(self, job: Job) -> RemoteJob | None:
-        evaluation = _evaluation(job)
+        evaluation = self._evaluation(job)
         name = self._name(job)
         runs = self.client.list_runs(db_id=evaluation.db_id, table=evaluation.table)
-        mine = sorted((r for r in runs if r.get("name") == name), key=_created)
-        return _remote(mine[0], _scope(evaluation)) if mine else None
+        return self._oldest([_remote(r, _scope(evaluation)) for r in runs if r.get("name") == name])
 
     def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob:
         return _remote(self.client.get_run(_ref(remote_id, scope)), scope or {})
@@ -76,13 +67,6 @@ class AgnoBackend:
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
         """Every run of the default database's eval table (the client reads all pages)."""
         return [_remote(run, {}) for run in self.client.list_runs()], None
-
-    def _name(self, job: Job) -> str:
-        return job.remote_name or run_name(self.name_prefix, job.request_id, None)
-
-
-def _evaluation(job: Job) -> AgnoEvaluation:
-    return EvaluationRequest.model_validate(job.request).evaluation_of(AgnoEvaluation)
 
 
 def _scope(evaluation: AgnoEvaluation) -> Scope:
