@@ -160,7 +160,9 @@ def test_orphans_are_stopped_then_deleted_after_retention_and_foreign_jobs_never
 
     report = janitor.sweep(services)
     assert report.done["stopped"] == [orphan]
-    time.sleep(0.01)  # the stop completes (3 emulated seconds)
+    deadline = time.monotonic() + 10
+    while _remote(emulator)[orphan]["status"] != "STOPPED" and time.monotonic() < deadline:
+        time.sleep(0.01)  # the stop completes (3 emulated seconds: a moment, or more under load)
     assert janitor.sweep(services).done["deleted"] == []  # inside its retention
 
     clock.advance(61)
