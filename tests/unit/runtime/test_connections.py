@@ -123,7 +123,8 @@ def test_the_job_store_finds_its_primary_through_the_sentinels_with_the_urls_cre
     pool = redis_client(settings).connection_pool
     assert isinstance(pool, SentinelConnectionPool)
     assert pool.service_name == "evalq-primary"
-    assert [(c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"]) for c in pool.sentinel_manager.sentinels] == [("s1", 26379), ("s2", 26379)]  # fmt: skip
+    sentinels = [c.connection_pool.connection_kwargs for c in pool.sentinel_manager.sentinels]
+    assert [(s["host"], s["port"]) for s in sentinels] == [("s1", 26379), ("s2", 26379)]
     kwargs = pool.connection_kwargs
     assert (kwargs["db"], kwargs["username"], kwargs["password"]) == (4, "evalq", "secret")
     assert "host" not in kwargs
