@@ -16,9 +16,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from amqp.exceptions import MessageNacked
 from kombu.entity import Queue
+from kombu.exceptions import OperationalError
 
 from api_contracts import EvaluationOutcome
+from worker.errors import RetryableError
 
 log = structlog.stdlib.get_logger("evalq.publishing")
 
@@ -53,6 +56,18 @@ class OutcomePublisher:
         return sent
 
     def _publish(self, producer: Any, body: Any, headers: dict[str, Any], name: str) -> None:
+        try:
+            self._declare_and_send(producer, body, headers, name)
+        except OperationalError as exc:
+            # The publish step is tried again later, within the job's retry budget.
+            if isinstance(exc.__cause__, MessageNacked):
+                # RabbitMQ did not take it: a full queue that rejects publishes, an alarm.
+                raise RetryableError(f"the broker refused the outcome for queue {name!r}") from exc
+            raise RetryableError(f"the broker is unreachable: {exc}") from exc
+
+    def _declare_and_send(
+        self, producer: Any, body: Any, headers: dict[str, Any], name: str
+    ) -> None:
         queue = Queue(name, queue_arguments=self.queue_arguments, durable=True)
         try:
             self._send(producer, body, headers, name, declare=[queue])
