@@ -97,7 +97,5 @@ def test_quorum_queues_outcomes_bound_before_or_after_and_a_refused_outcome_sent
 
     # Quorum queues take a per-consumer prefetch: 4 messages for each of 2 processes.
     consumers = broker.vhost.list("consumers", "queue_name", "prefetch_count")
-    assert {c["prefetch_count"] for c in consumers if c["queue_name"] == "evals.requests"} == {
-        "8"
-    }
+    assert {c["prefetch_count"] for c in consumers if c["queue_name"] == "evals.requests"} == {"8"}
     assert emulator.stats()["jobs"]["total"] == 2

@@ -44,7 +44,8 @@ def _evalq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def locked_down(tmp_path: Path):
     tls = make_certificates(tmp_path / "tls")
     rules = ACL_FILE.read_text()
-    assert ">change-me-broker" in rules and ">change-me-store" in rules
+    assert ">change-me-broker" in rules
+    assert ">change-me-store" in rules
     rules = rules.replace(">change-me-broker", f">{BROKER_PASSWORD}")
     rules = rules.replace(">change-me-store", f">{STORE_PASSWORD}")
     acl = tmp_path / "users.acl"
@@ -123,7 +124,8 @@ def test_tls_and_acl_users_for_broker_and_job_store(locked_down, emulator_factor
     assert refused == [], refused
     # The store's user reaches only evalq's keys.
     store_keys = server.client(db=1, decode_responses=True).keys("*")
-    assert store_keys and all(key.startswith("evalq:") for key in store_keys)
+    assert store_keys
+    assert all(key.startswith("evalq:") for key in store_keys)
     # The default user is off; plain TCP and TLS without a client certificate are refused.
     tls_options = {"ssl": True, "ssl_ca_certs": str(tls.ca_cert), "socket_connect_timeout": 2}
     anonymous = redis.Redis(

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from worker import task_names
 from worker.observability.logs import configure_logging
@@ -37,8 +37,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         # Durable queues (kombu's default), of the configured type on RabbitMQ.
         task_queues=[
-            Queue(settings.requests_queue, queue_arguments=arguments),
-            Queue(settings.control_queue, queue_arguments=arguments),
+            # Each on its own direct exchange, as a producer's Celery declares it.
+            Queue(name, Exchange(name), name, queue_arguments=arguments)
+            for name in (settings.requests_queue, settings.control_queue)
         ],
         task_default_queue=settings.control_queue,
         task_routes={task_names.SUBMIT: {"queue": settings.requests_queue}},

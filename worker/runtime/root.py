@@ -91,8 +91,16 @@ def wait_for_replicas(settings: Settings, client: redis.Redis) -> None:
     # WAIT counts the writes of its own connection: a prefork child runs one command at a
     # time, so the pool hands it back the connection that made this task's writes.
     acked = int(client.execute_command("WAIT", wanted, int(settings.redis_wait_timeout * 1000)))
-    if acked < wanted:
-        log.warning("job-store writes not on enough replicas yet", replicas=acked, wanted=wanted)
+    global _short_of_replicas_logged_at
+    now = time.monotonic()
+    if acked < wanted and now - _short_of_replicas_logged_at > _SHORT_OF_REPLICAS_LOG_EVERY:
+        _short_of_replicas_logged_at = now
+        log.warning("job-store writes not on enough replicas", replicas=acked, wanted=wanted)
+
+
+#: While replicas are missing every task would say so: once a minute per process is enough.
+_SHORT_OF_REPLICAS_LOG_EVERY = 60.0
+_short_of_replicas_logged_at = -_SHORT_OF_REPLICAS_LOG_EVERY
 
 
 def build_services(
