@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -86,10 +87,10 @@ class RedisSentinels:
 
     def _linked(self, port: int) -> bool:
         try:
-            info = redis.Redis(port=port).info("replication")
+            info: dict[str, Any] = redis.Redis(port=port).info("replication")  # type: ignore[assignment]
         except redis.RedisError:
             return False
-        return info.get("master_link_status") == "up"
+        return bool(info.get("master_link_status") == "up")
 
     def _acquainted(self) -> bool:
         try:
