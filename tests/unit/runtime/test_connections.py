@@ -10,7 +10,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from worker.runtime.app import create_app
 from worker.runtime.connections import broker_settings, queue_arguments, sentinel_broker_url
-from worker.runtime.root import redis_client
+from worker.runtime.root import redis_client, wait_for_replicas
 from worker.settings import Settings
 
 RELIABLE = "worker.runtime.broker:ReliableRedisTransport"
@@ -135,3 +135,30 @@ def test_a_rediss_job_store_verifies_the_server_with_the_tls_files():
     kwargs = redis_client(settings).connection_pool.connection_kwargs
     assert kwargs["ssl_cert_reqs"] == "required"
     assert kwargs["ssl_ca_certs"] == "/ca.pem"
+
+
+class RecordingClient:
+    """Answers WAIT with ``replicas`` and records the calls."""
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+        self.calls: list[tuple[object, ...]] = []
+
+    def execute_command(self, *args: object) -> int:
+        self.calls.append(args)
+        return self.replicas
+
+
+def test_no_wait_for_replicas_unless_asked():
+    client = RecordingClient(replicas=0)
+    wait_for_replicas(Settings(), client)  # type: ignore[arg-type]
+    assert client.calls == []
+
+
+def test_a_task_waits_for_its_writes_to_reach_the_replicas_it_asks_for():
+    settings = Settings(redis_wait_replicas=2, redis_wait_timeout=0.25)
+    enough = RecordingClient(replicas=2)
+    wait_for_replicas(settings, enough)  # type: ignore[arg-type]
+    assert enough.calls == [("WAIT", 2, 250)]
+    # Too few within the timeout: the task goes on (replication stays asynchronous).
+    wait_for_replicas(settings, RecordingClient(replicas=1))  # type: ignore[arg-type]
