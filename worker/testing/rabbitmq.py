@@ -77,10 +77,8 @@ class RabbitVhost:
         rabbitmqctl("delete_vhost", self.name)
 
     def list(self, what: str, *fields: str) -> list[dict[str, str]]:
-        """``rabbitmqctl list_<what> -p vhost fields...`` as dicts (queues, channels, ...)."""
-        args = [f"list_{what}", "--no-table-headers", "--quiet", *fields]
-        if what != "channels":  # channels are listed for the whole node
-            args[1:1] = ["-p", self.name]
+        """``rabbitmqctl list_<what> -p vhost fields...`` as dicts (queues, consumers)."""
+        args = [f"list_{what}", "-p", self.name, "--no-table-headers", "--quiet", *fields]
         rows = rabbitmqctl(*args).splitlines()
         return [dict(zip(fields, row.split("\t"), strict=False)) for row in rows if row.strip()]
 
