@@ -193,6 +193,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if not self.process.alive() or time.monotonic() > deadline:
+                    self.process.stop()  # nothing outlives a failed start
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 

@@ -129,7 +129,11 @@ class RabbitNode:
         self.process = ManagedProcess(
             "rabbitmq", argv, env=self._env(), log_path=self.directory / "node.log"
         ).start()
-        wait_for_port(self.port, timeout, self.process)
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except BaseException:
+            self.process.stop()  # nothing outlives a failed start
+            raise
         return self
 
     def kill(self) -> None:

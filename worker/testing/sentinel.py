@@ -51,16 +51,20 @@ class RedisSentinels:
         return path
 
     def start(self, timeout: float = 30.0) -> RedisSentinels:
-        self.primary.start()
-        self.replica.start()
-        self._wait(lambda: self._linked(self.replica.port), timeout, "the replica is in sync")
-        for port in self.ports:
-            argv = [find_redis_server(), str(self._config(port)), "--sentinel"]
-            log = self.directory / f"sentinel-{port}.log"
-            self.sentinels.append(ManagedProcess("sentinel", argv, log_path=log).start())
-        # Each sentinel must know the replica and both other sentinels before a failover
-        # can be agreed on.
-        self._wait(self._acquainted, timeout, "the sentinels know each other and the replica")
+        try:
+            self.primary.start()
+            self.replica.start()
+            self._wait(lambda: self._linked(self.replica.port), timeout, "the replica syncs")
+            for port in self.ports:
+                argv = [find_redis_server(), str(self._config(port)), "--sentinel"]
+                log = self.directory / f"sentinel-{port}.log"
+                self.sentinels.append(ManagedProcess("sentinel", argv, log_path=log).start())
+            # Each sentinel must know the replica and both other sentinels before a
+            # failover can be agreed on.
+            self._wait(self._acquainted, timeout, "the sentinels know each other")
+        except BaseException:
+            self.stop()  # nothing outlives a failed start
+            raise
         return self
 
     def sentinel(self, port: int) -> redis.Redis:
