@@ -6,9 +6,10 @@ Every interval and quota is a setting so tests and benchmarks can run on short c
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,26 @@ class Settings(BaseSettings):
     targets_file: str | None = None
     #: A changed targets file is picked up within this many seconds, without a restart.
     targets_reload_seconds: float = Field(default=10.0, gt=0)
+
+    #: Redis Sentinel: ``host:port`` of each sentinel, comma-separated. With
+    #: ``redis_sentinel_master``, the job store and a ``redis://`` broker ask them for the
+    #: primary and follow it when it moves; the URLs' credentials and db numbers still
+    #: apply, their host and port are ignored (docs/brokers.md).
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The name the sentinels monitor the primary under.
+    redis_sentinel_master: str | None = None
+    #: After each task, wait until this many replicas have its job-store writes (Redis
+    #: ``WAIT``), before the task's message is acknowledged; 0: do not wait.
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    #: Longest that wait (seconds); past it the task goes on, with a warning.
+    redis_wait_timeout: float = Field(default=1.0, gt=0)
+
+    #: TLS for ``rediss://`` (job store and broker) and ``amqps://`` URLs: the CA bundle
+    #: that signed the servers' certificates (unset: the system's), and a client
+    #: certificate and key for servers that ask for one.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     #: Unset: boto3 uses the real AWS endpoint of the region.
     agentcore_endpoint_url: str | None = None
@@ -175,10 +196,38 @@ class Settings(BaseSettings):
     #: An idle worker watches one queue at a time; a message on another waits up to this
     #: long (seconds).
     broker_fetch_wait: float = Field(default=0.5, gt=0, le=1.0)
+    #: RabbitMQ: the type of every queue evalq declares (requests, control, outcomes).
+    #: ``quorum`` queues are replicated over the cluster's nodes; producers and consumers
+    #: must then declare them as quorum queues too (docs/brokers.md).
+    broker_queue_type: Literal["classic", "quorum"] = "classic"
+    #: Messages a worker process takes ahead of the one it runs. Unset: 4 on RabbitMQ
+    #: (tasks are short, and a dead worker's messages come back as soon as its connection
+    #: drops), 1 on Redis (they come back only after the visibility timeout).
+    broker_prefetch_multiplier: int | None = Field(default=None, ge=1)
     worker_concurrency: int = 4
     log_level: str = "INFO"
     #: "json" for machines, "console" for people.
     log_format: str = "json"
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # "host1:26379,host2:26379" in the environment, a list in code.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of each sentinel; empty when Sentinel is not used."""
+        addresses = []
+        for entry in self.redis_sentinels:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"EVALQ_REDIS_SENTINELS: {entry!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        if addresses and not self.redis_sentinel_master:
+            raise ValueError("EVALQ_REDIS_SENTINELS needs EVALQ_REDIS_SENTINEL_MASTER")
+        return addresses
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from api_contracts.examples import sample_request
@@ -20,6 +21,8 @@ def _request(request_id: str, producer: str, duration: int) -> dict:
     return request
 
 
+# Admission lives in the job store: the broker makes no difference here.
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_a_single_request_behind_a_burst_takes_the_first_free_slot(service, producer):
     emulator, cluster = service.emulator, service.cluster
 

@@ -41,7 +41,7 @@ class Sender:
         self.connection = Connection(broker_url)
         self.queue = Queue(REQUESTS, Exchange(REQUESTS, "direct"), REQUESTS)
         self.producer = self.connection.Producer()
-        self.broker = redis.Redis.from_url(broker_url)
+        self.broker = redis.Redis.from_url(broker_url) if broker_url.startswith("redis") else None
 
     def task(self, name: str, args: Any = (), kwargs: Any = None) -> None:
         self.app.send_task(name, args=args, kwargs=kwargs, queue=REQUESTS)
@@ -75,12 +75,17 @@ class Sender:
 
     def push(self, item: bytes) -> None:
         """Put ``item`` straight onto the queue's list, as a producer that writes to Redis
-        itself (and gets kombu's envelope wrong) would."""
-        self.broker.lpush(REQUESTS, item)
+        itself (and gets kombu's envelope wrong) would. RabbitMQ has no envelope to get
+        wrong: there the item is a message of its own, without Celery's headers."""
+        if self.broker is None:
+            self.raw(item, task=None)
+        else:
+            self.broker.lpush(REQUESTS, item)
 
     def close(self) -> None:
         self.connection.release()
-        self.broker.close()
+        if self.broker is not None:
+            self.broker.close()
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def _celery_body(request: Any, tag: str = "") -> bytes:
     ).encode()
 
 
-def _cases() -> list[Case]:
+def _cases(on_rabbitmq: bool) -> list[Case]:
     cases: list[Case] = []
 
     def add(reason: str, send: Callable[[str], Callable[[Sender], None]]) -> None:
@@ -184,16 +189,22 @@ def _cases() -> list[Case]:
              "content-encoding": "utf-8", "headers": headers, "properties": properties}
         ).encode()  # fmt: skip
 
-    for item in [
-        lambda t: f"not an envelope {t}".encode(),
-        lambda t: json.dumps({"request": {"request_id": t}}).encode(),
-        lambda t: json.dumps({"task": "evals.submit", "id": t, "kwargs": {}}).encode(),
-        lambda t: b'{"properties": {"delivery_tag": "\xff' + t.encode() + b'\xfe"}',
-        lambda t: envelope(t, drop="delivery_tag"),
-        lambda t: envelope(t, drop="delivery_info"),
-        lambda t: envelope(t, body=f"{t} is not base64"),
+    # On RabbitMQ each is a message of its own: what reads as a protocol-1 task call
+    # (a "task" in the body) is then a call with bad arguments.
+    as_call = "bad_task_signature" if on_rabbitmq else "undecodable_message"
+    for reason, item in [
+        ("undecodable_message", lambda t: f"not an envelope {t}".encode()),
+        ("undecodable_message", lambda t: json.dumps({"request": {"request_id": t}}).encode()),
+        (as_call, lambda t: json.dumps({"task": "evals.submit", "id": t, "kwargs": {}}).encode()),
+        (
+            "undecodable_message",
+            lambda t: b'{"properties": {"delivery_tag": "\xff' + t.encode() + b'\xfe"}',
+        ),
+        ("undecodable_message", lambda t: envelope(t, drop="delivery_tag")),
+        ("undecodable_message", lambda t: envelope(t, drop="delivery_info")),
+        ("undecodable_message", lambda t: envelope(t, body=f"{t} is not base64")),
     ]:
-        add("undecodable_message", lambda t, item=item: lambda s: s.push(item(t)))
+        add(reason, lambda t, item=item: lambda s: s.push(item(t)))
     # Not a Celery message: no task name anywhere.
     for n in range(3):
         add(
@@ -379,7 +390,7 @@ def test_hostile_messages_become_dead_letters_and_valid_requests_complete(servic
     )
 
     # Phase 1: crafted messages with a valid request after every fourth one.
-    cases = _cases()
+    cases = _cases(on_rabbitmq=service.broker.kind == "rabbitmq")
     sent: list[dict[str, Any]] = []
     odd_but_valid = ["emoji 🎉 and 中文", "rtl \u202e text", "tabs\tand\nnewlines", "ñ" * 200]
     for n, case in enumerate(cases):

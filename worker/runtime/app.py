@@ -1,29 +1,34 @@
-"""The Celery application: JSON only, late acks, prefetch 1, queues declared."""
+"""The Celery application: JSON only, late acks, durable queues declared, the broker
+connection as ``connections.py`` makes it from the settings."""
 
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging, worker_before_create_process
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from worker import task_names
 from worker.observability.logs import configure_logging
+from worker.runtime.connections import broker_settings, queue_arguments
 from worker.runtime.publishing import PUBLISH_RETRY_POLICY
 from worker.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    broker = broker_settings(settings)
     app = Celery(
         "evalq",
-        broker=settings.broker_url,
+        broker=broker.pop("broker_url"),
         include=["worker.runtime.tasks", "worker.runtime.dlq_tasks"],
     )
+    arguments = queue_arguments(settings)
     app.conf.update(
-        broker_transport=broker_transport(settings),
+        **broker,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -31,25 +36,20 @@ def create_app(settings: Settings | None = None) -> Celery:
         # A task is acknowledged after it ran, and redelivered if its process died.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        # Durable queues (kombu's default), of the configured type on RabbitMQ.
         task_queues=[
-            Queue(settings.requests_queue),
-            Queue(settings.control_queue),
-            Queue(settings.synchronous_queue),
+            # Each on its own direct exchange, as a producer's Celery declares it.
+            Queue(name, Exchange(name), name, queue_arguments=arguments)
+            for name in (
+                settings.requests_queue,
+                settings.control_queue,
+                settings.synchronous_queue,
+            )
         ],
         task_default_queue=settings.control_queue,
         task_routes={
             task_names.SUBMIT: {"queue": settings.requests_queue},
             task_names.RUN: {"queue": settings.synchronous_queue},
-        },
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout,
-            # Look for messages of dead workers every restore_interval seconds, not every
-            # 100 s (kombu's default interval x throttle), since our timeout is short.
-            "unacked_restore_interval": settings.restore_interval,
-            "unacked_restore_throttle": 1,
-            "unacked_mutex_expire": 60,
-            "fetch_wait": settings.broker_fetch_wait,
         },
         broker_connection_retry_on_startup=True,
         # Dispatching a step must survive a broker restart of a few seconds.
@@ -81,15 +81,6 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-def broker_transport(settings: Settings) -> str | None:
-    """kombu's Redis transport loses a message popped by a worker killed before it was
-    recorded as unacknowledged; ours records it in the same step (worker/runtime/broker.py)."""
-    scheme = settings.broker_url.partition("://")[0]
-    if settings.broker_reliable_fetch and scheme in ("redis", "rediss"):
-        return "worker.runtime.broker:ReliableRedisTransport"
-    return None
-
-
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
     """Send a request exactly as a producer does: by task name, on the requests queue."""
     app.send_task(
@@ -111,6 +102,18 @@ def _share_before_fork(**_: Any) -> None:
 
     import_backends(get_settings())
     gc.freeze()
+
+
+class _WithoutNativeDelayNotice(logging.Filter):
+    """Celery warns, on every task sent with a countdown while quorum queues are in use,
+    that direct exchanges get no native delayed delivery. evalq's countdowns are shorter
+    than one tick and meant to be held by the worker (consumer.py): the notice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Direct exchanges are not supported with native")
+
+
+logging.getLogger("celery.app.base").addFilter(_WithoutNativeDelayNotice())
 
 
 @setup_logging.connect

@@ -256,6 +256,19 @@ class ReliableRedisTransport(kombu_redis.Transport):
     Channel = ReliableChannel
 
 
+class ReliableSentinelChannel(ReliableChannel, kombu_redis.SentinelChannel):
+    """The reliable fetch on kombu's Sentinel channel: kombu's ``SentinelChannel`` only
+    changes how the connection pool finds the primary (it asks the sentinels, again on
+    every reconnection), so the fetch, the records and the restore are the same."""
+
+
+class ReliableSentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`ReliableSentinelChannel`, for
+    ``sentinel://`` URLs with the ``master_name`` transport option."""
+
+    Channel = ReliableSentinelChannel
+
+
 def problem_with(payload: Any, tag: str) -> str | None:
     """Why kombu could not deliver and restore ``payload`` under ``tag`` (None if it can)."""
     if not isinstance(payload, dict):

@@ -17,6 +17,14 @@ from worker.runtime.root import services
 class GuardedConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer, with every message that cannot become a task dead-lettered."""
 
+    class Blueprint(Consumer.Blueprint):  # type: ignore[misc]
+        # Without native delayed delivery: on quorum queues it declares 28 exchanges and
+        # quorum queues for countdowns of seconds to years, and evalq sends none longer
+        # than one tick (worker/jobs/admission.py), which a worker holds in memory.
+        default_steps = [
+            step for step in Consumer.Blueprint.default_steps if "DelayedDelivery" not in step
+        ]
+
     @cached_property
     def guard(self) -> IntakeGuard:
         svc = services()

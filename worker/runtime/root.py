@@ -6,7 +6,10 @@ shared), and every Redis client from :func:`redis_client`.
 
 A Redis restart (or failover) must not turn every in-flight task into an error, so every
 client retries connection errors with exponential backoff (redis-py's own ``Retry``) for
-about ``Settings.redis_retry_seconds`` before giving up.
+about ``Settings.redis_retry_seconds`` before giving up. A ``rediss://`` URL is verified
+against ``EVALQ_TLS_*``; with ``EVALQ_REDIS_SENTINELS`` the client asks the sentinels for
+the primary (redis-py's ``Sentinel``) on every connection, so after a failover its
+retries reach the promoted replica.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+import structlog
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from api_contracts import Backend as BackendName
 from api_contracts import EvaluationOutcome
@@ -31,10 +37,13 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.runtime.connections import redis_tls_options, scheme
 from worker.services import Dispatch, Publisher, Services
 from worker.settings import Settings, get_settings
 from worker.targets.config import TargetConfig, load_targets
 from worker.targets.registry import Target, Targets, TargetsFileWatch, rates_of
+
+log = structlog.stdlib.get_logger("evalq.root")
 
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
@@ -55,9 +64,47 @@ def retry_options(settings: Settings) -> dict[str, Any]:
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A client of the job store; replies decoded as text, retrying through restarts."""
-    return redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, **retry_options(settings)
+    options = {"decode_responses": True, **retry_options(settings)}
+    tls = scheme(settings.redis_url) == "rediss"
+    if tls:
+        options.update(redis_tls_options(settings))
+    sentinels = settings.sentinel_addresses()
+    if not sentinels:
+        return redis.Redis.from_url(settings.redis_url, **options)
+    # The URL keeps its credentials and db number; the sentinels name the host.
+    target = parse_url(settings.redis_url)
+    for key in ("host", "port", "connection_class"):
+        target.pop(key, None)
+    sentinel = Sentinel(
+        sentinels,
+        socket_connect_timeout=options["socket_connect_timeout"],
+        socket_timeout=options["socket_connect_timeout"],
     )
+    master = str(settings.redis_sentinel_master)
+    client: redis.Redis = sentinel.master_for(master, ssl=tls, **target, **options)
+    return client
+
+
+def wait_for_replicas(settings: Settings, client: redis.Redis) -> None:
+    """Block until ``redis_wait_replicas`` replicas hold this process's job-store writes
+    (Redis ``WAIT``), so a failover right after a task was acknowledged keeps its writes.
+    Replication stays asynchronous: past ``redis_wait_timeout`` the task goes on."""
+    wanted = settings.redis_wait_replicas
+    if wanted <= 0:
+        return
+    # WAIT counts the writes of its own connection: a prefork child runs one command at a
+    # time, so the pool hands it back the connection that made this task's writes.
+    acked = int(client.execute_command("WAIT", wanted, int(settings.redis_wait_timeout * 1000)))
+    global _short_of_replicas_logged_at
+    now = time.monotonic()
+    if acked < wanted and now - _short_of_replicas_logged_at > _SHORT_OF_REPLICAS_LOG_EVERY:
+        _short_of_replicas_logged_at = now
+        log.warning("job-store writes not on enough replicas", replicas=acked, wanted=wanted)
+
+
+#: While replicas are missing every task would say so: once a minute per process is enough.
+_SHORT_OF_REPLICAS_LOG_EVERY = 60.0
+_short_of_replicas_logged_at = -_SHORT_OF_REPLICAS_LOG_EVERY
 
 
 def build_services(
@@ -181,6 +228,8 @@ class _CeleryPublisher:
 
     def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
         from worker.runtime.app import app
+        from worker.runtime.connections import queue_arguments
         from worker.runtime.publishing import OutcomePublisher
 
-        return OutcomePublisher(app).publish(outcome, queues)
+        publisher = OutcomePublisher(app, queue_arguments(get_settings()))
+        return publisher.publish(outcome, queues)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -15,9 +16,13 @@ from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, watch
 from worker.jobs.start import synchronous_step
 from worker.runtime.app import app
-from worker.runtime.root import services
+from worker.runtime.root import services, wait_for_replicas
 
 log = structlog.stdlib.get_logger("evalq.tasks")
+
+#: A request refused because the job store is full waits this long before it goes back
+#: to the queue (a requeued message comes straight back to a free worker).
+FULL_STORE_PAUSE_SECONDS = 1.0
 
 
 @app.task(name=task_names.SUBMIT)
@@ -32,6 +37,12 @@ def submit(request: Any) -> dict[str, Any]:
         # Nothing was decided. Acked as a failed task, the request would be gone; back
         # on the queue it waits for the job store (the connection retried for a while).
         log.warning("job store unreachable; request back on the queue", error=str(exc))
+        raise Reject(exc, requeue=True) from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        # maxmemory reached under noeviction: each script either wrote all or nothing,
+        # so the request waits on the queue until memory frees.
+        log.warning("job store full; request back on the queue", error=str(exc))
+        time.sleep(FULL_STORE_PAUSE_SECONDS)
         raise Reject(exc, requeue=True) from exc
     return result.as_dict()
 
@@ -80,3 +91,10 @@ def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -
 @task_postrun.connect
 def _clear_task_context(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
+
+
+@task_postrun.connect
+def _wait_for_replicas(**_: Any) -> None:
+    # Runs in the pool process before the task's message is acknowledged.
+    svc = services()
+    wait_for_replicas(svc.settings, svc.redis)

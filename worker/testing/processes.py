@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import redis
 
+from worker.testing.tls import TlsFiles
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -113,7 +115,10 @@ class ManagedProcess:
 
 
 class RedisServer:
-    """A private redis-server on a free port, optionally with an append-only file."""
+    """A private redis-server on a free port, optionally with an append-only file, TLS
+    (then the port is TLS-only and clients must show a certificate), an ACL file, or any
+    other ``redis-server`` options (``extra_args``). ``admin`` is the ``(user, password)``
+    this class itself connects with when the default user is off."""
 
     def __init__(
         self,
@@ -122,14 +127,23 @@ class RedisServer:
         appendonly: bool = False,
         directory: Path | None = None,
         log_path: Path | None = None,
+        tls: TlsFiles | None = None,
+        aclfile: Path | None = None,
+        admin: tuple[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.directory = directory or Path(tempfile.mkdtemp(prefix="evalq-redis-"))
         self.appendonly = appendonly
-        argv = [
-            find_redis_server(),
-            "--port",
-            str(self.port),
+        self.tls = tls
+        self.admin = admin
+        argv = [find_redis_server(), "--port", str(self.port)]
+        if tls is not None:
+            argv = [find_redis_server(), "--port", "0", "--tls-port", str(self.port),
+                    "--tls-cert-file", str(tls.server_cert), "--tls-key-file",
+                    str(tls.server_key), "--tls-ca-cert-file", str(tls.ca_cert),
+                    "--tls-auth-clients", "yes"]  # fmt: skip
+        argv += [
             "--bind",
             "127.0.0.1",
             "--save",
@@ -147,15 +161,31 @@ class RedisServer:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             argv += ["--appendonly", "no"]
+        if aclfile is not None:
+            argv += ["--aclfile", str(aclfile)]
+        argv += list(extra_args)
         self.process = ManagedProcess("redis", argv, log_path=log_path)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
+
+    def client(self, **options: Any) -> redis.Redis:
+        """A client of this server (over TLS with the client certificate, as ``admin``)."""
+        if self.tls is not None:
+            options.update(
+                ssl=True,
+                ssl_ca_certs=str(self.tls.ca_cert),
+                ssl_certfile=str(self.tls.client_cert),
+                ssl_keyfile=str(self.tls.client_key),
+            )
+        if self.admin is not None:
+            options.update(username=self.admin[0], password=self.admin[1])
+        return redis.Redis(host="127.0.0.1", port=self.port, **options)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.process.start()
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = self.client(socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -163,6 +193,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if not self.process.alive() or time.monotonic() > deadline:
+                    self.process.stop()  # nothing outlives a failed start
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 

@@ -2,6 +2,10 @@
 
 * ``redis_server``: a private ``redis-server`` on a free port for the whole session;
   every test starts with it flushed.
+* ``broker``: the broker of one test, parametrized over both: ``redis`` (db 0 of that
+  server) and ``rabbitmq`` (a private vhost on the machine's RabbitMQ, created for the
+  test and deleted after it). Pin a test to one with
+  ``@pytest.mark.parametrize("broker", ["redis"], indirect=True)``.
 * ``emulator_factory``: ``evalq emulator`` as a subprocess, with the options a test wants.
 * ``evalq_cluster``: start ``evalq worker`` / ``evalq beat`` processes against them.
 * ``producer``: a foreign Celery app that sends ``evals.submit`` by name and reads
@@ -32,6 +36,10 @@ from worker.testing.processes import (
     free_port,
     wait_for_line,
 )
+from worker.testing.rabbitmq import RabbitVhost
+
+#: The brokers the ``broker`` fixture runs each test on.
+BROKERS = ("redis", "rabbitmq")
 
 #: Short clocks so integration tests finish in seconds.
 FAST_SETTINGS = {
@@ -113,12 +121,35 @@ class Cluster:
 
 
 class Producer:
-    """Another team's service: sends by task name, reads plain JSON outcomes."""
+    """Another team's service: sends by task name, reads plain JSON outcomes.
 
-    def __init__(self, broker_url: str) -> None:
+    ``queue_arguments`` are those evalq declares its queues with (RabbitMQ refuses a
+    declaration that differs): ``{"x-queue-type": "quorum"}`` for quorum queues.
+    ``connection_options`` go to kombu's ``Connection`` (``ssl``, ``transport_options``).
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        queue_arguments: dict[str, str] | None = None,
+        **connection_options: Any,
+    ) -> None:
         self.app = Celery("foreign-producer", broker=broker_url)
-        self.app.conf.update(task_serializer="json", accept_content=["json"])
+        self.app.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            broker_use_ssl=connection_options.get("ssl", False),
+            broker_transport_options=connection_options.get("transport_options", {}),
+        )
+        if queue_arguments and queue_arguments.get("x-queue-type") == "quorum":
+            self.app.conf.task_create_missing_queue_type = "quorum"
         self.broker_url = broker_url
+        self.queue_arguments = queue_arguments
+        self.connection_options = connection_options
+
+    def connection(self) -> Connection:
+        return Connection(self.broker_url, **self.connection_options)
 
     def submit(self, request: Any) -> None:
         self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
@@ -130,8 +161,8 @@ class Producer:
         messages: list[dict[str, Any]] = []
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
-        with Connection(self.broker_url) as conn:
-            simple = conn.SimpleQueue(queue)
+        with self.connection() as conn:
+            simple = conn.SimpleQueue(queue, queue_args=self.queue_arguments)
             try:
                 while len(seen) < count and time.monotonic() < deadline:
                     try:
@@ -148,8 +179,8 @@ class Producer:
     def drain(self, queue: str = "evals.results", settle: float = 1.0) -> list[dict[str, Any]]:
         """Everything left on ``queue`` after it stayed empty for ``settle`` seconds."""
         messages: list[dict[str, Any]] = []
-        with Connection(self.broker_url) as conn:
-            simple = conn.SimpleQueue(queue)
+        with self.connection() as conn:
+            simple = conn.SimpleQueue(queue, queue_args=self.queue_arguments)
             try:
                 while True:
                     try:
@@ -194,11 +225,43 @@ def emulator_factory(tmp_path: Path) -> Iterator[Any]:
         proc.stop()
 
 
+@dataclass
+class Broker:
+    """The broker of one test: ``kind`` is ``redis`` or ``rabbitmq``."""
+
+    kind: str
+    url: str
+    #: The test's private vhost on RabbitMQ (None on Redis).
+    vhost: RabbitVhost | None = None
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request: pytest.FixtureRequest, clean_redis: RedisServer) -> Iterator[Broker]:
+    if request.param == "redis":
+        yield Broker("redis", f"{clean_redis.url}/0")
+        return
+    vhost = RabbitVhost().create()
+    try:
+        yield Broker("rabbitmq", vhost.url, vhost)
+    finally:
+        vhost.delete()
+
+
 @pytest.fixture
-def evalq_env(clean_redis: RedisServer) -> dict[str, str]:
+def rabbit_vhost() -> Iterator[RabbitVhost]:
+    """A private vhost on the machine's RabbitMQ, deleted after the test."""
+    vhost = RabbitVhost().create()
+    try:
+        yield vhost
+    finally:
+        vhost.delete()
+
+
+@pytest.fixture
+def evalq_env(clean_redis: RedisServer, broker: Broker) -> dict[str, str]:
     """Settings for the processes of one test (the emulator URL is added by the test)."""
     return {
-        "EVALQ_BROKER_URL": f"{clean_redis.url}/0",
+        "EVALQ_BROKER_URL": broker.url,
         "EVALQ_REDIS_URL": f"{clean_redis.url}/1",
         "EVALQ_AWS_ACCESS_KEY_ID": "test",
         "EVALQ_AWS_SECRET_ACCESS_KEY": "test",
@@ -228,16 +291,17 @@ class Service:
     emulator: Emulator
     cluster: Cluster
     worker: ManagedProcess
+    broker: Broker
 
 
 @pytest.fixture
-def service(emulator_factory: Any, cluster_factory: Any) -> Service:
-    """The emulator at time scale 40, a worker of 2 processes and beat."""
+def service(emulator_factory: Any, cluster_factory: Any, broker: Broker) -> Service:
+    """The emulator at time scale 40, a worker of 2 processes and beat, on each broker."""
     emulator = emulator_factory("--time-scale", "40")
     cluster = cluster_factory(emulator)
     worker = cluster.start_worker("w1", concurrency=2)
     cluster.start_beat()
-    return Service(emulator, cluster, worker)
+    return Service(emulator, cluster, worker, broker)
 
 
 @pytest.fixture

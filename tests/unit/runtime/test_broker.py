@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from worker.runtime.app import broker_transport
 from worker.runtime.broker import (
     UNREADABLE_HEADER,
     problem_with,
@@ -17,7 +16,6 @@ from worker.runtime.broker import (
     restorable,
     unreadable_envelope,
 )
-from worker.settings import Settings
 
 
 class FakeInfo:
@@ -56,23 +54,6 @@ def test_a_substitute_envelope_carries_the_raw_item_and_why():
         "exchange": "",
         "routing_key": "evals.requests",
     }
-
-
-@pytest.mark.parametrize(
-    ("url", "reliable", "transport"),
-    [
-        ("redis://h:6379/0", True, "worker.runtime.broker:ReliableRedisTransport"),
-        ("rediss://h:6380/0", True, "worker.runtime.broker:ReliableRedisTransport"),
-        ("redis://h:6379/0", False, None),
-        ("amqp://guest@h//", True, None),
-        ("sentinel://h:26379", True, None),
-    ],
-)
-def test_the_reliable_transport_is_used_for_redis_brokers_unless_turned_off(
-    url, reliable, transport
-):
-    settings = Settings(broker_url=url, broker_reliable_fetch=reliable)
-    assert broker_transport(settings) == transport
 
 
 def _good(tag: str = "t1") -> dict[str, Any]:

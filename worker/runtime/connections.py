@@ -1,0 +1,138 @@
+"""What evalq connects to: the broker's Celery settings and the options of Redis clients,
+from the URLs and the TLS and Sentinel settings (docs/brokers.md says which to choose).
+
+* ``amqp://`` / ``amqps://``: RabbitMQ. Durable queues (classic, or quorum by
+  ``EVALQ_BROKER_QUEUE_TYPE``), publisher confirms on every publish, and a prefetch sized
+  for short tasks.
+* ``redis://`` / ``rediss://``: Redis through the reliable fetch (``broker.py``). With
+  ``EVALQ_REDIS_SENTINELS`` the URL becomes kombu's ``sentinel://`` list of sentinels,
+  keeping its credentials and db number.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from worker.settings import Settings
+
+BrokerKind = Literal["redis", "amqp"]
+
+_REDIS_SCHEMES = ("redis", "rediss")
+_AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+#: Messages a worker process takes ahead on RabbitMQ (tasks are short: a few ahead keep
+#: each process busy between round trips; a killed worker's come back at once).
+AMQP_PREFETCH_MULTIPLIER = 4
+
+
+def scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
+def broker_kind(settings: Settings) -> BrokerKind:
+    found = scheme(settings.broker_url)
+    if found in _REDIS_SCHEMES:
+        return "redis"
+    if found in _AMQP_SCHEMES:
+        return "amqp"
+    raise ValueError(
+        f"EVALQ_BROKER_URL: unsupported scheme {found!r} (redis, rediss, amqp or amqps)"
+    )
+
+
+def queue_arguments(settings: Settings) -> dict[str, str] | None:
+    """Arguments of every queue evalq declares (RabbitMQ reads them, Redis ignores them)."""
+    if broker_kind(settings) == "amqp" and settings.broker_queue_type == "quorum":
+        return {"x-queue-type": "quorum"}
+    return None
+
+
+def redis_tls_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS keywords for a ``rediss://`` server: the certificate is always
+    verified (against ``tls_ca_file``, else the system's CAs)."""
+    options: dict[str, Any] = {"ssl_cert_reqs": "required"}
+    if settings.tls_ca_file:
+        options["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.tls_cert_file:
+        options["ssl_certfile"] = settings.tls_cert_file
+    if settings.tls_key_file:
+        options["ssl_keyfile"] = settings.tls_key_file
+    return options
+
+
+def _amqp_tls_options(settings: Settings) -> dict[str, Any]:
+    """py-amqp's TLS options for an ``amqps://`` broker (same files as Redis's)."""
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if settings.tls_ca_file:
+        options["ca_certs"] = settings.tls_ca_file
+    if settings.tls_cert_file:
+        options["certfile"] = settings.tls_cert_file
+    if settings.tls_key_file:
+        options["keyfile"] = settings.tls_key_file
+    return options
+
+
+def sentinel_broker_url(settings: Settings) -> str:
+    """kombu's sentinel URL for a ``redis://`` broker URL: one ``sentinel://`` per
+    sentinel, each with the URL's credentials and db number (its host is not used)."""
+    parts = urlsplit(settings.broker_url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    credentials = f"{userinfo}@" if userinfo else ""
+    db = parts.path.strip("/") or "0"
+    return ";".join(
+        f"sentinel://{credentials}{_host(host)}:{port}/{db}"
+        for host, port in settings.sentinel_addresses()
+    )
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def broker_settings(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration of the broker connection: URL, transport, TLS,
+    transport options, prefetch, queue type."""
+    kind = broker_kind(settings)
+    tls = scheme(settings.broker_url) in ("rediss", "amqps")
+    if kind == "amqp":
+        return {
+            "broker_url": settings.broker_url,
+            "broker_transport": None,
+            "broker_use_ssl": _amqp_tls_options(settings) if tls else False,
+            # Each publish (tasks sent, outcomes) waits for RabbitMQ's ack: a message the
+            # broker refused raises instead of vanishing.
+            "broker_transport_options": {"confirm_publish": True},
+            "worker_prefetch_multiplier": settings.broker_prefetch_multiplier
+            or AMQP_PREFETCH_MULTIPLIER,
+            "task_default_queue_type": settings.broker_queue_type,
+            "task_create_missing_queue_type": settings.broker_queue_type,
+        }
+    options: dict[str, Any] = {
+        "visibility_timeout": settings.visibility_timeout,
+        # Look for messages of dead workers every restore_interval seconds, not every
+        # 100 s (kombu's default interval x throttle), since our timeout is short.
+        "unacked_restore_interval": settings.restore_interval,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+        "fetch_wait": settings.broker_fetch_wait,
+    }
+    url, transport = settings.broker_url, "redis"
+    if settings.redis_sentinels:
+        url, transport = sentinel_broker_url(settings), "sentinel"
+        options["master_name"] = settings.redis_sentinel_master
+    if settings.broker_reliable_fetch:
+        # kombu's Redis transport loses a message popped by a worker killed before it was
+        # recorded as unacknowledged; ours records it in the same step (broker.py).
+        transport = (
+            "worker.runtime.broker:ReliableSentinelTransport"
+            if transport == "sentinel"
+            else "worker.runtime.broker:ReliableRedisTransport"
+        )
+    return {
+        "broker_url": url,
+        "broker_transport": transport,
+        "broker_use_ssl": redis_tls_options(settings) if tls else False,
+        "broker_transport_options": options,
+        "worker_prefetch_multiplier": settings.broker_prefetch_multiplier or 1,
+    }

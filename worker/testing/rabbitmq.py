@@ -1,0 +1,151 @@
+"""RabbitMQ for tests: a private vhost on the machine's node, or a private node.
+
+* :class:`RabbitVhost` creates a vhost on the shared node (``rabbitmqctl``), gives the
+  user every permission on it and deletes it (with its queues) afterwards, so tests never
+  see each other's messages.
+* :class:`RabbitNode` starts a RabbitMQ node of its own (its own name, ports, data and
+  logs) that a test may SIGKILL and restart without disturbing anyone else.
+
+``EVALQ_TEST_RABBITMQ_URL`` names the shared node (default ``amqp://guest:guest@127.0.0.1:5672``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from worker.testing.processes import ManagedProcess, free_port
+
+SHARED_URL = os.environ.get("EVALQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+#: The server scripts of a Debian/Ubuntu package (the ones on PATH switch to the rabbitmq
+#: user, which cannot read a test's private directories).
+_PACKAGE_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> str:
+    """Run ``rabbitmqctl`` against the shared node; raises with its output on failure."""
+    found = shutil.which("rabbitmqctl")
+    if found is None:
+        raise RuntimeError("rabbitmqctl not found: install rabbitmq-server (see .ci/run)")
+    result = subprocess.run(
+        [found, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
+    return result.stdout
+
+
+def wait_for_port(port: int, timeout: float, process: ManagedProcess | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if process is not None and not process.alive():
+                raise RuntimeError(f"{process.name} exited; see {process.log_path}") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on port {port} after {timeout}s") from None
+            time.sleep(0.1)
+
+
+class RabbitVhost:
+    """A vhost of its own on the shared node, deleted with everything in it by ``delete``."""
+
+    def __init__(self, base_url: str = SHARED_URL, user: str = "guest") -> None:
+        self.name = f"evalq-test-{uuid.uuid4().hex[:12]}"
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{self.name}"
+
+    def create(self) -> RabbitVhost:
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
+        return self
+
+    def delete(self) -> None:
+        rabbitmqctl("delete_vhost", self.name)
+
+    def list(self, what: str, *fields: str) -> list[dict[str, str]]:
+        """``rabbitmqctl list_<what> -p vhost fields...`` as dicts (queues, consumers)."""
+        args = [f"list_{what}", "-p", self.name, "--no-table-headers", "--quiet", *fields]
+        rows = rabbitmqctl(*args).splitlines()
+        return [dict(zip(fields, row.split("\t"), strict=False)) for row in rows if row.strip()]
+
+
+class RabbitNode:
+    """A private RabbitMQ node on free ports, its data under ``directory``; the default
+    vhost ``/`` and user ``guest`` are all a test needs."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="evalq-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.name = f"evalq-{self.port}@localhost"
+        for sub in ("mnesia", "log"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        (self.directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
+            "loopback_users = none\n"
+            "disk_free_limit.absolute = 50MB\n"
+        )
+        (self.directory / "enabled_plugins").write_text("[].\n")
+        (self.directory / "rabbitmq-env.conf").write_text("")
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict[str, str]:
+        d = self.directory
+        return {
+            "HOME": str(d),  # the node's Erlang cookie is created here, not shared
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(d / "rabbitmq.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def start(self, timeout: float = 90.0) -> RabbitNode:
+        server = _PACKAGE_BIN / "rabbitmq-server"
+        argv = [str(server) if server.exists() else "rabbitmq-server"]
+        self.process = ManagedProcess(
+            "rabbitmq", argv, env=self._env(), log_path=self.directory / "node.log"
+        ).start()
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except BaseException:
+            self.process.stop()  # nothing outlives a failed start
+            raise
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the node (and its Erlang helpers): a crash, not a shutdown."""
+        if self.process is not None:
+            self.process.kill(signal.SIGKILL)
+            self.process.stop()
+
+    def restart(self, timeout: float = 90.0) -> None:
+        self.kill()
+        self.start(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
