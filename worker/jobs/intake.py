@@ -23,6 +23,7 @@ from worker.dead_letters import replay
 from worker.jobs.admission import admit_waiting
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome
+from worker.observability import metrics
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.intake")
@@ -114,6 +115,7 @@ def _reject(
         request_id=request_id if isinstance(request_id, str) else None,
         now=now,
         task_name=task_name,
+        also=lambda pipe: metrics.count_request(pipe, svc.keys, "rejected", raw),
     )
     log.warning("request rejected", reason=reason.value, dead_letter_id=letter.dead_letter_id)
     return IntakeResult(None, IntakeOutcome.REJECTED, dead_letter_id=letter.dead_letter_id)

@@ -31,6 +31,7 @@ from worker.jobs.outcomes import build_outcome
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
 from worker.jobs.states import JobState, Move
+from worker.observability import metrics
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
@@ -70,7 +71,7 @@ def start_or_expire(svc: Services, job: Job) -> StepResult:
     remote = svc.backend(job.backend).start(job)
     now = svc.clock()
     first_poll = now + svc.poll_policy.backoff(0, svc.rng)
-    svc.store.transition(
+    started = svc.store.transition(
         job.request_id,
         Move.START,
         due_at=min(first_poll, job.deadline_at),
@@ -83,6 +84,8 @@ def start_or_expire(svc: Services, job: Job) -> StepResult:
         attempts=0,
         first_error_at=None,
     )
+    if started:
+        metrics.job_started(svc.redis, svc.keys, job, now)
     log.info("remote job started", batch_evaluation_id=remote.id, status=remote.status)
     return StepResult.STARTED
 
@@ -182,7 +185,7 @@ def publish(svc: Services, job: Job) -> StepResult:
     queues = [svc.settings.results_queue, *job.reply_to]
     svc.publisher.publish(outcome, queues)
     kept = job.batch_evaluation_id is not None
-    svc.store.transition(
+    published = svc.store.transition(
         job.request_id,
         Move.PUBLISH,
         due_at=now + job.retention_seconds if kept else None,
@@ -190,6 +193,8 @@ def publish(svc: Services, job: Job) -> StepResult:
         published_at=now,
         updated_at=now,
     )
+    if published:
+        metrics.outcome_published(svc.redis, svc.keys, job, now)
     delay = None if job.remote_ended_at is None else round(now - job.remote_ended_at, 4)
     log.info(
         "outcome published",

@@ -21,6 +21,7 @@ from worker.jobs.record import Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
 from worker.keys import Keys
+from worker.observability import metrics
 
 #: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
 HIGHEST_PRIORITY = 9
@@ -113,6 +114,7 @@ class JobStore:
             "payload_hash": record["payload_hash"],
             "producer": request.producer,
             "now": now,
+            "metric_labels": metrics.request_labels(request),
         }
         outcome, state = self.scripts["register"](keys, args, encode_fields(record))
         return Registration(IntakeOutcome(outcome), JobState(state))

@@ -10,6 +10,7 @@ from kombu.entity import Queue
 
 from worker import task_names
 from worker.observability.logs import configure_logging
+from worker.runtime.heartbeat import WorkerHeartbeat
 from worker.runtime.publishing import PUBLISH_RETRY_POLICY
 from worker.settings import Settings, get_settings
 
@@ -48,6 +49,16 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
+        # Task events, so Flower and celery-exporter see every task, not only workers.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
+        # Time limits (sized in worker/settings.py): a hung pool process is killed and
+        # replaced at the hard limit, and its message goes back on the queue instead of
+        # being acknowledged as failed (every task is idempotent).
+        task_annotations=time_limits(settings),
+        task_acks_on_timeout=False,
+        beat_scheduler="worker.runtime.beat:HeartbeatScheduler",
+        beat_max_loop_interval=settings.heartbeat_interval,
         # Messages that fail before a task body runs become dead letters, not log lines.
         worker_consumer="worker.runtime.consumer:GuardedConsumer",
         enable_utc=True,
@@ -70,7 +81,28 @@ def create_app(settings: Settings | None = None) -> Celery:
             },
         },
     )
+    app.steps["consumer"].add(WorkerHeartbeat)
     return app
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Soft and hard time limits of every task, by name."""
+    store = (settings.store_task_soft_time_limit, settings.store_task_time_limit)
+    remote = (settings.remote_task_soft_time_limit, settings.remote_task_time_limit)
+    janitor = (settings.janitor_soft_time_limit, settings.janitor_time_limit)
+    by_task = {
+        task_names.SUBMIT: store,
+        task_names.TICK: store,
+        task_names.PING: store,
+        task_names.DLQ_PURGE: store,
+        task_names.ADVANCE: remote,
+        task_names.DLQ_REPLAY: remote,
+        task_names.JANITOR: janitor,
+    }
+    return {
+        name: {"soft_time_limit": soft, "time_limit": hard}
+        for name, (soft, hard) in by_task.items()
+    }
 
 
 def broker_transport(settings: Settings) -> str | None:

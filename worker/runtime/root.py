@@ -29,6 +29,7 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.observability.metrics import RemoteCalls
 from worker.services import Dispatch, LazyBackends, Publisher, Services
 from worker.settings import Settings, get_settings
 
@@ -49,10 +50,23 @@ def retry_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client of the job store; replies decoded as text, retrying through restarts."""
+def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
+    """A client of the job store (or of the Redis at ``url``: the broker, for the
+    exporter); replies decoded as text, retrying through restarts."""
     return redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, **retry_options(settings)
+        url or settings.redis_url, decode_responses=True, **retry_options(settings)
+    )
+
+
+def heartbeat_client(settings: Settings) -> redis.Redis:
+    """A client for heartbeats, which run in a worker's event loop: it never retries and
+    gives up within a second, so a Redis outage cannot stall the loop."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=_BACKOFF_CAP, base=_BACKOFF_BASE), 0),
+        socket_connect_timeout=1.0,
+        socket_timeout=1.0,
     )
 
 
@@ -79,7 +93,9 @@ def build_services(
         rate_limits=SharedRateLimits(
             client, rates_from_settings(settings), keys, settings.rate_limit_margin
         ),
-        backends=LazyBackends({"agentcore": lambda: _agentcore(settings)}),
+        backends=LazyBackends(
+            {"agentcore": lambda: _agentcore(settings, RemoteCalls(client, keys, "agentcore"))}
+        ),
         publisher=publisher,
         dispatch=dispatch,
         poll_policy=PollPolicy.from_settings(settings),
@@ -87,12 +103,12 @@ def build_services(
     )
 
 
-def _agentcore(settings: Settings) -> Backend:
+def _agentcore(settings: Settings, calls: RemoteCalls) -> Backend:
     # Imported on first use: boto3 costs a process ~15 MB, and the consumer's main
     # process (the guard) never calls a backend.
     from worker.backends.agentcore import AgentCoreBackend
 
-    return AgentCoreBackend.from_settings(settings)
+    return AgentCoreBackend.from_settings(settings, calls)
 
 
 _services: Services | None = None

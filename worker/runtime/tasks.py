@@ -6,13 +6,14 @@ from typing import Any
 
 import redis
 import structlog
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 
 from worker import task_names
 from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake
+from worker.observability import metrics
 from worker.runtime.app import app
 from worker.runtime.root import services
 
@@ -32,6 +33,10 @@ def submit(request: Any) -> dict[str, Any]:
         # on the queue it waits for the job store (the connection retried for a while).
         log.warning("job store unreachable; request back on the queue", error=str(exc))
         raise Reject(exc, requeue=True) from exc
+    except SoftTimeLimitExceeded as exc:
+        # Intake is idempotent: the request goes back on the queue, never away.
+        log.warning("intake ran past its time limit; request back on the queue")
+        raise Reject(exc, requeue=True) from exc
     return result.as_dict()
 
 
@@ -42,12 +47,26 @@ def advance_job(request_id: str, lease_token: float | None = None) -> str:
 
 @app.task(name=task_names.TICK)
 def tick() -> int:
-    return admission.tick(services())
+    svc = services()
+    handed_out = admission.tick(svc)
+    metrics.tick_done(svc.redis, svc.keys, svc.clock())
+    return handed_out
 
 
 @app.task(name=task_names.JANITOR)
 def janitor_sweep() -> dict[str, Any]:
-    return sweep.sweep(services()).to_dict()
+    svc = services()
+    try:
+        report = sweep.sweep(svc)
+    except Exception:
+        metrics.janitor_run(svc.redis, svc.keys, "failed")
+        raise
+    if report.skipped:
+        metrics.janitor_run(svc.redis, svc.keys, "skipped")
+    else:
+        metrics.janitor_run(svc.redis, svc.keys, "ok", actions=report.counts(),
+                            remote_jobs=report.remote_jobs, now=svc.clock())  # fmt: skip
+    return report.to_dict()
 
 
 @app.task(name=task_names.PING)

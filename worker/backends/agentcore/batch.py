@@ -11,19 +11,23 @@ from worker.backends.agentcore.client import client_token, derive_job_name, make
 from worker.backends.base import RemoteJob
 from worker.errors import RemoteJobNotFound
 from worker.jobs.record import Job
+from worker.observability.metrics import NO_CALL_METRICS, RemoteCalls
 from worker.settings import Settings
 
 
 class AgentCoreBackend:
     name = "agentcore"
 
-    def __init__(self, client: Any, name_prefix: str) -> None:
+    def __init__(self, client: Any, name_prefix: str, calls: RemoteCalls = NO_CALL_METRICS) -> None:
         self.client = client
         self.name_prefix = name_prefix
+        self.calls = calls
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AgentCoreBackend:
-        return cls(make_client(settings), settings.job_name_prefix)
+    def from_settings(
+        cls, settings: Settings, calls: RemoteCalls = NO_CALL_METRICS
+    ) -> AgentCoreBackend:
+        return cls(make_client(settings), settings.job_name_prefix, calls)
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""
@@ -58,10 +62,11 @@ class AgentCoreBackend:
         return [_remote(s) for s in page.get("batchEvaluations", [])], page.get("nextToken")
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        try:
-            response: dict[str, Any] = getattr(self.client, operation)(**params)
-        except Exception as exc:
-            raise classify(exc) from exc
+        with self.calls.measure(operation):
+            try:
+                response: dict[str, Any] = getattr(self.client, operation)(**params)
+            except Exception as exc:
+                raise classify(exc) from exc
         response.pop("ResponseMetadata", None)
         return response
 
