@@ -99,6 +99,19 @@ class Cluster:
         self.processes.append(proc)
         return proc
 
+    def start_exporter(self) -> str:
+        """``evalq exporter`` on a free port; returns its /metrics URL."""
+        port = free_port()
+        log = self.logs / f"exporter-{port}.log"
+        proc = ManagedProcess(
+            "exporter",
+            evalq_command("exporter", "--host", "127.0.0.1", "--port", str(port)),
+            env=self.env, log_path=log,
+        ).start()  # fmt: skip
+        self.processes.append(proc)
+        wait_for_line(log, "exporter listening on", 30, proc)
+        return f"http://127.0.0.1:{port}/metrics"
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
@@ -203,7 +216,12 @@ def cluster_factory(evalq_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     clusters: list[Cluster] = []
 
     def start(emulator: Emulator, **settings: str) -> Cluster:
-        env = {**evalq_env, "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url, **settings}
+        env = {
+            **evalq_env,
+            "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url,
+            "EVALQ_HEARTBEAT_DIR": str(tmp_path / "heartbeats"),
+            **settings,
+        }
         cluster = Cluster(env=env, logs=tmp_path)
         clusters.append(cluster)
         return cluster
