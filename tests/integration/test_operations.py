@@ -20,7 +20,7 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import evalq_command
+from worker.testing.processes import RedisServer, evalq_command
 
 #: Emulator operation names by the boto3 names the exporter labels calls with.
 _OPERATIONS = {
@@ -45,7 +45,7 @@ class Scrape:
     """One scrape, parsed by prometheus_client's own parser."""
 
     def __init__(self, url: str) -> None:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as response:
             self.text = response.read().decode()
         self.samples = [
             sample for family in text_string_to_metric_families(self.text)
@@ -244,10 +244,31 @@ def test_health_sees_stores_heartbeats_and_ticks(emulator_factory, cluster_facto
 
     # An unreachable job store or broker fails the check.
     down = _health({**env, "EVALQ_REDIS_URL": "redis://127.0.0.1:1/1"}, "--worker", node)
-    assert down.returncode == 1 and "FAIL job store" in down.stderr
+    assert down.returncode == 1
+    assert "FAIL job store" in down.stderr
     down = _health({**env, "EVALQ_BROKER_URL": "redis://127.0.0.1:1/0"}, "--worker", node)
-    assert down.returncode == 1 and "FAIL broker" in down.stderr
+    assert down.returncode == 1
+    assert "FAIL broker" in down.stderr
     assert _health(env, "--worker", "--node=nobody").returncode == 1
+
+
+def test_health_speaks_to_a_redis_with_a_password_and_a_database(tmp_path):
+    server = RedisServer(directory=tmp_path, extra_args=["--requirepass", "s3cret"]).start()
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}"
+        redis.Redis.from_url(f"{url}/3").set("evalq:last-tick", repr(time.time()))
+        env = {"EVALQ_REDIS_URL": f"{url}/3", "EVALQ_BROKER_URL": f"{url}/0"}
+        ok = _health(env, "--max-tick-age", "60")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        env_user = {"EVALQ_REDIS_URL": f"redis://default:s3cret@127.0.0.1:{server.port}/3",
+                    "EVALQ_BROKER_URL": f"{url}/0"}  # fmt: skip
+        assert _health(env_user, "--max-tick-age", "60").returncode == 0
+        assert _health({**env, "EVALQ_REDIS_URL": f"{url}/4"}).returncode == 1  # no tick there
+        wrong = _health({**env, "EVALQ_BROKER_URL": f"redis://:nope@127.0.0.1:{server.port}/0"})
+        assert wrong.returncode == 1
+        assert "FAIL broker" in wrong.stderr
+    finally:
+        server.stop()
 
 
 def test_health_imports_no_heavy_library():
@@ -339,5 +360,6 @@ def test_a_hung_pool_process_is_replaced_and_its_work_redone(
     assert [o["status"] for o in outcomes] == ["COMPLETED"]
     log = (cluster.logs / "w1.log").read_text()
     assert "Hard time limit (2.0s) exceeded for evals.advance" in log
-    assert child not in _children(worker.pid) and len(_children(worker.pid)) == 1
+    assert child not in _children(worker.pid)
+    assert len(_children(worker.pid)) == 1
     assert emulator.stats()["jobs"]["total"] == 1

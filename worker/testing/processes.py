@@ -122,6 +122,7 @@ class RedisServer:
         appendonly: bool = False,
         directory: Path | None = None,
         log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.directory = directory or Path(tempfile.mkdtemp(prefix="evalq-redis-"))
@@ -147,6 +148,7 @@ class RedisServer:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             argv += ["--appendonly", "no"]
+        argv += extra_args
         self.process = ManagedProcess("redis", argv, log_path=log_path)
 
     @property
@@ -155,7 +157,9 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.process.start()
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        argv = self.process.argv
+        password = argv[argv.index("--requirepass") + 1] if "--requirepass" in argv else None
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=password)
         deadline = time.monotonic() + timeout
         while True:
             try:
