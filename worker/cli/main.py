@@ -251,6 +251,17 @@ def schema(
 
 
 @app.command()
+def example(
+    count: Annotated[int, typer.Option(help="how many requests")] = 8,
+) -> None:
+    """Print sample requests as JSON lines (for `evalq submit -`), steered for the emulator."""
+    from worker.cli.demo import sample_requests
+
+    for request in sample_requests(count):
+        print(json.dumps(request, sort_keys=True))
+
+
+@app.command()
 def demo(
     requests: Annotated[int, typer.Option(help="how many sample requests")] = 8,
     time_scale: Annotated[float, typer.Option(help="emulator seconds per real second")] = 20.0,
