@@ -30,7 +30,7 @@ from typing import Any, Literal
 import redis
 import structlog
 
-from api_contracts import EvaluationRequest
+from api_contracts import Backend, EvaluationRequest
 from worker.errors import (
     BackPressure,
     PermanentError,
@@ -49,7 +49,7 @@ SEP = "|"
 DEFAULT_TARGET = "default"
 UNKNOWN = "unknown"
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_KNOWN_BACKENDS = frozenset({"agentcore", "aymara", "agno"})
+_KNOWN_BACKENDS = frozenset(backend.value for backend in Backend)
 
 
 @dataclass(frozen=True)
