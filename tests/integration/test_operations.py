@@ -105,6 +105,7 @@ def test_the_exporter_counts_what_happened(emulator_factory, cluster_factory, pr
     scrape = _scrape_until(url, lambda s: (
         s.value("evalq_outcomes_total") >= len(requests)
         and s.value("evalq_janitor_runs_total", result="ok") >= 1
+        and s.value("evalq_account_remote_jobs") == len(requests)  # a sweep saw them all
         and s.value("evalq_requests_total") >= 10
         and s.value("evalq_active_jobs") == 0
     ))  # fmt: skip
@@ -299,7 +300,7 @@ def test_sigterm_during_traffic_loses_nothing_and_holds_no_slot(
     cluster.start_worker("w2", concurrency=2)
     cluster.start_beat()
 
-    requests = [_request(i, sessions=3) for i in range(16)]
+    requests = [_request(i, sessions=2) for i in range(12)]
     for request in requests:
         producer.submit(request)
     store = _store(cluster.env)
