@@ -129,11 +129,19 @@ class Producer:
         self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
 
     def collect(
-        self, count: int, *, timeout: float, queue: str = "evals.results"
+        self,
+        count: int,
+        *,
+        timeout: float,
+        queue: str = "evals.results",
+        seen: set[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Read messages from ``queue`` until ``count`` distinct requests have an outcome."""
+        """Read messages from ``queue`` until ``count`` distinct requests have an outcome.
+        ``seen``: requests whose outcome came earlier; a repeat of theirs (delivery is at
+        least once) does not count."""
         messages: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        seen = set(seen or ())
+        count += len(seen)
         deadline = time.monotonic() + timeout
         with Connection(self.broker_url) as conn:
             simple = conn.SimpleQueue(queue)
