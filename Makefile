@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit integration bench schemas clean
+.PHONY: demo test lint typecheck unit integration bench schemas clean tools
 
 $(BIN)/evalq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,16 @@ $(BIN)/evalq: pyproject.toml
 demo: $(BIN)/evalq
 	$(BIN)/evalq demo
 
-test: lint typecheck
+# Linters of deploy/ that PyPI lacks (tests/deploy): dockerfile-utils from npm here;
+# promtool (Debian's prometheus package) and kubectl come from the machine (.ci/run).
+TOOLS := .tools/node_modules/.bin/dockerfile-utils
+
+$(TOOLS):
+	npm install --silent --no-save --no-package-lock --prefix .tools dockerfile-utils@0.16.3
+
+tools: $(TOOLS)
+
+test: lint typecheck $(TOOLS)
 	$(BIN)/pytest
 
 lint: $(BIN)/evalq
@@ -39,4 +48,4 @@ schemas: $(BIN)/evalq
 	$(BIN)/python -m api_contracts.schema
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -182,3 +182,29 @@ class Keys:
     def janitor_lock(self) -> str:
         """String: held by the one janitor sweeping now (redis-py ``Lock``)."""
         return f"{self.prefix}:lock:janitor"
+
+    # -- observability ------------------------------------------------------------------
+    def metrics(self, family: str) -> str:
+        """Hash: one metric family's cluster-wide counters, label values -> count
+        (``worker.observability.metrics``)."""
+        return f"{self.prefix}:metrics:{family}"
+
+    @property
+    def metrics_requests(self) -> str:
+        """Hash: the ``evalq_requests`` family, counted by the intake script."""
+        return self.metrics("evalq_requests")
+
+    @property
+    def last_tick(self) -> str:
+        """String: epoch seconds at which the last ``evals.tick`` ended."""
+        return f"{self.prefix}:last-tick"
+
+    @property
+    def heartbeats(self) -> str:
+        """Sorted set: "role:node" of every worker and beat by its last heartbeat."""
+        return f"{self.prefix}:heartbeats"
+
+    @property
+    def janitor_state(self) -> str:
+        """Hash: what the last janitor sweep saw (``remote_jobs:<target>``, ``finished_at``)."""
+        return f"{self.prefix}:janitor-state"

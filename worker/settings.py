@@ -5,10 +5,12 @@ Every interval and quota is a setting so tests and benchmarks can run on short c
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -156,8 +158,9 @@ class Settings(BaseSettings):
     #: How often beat runs the janitor sweep (seconds).
     janitor_interval: float = Field(default=60.0, gt=0)
     #: The janitor's lock expires after this long, so a sweep that died never blocks the
-    #: next one; longer than any sweep takes.
-    janitor_lock_seconds: float = Field(default=300.0, gt=0)
+    #: next one. Longer than the janitor's hard time limit (no sweep outlives its lock),
+    #: and well inside the worker's termination grace period (deploy/, 180 s).
+    janitor_lock_seconds: float = Field(default=120.0, gt=0)
     #: Most entries one step of a sweep handles; the rest wait for the next sweep.
     janitor_batch: int = Field(default=500, ge=1)
     #: Account quota of existing batch evaluations (running or not).
@@ -205,6 +208,32 @@ class Settings(BaseSettings):
     #: drops), 1 on Redis (they come back only after the visibility timeout).
     broker_prefetch_multiplier: int | None = Field(default=None, ge=1)
     worker_concurrency: int = 4
+
+    #: Time limits of the tasks (seconds; docs/operations.md). At the soft limit the
+    #: task gets ``SoftTimeLimitExceeded`` and cleans up; at the hard limit its pool
+    #: process is killed and replaced, and the message goes back on its queue.
+    #: Tasks that only use Redis and the broker (submit, tick, ping, dlq purge): a few
+    #: Redis calls, each retried through a restart for ``redis_retry_seconds``.
+    store_task_soft_time_limit: float = Field(default=30.0, gt=0)
+    store_task_time_limit: float = Field(default=40.0, gt=0)
+    #: evals.advance and evals.dlq.replay: one remote call (``aws_connect_timeout`` +
+    #: ``aws_read_timeout``, no botocore retries), a few Redis calls, one publish; a
+    #: replay run stops itself after 10 s.
+    remote_task_soft_time_limit: float = Field(default=60.0, gt=0)
+    remote_task_time_limit: float = Field(default=75.0, gt=0)
+    #: evals.janitor: up to 20 List pages (2,000 jobs), then stops and deletes at the
+    #: shared rates (it never sleeps on them).
+    janitor_soft_time_limit: float = Field(default=90.0, gt=0)
+    janitor_time_limit: float = Field(default=110.0, gt=0)
+
+    #: Send task events (Flower, celery-exporter): every task's received, started,
+    #: succeeded or failed, and the sent event of the tasks evalq sends.
+    task_events: bool = True
+    #: How often workers and beat write their heartbeat (a file for the probe, a score
+    #: in Redis for the exporter); ``evalq health`` calls one stale after 4 intervals.
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    #: Where the heartbeat files go (an emptyDir on Kubernetes).
+    heartbeat_dir: Path = Path(tempfile.gettempdir())
     log_level: str = "INFO"
     #: "json" for machines, "console" for people.
     log_format: str = "json"
@@ -228,6 +257,20 @@ class Settings(BaseSettings):
         if addresses and not self.redis_sentinel_master:
             raise ValueError("EVALQ_REDIS_SENTINELS needs EVALQ_REDIS_SENTINEL_MASTER")
         return addresses
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> Self:
+        pairs = {
+            "store_task": (self.store_task_soft_time_limit, self.store_task_time_limit),
+            "remote_task": (self.remote_task_soft_time_limit, self.remote_task_time_limit),
+            "janitor": (self.janitor_soft_time_limit, self.janitor_time_limit),
+        }
+        for name, (soft, hard) in pairs.items():
+            if soft >= hard:
+                raise ValueError(f"{name}_soft_time_limit must be below {name}_time_limit")
+        if self.janitor_lock_seconds <= self.janitor_time_limit:
+            raise ValueError("janitor_lock_seconds must exceed janitor_time_limit")
+        return self
 
 
 @lru_cache(maxsize=1)

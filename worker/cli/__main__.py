@@ -1,3 +1,3 @@
-from worker.cli.main import app
+from worker.cli.entry import main
 
-app(prog_name="evalq")
+main()

@@ -71,7 +71,7 @@ def demo_environment(redis_url: str, emulators: dict[str, str]) -> dict[str, str
 def sample_requests(count: int, aymara_url: str) -> list[dict[str, Any]]:
     """``count`` AgentCore requests of varied length and outcome, then two Aymara eval runs
     (against an eval made on the emulator, as a user would make one) and two Agno evals."""
-    requests = _agentcore_samples(count)
+    requests = agentcore_samples(count)
     eval_uuid, prompts = _aymara_eval(aymara_url)
     for i in range(2):
         request_id = f"demo-aymara-{i + 1}"
@@ -96,7 +96,7 @@ def _aymara_eval(url: str) -> tuple[str, tuple[str, ...]]:
     return made.eval_uuid or "", tuple(p.prompt_uuid for p in prompts)
 
 
-def _agentcore_samples(count: int) -> list[dict[str, Any]]:
+def agentcore_samples(count: int) -> list[dict[str, Any]]:
     requests = []
     for i in range(count):
         sessions, outcome = _SAMPLES[i % len(_SAMPLES)]

@@ -78,6 +78,28 @@ def beat(
     _celery().start(["beat", "--schedule", str(path), "--loglevel", loglevel or settings.log_level])
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def health(ctx: typer.Context) -> None:
+    """Exit 0 if this node and what it needs are healthy (probes; --help for options)."""
+    from worker.observability.health import main as check
+
+    raise typer.Exit(check(list(ctx.args)))
+
+
+@app.command()
+def exporter(
+    port: Annotated[int, typer.Option()] = 9808,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",  # noqa: S104 (scraped from outside)
+) -> None:
+    """Serve /metrics (Prometheus): the cluster-wide truth read from Redis."""
+    from worker.observability.exporter import serve
+
+    serve(get_settings(), host=host, port=port)
+
+
 @app.command()
 def submit(
     file: Annotated[
@@ -284,6 +306,18 @@ def schema(
             raise typer.Exit(1)
         schemas = matches
     print(json.dumps(schemas if len(schemas) > 1 else next(iter(schemas.values())), indent=2))
+
+
+@app.command()
+def example(
+    count: Annotated[int, typer.Option(help="how many requests")] = 8,
+) -> None:
+    """Print sample AgentCore requests as JSON lines (for `evalq submit -`), steered for
+    the emulator."""
+    from worker.cli.demo import agentcore_samples
+
+    for request in agentcore_samples(count):
+        print(json.dumps(request, sort_keys=True))
 
 
 @app.command()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ import redis
 from api_contracts import DeadLetter, ReasonCode
 from worker.keys import Keys
 from worker.lua import load_scripts
+from worker.observability import metrics
 from worker.observability.redaction import redact, redact_value
 
 _NAMESPACE = uuid.UUID("6f0c3a52-43a4-4a64-9a8e-3c1f7f0d2b11")
@@ -62,8 +63,12 @@ class DeadLetterStore:
         first_failed_at: float | None = None,
         replay_count: int = 0,
         fingerprint: str | None = None,
+        target: str | None = None,
+        also: Callable[[Any], None] | None = None,
     ) -> DeadLetter:
-        """Store a failure, or fold it into the entry of an earlier identical one."""
+        """Store a failure, or fold it into the entry of an earlier identical one.
+        ``target``: the target the job was routed to, if it was (a metric label).
+        ``also`` queues more writes (metrics) in the same transaction."""
         request, request_id, error = _storable(request), _storable(request_id), _storable(error)
         entry_id = dead_letter_id(reason, request_id, fingerprint or fingerprint_of(request))
         key = self.keys.dead_letter(entry_id)
@@ -93,6 +98,9 @@ class DeadLetterStore:
             pipe.set(key, letter.model_dump_json())
             pipe.zadd(self.keys.dead_letters, {entry_id: now})
             self._drop(cutoff=now - self.max_age, keep=self.max_entries, pipe=pipe)
+            metrics.count_dead_letter(pipe, self.keys, reason.value, request, target)
+            if also is not None:
+                also(pipe)
 
         # WATCH the entry: two workers recording the same failure must both count.
         self.redis.transaction(write, key)

@@ -86,6 +86,11 @@ class Report:
             self.remote_jobs = (self.remote_jobs or 0) + part.remote_jobs
         self.by_target[target] = {**part.counts(), "remote_jobs": part.remote_jobs}
 
+    def remote_jobs_by_target(self) -> dict[str, int]:
+        """Jobs each listed target's account held (targets not listed are left out)."""
+        listed = {name: counts.get("remote_jobs") for name, counts in self.by_target.items()}
+        return {name: jobs for name, jobs in listed.items() if jobs is not None}
+
     def counts(self) -> dict[str, int]:
         return {name: len(ids) for name, ids in self.done.items()} | {
             "deferred": len(self.deferred)

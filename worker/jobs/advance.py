@@ -132,6 +132,7 @@ def _dead_letter(
         first_failed_at=job.first_error_at,
         replay_count=job.replays,
         fingerprint=job.payload_hash,
+        target=job.target,
     )
     log.warning("dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
     admit_waiting(svc, job.target)

@@ -13,6 +13,7 @@ from worker.jobs.outcomes import build_outcome
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
 from worker.jobs.states import Move
+from worker.observability import metrics
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
@@ -59,7 +60,7 @@ def publish(svc: Services, job: Job) -> StepResult:
     # A remote job is kept for its retention, unless it is gone already (deleted at its
     # deadline by a service that cannot stop one).
     kept = job.batch_evaluation_id is not None and job.deleted_at is None
-    svc.store.transition(
+    published = svc.store.transition(
         job,
         Move.PUBLISH,
         due_at=now + job.retention_seconds if kept else None,
@@ -67,6 +68,8 @@ def publish(svc: Services, job: Job) -> StepResult:
         published_at=now,
         updated_at=now,
     )
+    if published:  # once per job, however often the outcome was sent
+        metrics.outcome_published(svc.redis, svc.keys, job, now)
     if job.batch_evaluation_id is not None and job.deleted_at is not None:
         svc.store.transition(job, Move.DELETE, clear_due=True, updated_at=now)
     delay = None if job.remote_ended_at is None else round(now - job.remote_ended_at, 4)

@@ -24,6 +24,7 @@ from worker.errors import PermanentError
 from worker.jobs.admission import hand_out
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome
+from worker.observability import metrics
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.intake")
@@ -74,7 +75,7 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         target = svc.targets.route(request)
     except PermanentError as exc:
         rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
-        return _dead_letter(svc, request, rejected, exc.reason, str(exc), task_name, now)
+        return _dead_letter(svc, request, rejected, exc.reason, str(exc), task_name, now, None)
     registration, admission = svc.store.register(
         request,
         target=target.name,
@@ -94,7 +95,7 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         error = f"request_id {request.request_id!r} was already accepted with another payload"
         conflict = IntakeResult(request.request_id, registration.outcome, registration.state)
         reason = ReasonCode.idempotency_conflict
-        return _dead_letter(svc, request, conflict, reason, error, task_name, now)
+        return _dead_letter(svc, request, conflict, reason, error, task_name, now, target.name)
     # Debug only: Celery's own "succeeded" line already carries the result (request_id,
     # outcome, state) at INFO, and one more line per request was an eighth of intake.
     log.debug(
@@ -114,8 +115,11 @@ def _dead_letter(
     error: str,
     task_name: str,
     now: float,
+    target: str | None,
 ) -> IntakeResult:
-    """A valid request intake cannot take: a conflict, or no target to run in."""
+    """A valid request intake cannot take: a conflict (in ``target``), or no target to
+    run in (counted as rejected; register.lua counts conflicts)."""
+    rejected = result.outcome == IntakeOutcome.REJECTED
     letter = svc.dead_letters.record(
         reason=reason,
         error=error,
@@ -124,6 +128,10 @@ def _dead_letter(
         now=now,
         task_name=task_name,
         fingerprint=request.payload_hash(),
+        target=target,
+        also=(lambda pipe: metrics.count_request(pipe, svc.keys, "rejected", request.backend))
+        if rejected
+        else None,
     )
     log.warning("request dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
     return replace(result, dead_letter_id=letter.dead_letter_id)
@@ -141,6 +149,11 @@ def _reject(
         request_id=request_id if isinstance(request_id, str) else None,
         now=now,
         task_name=task_name,
+        also=lambda pipe: metrics.count_request(pipe, svc.keys, "rejected", _backend_of(raw)),
     )
     log.warning("request rejected", reason=reason.value, dead_letter_id=letter.dead_letter_id)
     return IntakeResult(None, IntakeOutcome.REJECTED, dead_letter_id=letter.dead_letter_id)
+
+
+def _backend_of(raw: Any) -> Any:
+    return raw.get("backend") if isinstance(raw, dict) else None

@@ -26,6 +26,7 @@ from worker.jobs.remote import backend_of, rate_limited
 from worker.jobs.results import Step, StepResult
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
+from worker.observability import metrics
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.start")
@@ -141,6 +142,7 @@ def _started(svc: Services, job: Job, backend: Backend, remote: RemoteJob) -> St
     )
     if not moved:
         return StepResult.RACED
+    metrics.job_started(svc.redis, svc.keys, job, now)
     log.info("remote job started", batch_evaluation_id=remote.id, status=remote.status)
     target = svc.targets[job.target]
     if synchronous:

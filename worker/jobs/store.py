@@ -22,6 +22,7 @@ from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
 from worker.keys import Keys, TargetKeys
 from worker.lua import Call, run_together
+from worker.observability import metrics
 
 #: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
 HIGHEST_PRIORITY = 9
@@ -137,6 +138,7 @@ class JobStore:
             "payload_hash": record["payload_hash"],
             "producer": request.producer,
             "now": now,
+            "metric_labels": metrics.request_labels(request, target),
         }
         calls: list[Call] = [(self.scripts["register"], keys, args, encode_fields(record))]
         if admit_quota is not None:

@@ -14,6 +14,7 @@ from kombu.entity import Exchange, Queue
 from worker import task_names
 from worker.observability.logs import configure_logging
 from worker.runtime.connections import broker_settings, queue_arguments
+from worker.runtime.heartbeat import WorkerHeartbeat
 from worker.runtime.publishing import PUBLISH_RETRY_POLICY
 from worker.settings import Settings, get_settings
 
@@ -56,6 +57,16 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
+        # Task events, so Flower and celery-exporter see every task, not only workers.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
+        # Time limits (sized in worker/settings.py): a hung pool process is killed and
+        # replaced at the hard limit, and its message goes back on the queue instead of
+        # being acknowledged as failed (every task is idempotent).
+        task_annotations=time_limits(settings),
+        task_acks_on_timeout=False,
+        beat_scheduler="worker.runtime.beat:HeartbeatScheduler",
+        beat_max_loop_interval=settings.heartbeat_interval,
         # Messages that fail before a task body runs become dead letters, not log lines.
         worker_consumer="worker.runtime.consumer:GuardedConsumer",
         enable_utc=True,
@@ -78,7 +89,39 @@ def create_app(settings: Settings | None = None) -> Celery:
             },
         },
     )
+    app.steps["consumer"].add(WorkerHeartbeat)
     return app
+
+
+def synchronous_lease(settings: Settings) -> float:
+    """How long ``evals.run`` holds its job's lock: past its hard time limit, so a copy of
+    its message the broker redelivers meanwhile finds the job busy."""
+    return settings.synchronous_run_timeout + settings.remote_task_time_limit + 1.0
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Soft and hard time limits of every task, by name."""
+    store = (settings.store_task_soft_time_limit, settings.store_task_time_limit)
+    remote = (settings.remote_task_soft_time_limit, settings.remote_task_time_limit)
+    listing = (settings.janitor_soft_time_limit, settings.janitor_time_limit)
+    # A synchronous run holds its process for the whole remote eval, then publishes.
+    run = settings.synchronous_run_timeout
+    synchronous = (run + remote[0], run + remote[1])
+    by_task = {
+        task_names.SUBMIT: store,
+        task_names.TICK: store,
+        task_names.PING: store,
+        task_names.DLQ_PURGE: store,
+        task_names.ADVANCE: remote,
+        task_names.DLQ_REPLAY: remote,
+        task_names.RUN: synchronous,
+        task_names.WATCH: listing,
+        task_names.JANITOR: listing,
+    }
+    return {
+        name: {"soft_time_limit": soft, "time_limit": hard}
+        for name, (soft, hard) in by_task.items()
+    }
 
 
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:

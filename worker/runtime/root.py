@@ -37,6 +37,8 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.observability.measured import MeasuredBackend
+from worker.observability.metrics import RemoteCalls
 from worker.runtime.connections import redis_tls_options, scheme
 from worker.services import Dispatch, Publisher, Services
 from worker.settings import Settings, get_settings
@@ -62,17 +64,20 @@ def retry_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client of the job store; replies decoded as text, retrying through restarts."""
-    options = {"decode_responses": True, **retry_options(settings)}
-    tls = scheme(settings.redis_url) == "rediss"
+def redis_client(settings: Settings, url: str | None = None, **overrides: Any) -> redis.Redis:
+    """A client of the job store (or of the Redis at ``url``: the broker, for the
+    exporter); replies decoded as text, retrying through restarts. ``overrides`` replace
+    the connection options (timeouts, retries)."""
+    url = url or settings.redis_url
+    options = {"decode_responses": True, **retry_options(settings), **overrides}
+    tls = scheme(url) == "rediss"
     if tls:
         options.update(redis_tls_options(settings))
     sentinels = settings.sentinel_addresses()
     if not sentinels:
-        return redis.Redis.from_url(settings.redis_url, **options)
+        return redis.Redis.from_url(url, **options)
     # The URL keeps its credentials and db number; the sentinels name the host.
-    target = parse_url(settings.redis_url)
+    target = parse_url(url)
     for key in ("host", "port", "connection_class"):
         target.pop(key, None)
     sentinel = Sentinel(
@@ -83,6 +88,17 @@ def redis_client(settings: Settings) -> redis.Redis:
     master = str(settings.redis_sentinel_master)
     client: redis.Redis = sentinel.master_for(master, ssl=tls, **target, **options)
     return client
+
+
+def heartbeat_client(settings: Settings) -> redis.Redis:
+    """A client for heartbeats, which run in a worker's event loop: it never retries and
+    gives up within a second, so a Redis outage cannot stall the loop."""
+    return redis_client(
+        settings,
+        retry=Retry(ExponentialBackoff(cap=_BACKOFF_CAP, base=_BACKOFF_BASE), 0),
+        socket_connect_timeout=1.0,
+        socket_timeout=1.0,
+    )
 
 
 def wait_for_replicas(settings: Settings, client: redis.Redis) -> None:
@@ -138,12 +154,17 @@ def build_services(
 
 
 def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Targets:
-    """Every configured target, each with its keys, shared rate limits and backend."""
+    """Every configured target, each with its keys, shared rate limits and backend (its
+    remote calls counted and timed)."""
+
+    def backend(config: TargetConfig) -> Backend:
+        calls = RemoteCalls(client, keys, config.backend.value, config.name)
+        return MeasuredBackend(_backend(settings, config), calls)
 
     def make(config: TargetConfig) -> Target:
         target_keys = keys.target(config.name)
         limits = SharedRateLimits(client, rates_of(config), target_keys, settings.rate_limit_margin)
-        return Target(config, target_keys, limits, lambda c: _backend(settings, c))
+        return Target(config, target_keys, limits, backend)
 
     watch = TargetsFileWatch(settings) if settings.targets_file else None
     return Targets(load_targets(settings), make, watch)

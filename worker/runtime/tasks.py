@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 import structlog
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 
 from worker import task_names
@@ -15,7 +15,8 @@ from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, watch
 from worker.jobs.start import synchronous_step
-from worker.runtime.app import app
+from worker.observability import metrics
+from worker.runtime.app import app, synchronous_lease
 from worker.runtime.root import services, wait_for_replicas
 
 log = structlog.stdlib.get_logger("evalq.tasks")
@@ -44,6 +45,10 @@ def submit(request: Any) -> dict[str, Any]:
         log.warning("job store full; request back on the queue", error=str(exc))
         time.sleep(FULL_STORE_PAUSE_SECONDS)
         raise Reject(exc, requeue=True) from exc
+    except SoftTimeLimitExceeded as exc:
+        # Intake is idempotent: the request goes back on the queue, never away.
+        log.warning("intake ran past its time limit; request back on the queue")
+        raise Reject(exc, requeue=True) from exc
     return result.as_dict()
 
 
@@ -57,13 +62,16 @@ def run_synchronously(request_id: str) -> str:
     """A synchronous service's create (Agno runs the whole eval in it); the job's lock is
     held for as long as the call may take."""
     svc = services()
-    lease = svc.settings.synchronous_run_timeout + svc.settings.create_settle_margin
+    lease = synchronous_lease(svc.settings)
     return advance.advance(svc, request_id, step_of=synchronous_step, lease=lease).value
 
 
 @app.task(name=task_names.TICK)
 def tick() -> int:
-    return admission.tick(services())
+    svc = services()
+    handed_out = admission.tick(svc)
+    metrics.tick_done(svc.redis, svc.keys, svc.clock())
+    return handed_out
 
 
 @app.task(name=task_names.WATCH)
@@ -73,7 +81,19 @@ def watch_target(target: str) -> int:
 
 @app.task(name=task_names.JANITOR)
 def janitor_sweep() -> dict[str, Any]:
-    return sweep.sweep(services()).to_dict()
+    svc = services()
+    try:
+        report = sweep.sweep(svc)
+    except Exception:
+        metrics.janitor_run(svc.redis, svc.keys, "failed")
+        raise
+    if report.skipped:
+        metrics.janitor_run(svc.redis, svc.keys, "skipped")
+    else:
+        listed = report.remote_jobs_by_target()
+        metrics.janitor_run(svc.redis, svc.keys, "ok", actions=report.counts(),
+                            remote_jobs=listed, now=svc.clock())  # fmt: skip
+    return report.to_dict()
 
 
 @app.task(name=task_names.PING)

@@ -181,6 +181,8 @@ class RedisServer:
             )
         if self.admin is not None:
             options.update(username=self.admin[0], password=self.admin[1])
+        elif "--requirepass" in (argv := self.process.argv):
+            options.update(password=argv[argv.index("--requirepass") + 1])
         return redis.Redis(host="127.0.0.1", port=self.port, **options)
 
     def start(self, timeout: float = 10.0) -> RedisServer:

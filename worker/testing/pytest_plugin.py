@@ -115,6 +115,19 @@ class Cluster:
         self.processes.append(proc)
         return proc
 
+    def start_exporter(self) -> str:
+        """``evalq exporter`` on a free port; returns its /metrics URL."""
+        port = free_port()
+        log = self.logs / f"exporter-{port}.log"
+        proc = ManagedProcess(
+            "exporter",
+            evalq_command("exporter", "--host", "127.0.0.1", "--port", str(port)),
+            env=self.env, log_path=log,
+        ).start()  # fmt: skip
+        self.processes.append(proc)
+        wait_for_line(log, "exporter listening on", 30, proc)
+        return f"http://127.0.0.1:{port}/metrics"
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
@@ -155,11 +168,19 @@ class Producer:
         self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
 
     def collect(
-        self, count: int, *, timeout: float, queue: str = "evals.results"
+        self,
+        count: int,
+        *,
+        timeout: float,
+        queue: str = "evals.results",
+        seen: set[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Read messages from ``queue`` until ``count`` distinct requests have an outcome."""
+        """Read messages from ``queue`` until ``count`` distinct requests have an outcome.
+        ``seen``: requests whose outcome came earlier; a repeat of theirs (delivery is at
+        least once) does not count."""
         messages: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        seen = set(seen or ())
+        count += len(seen)
         deadline = time.monotonic() + timeout
         with self.connection() as conn:
             simple = conn.SimpleQueue(queue, queue_args=self.queue_arguments)
@@ -274,7 +295,12 @@ def cluster_factory(evalq_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     clusters: list[Cluster] = []
 
     def start(emulator: Emulator, **settings: str) -> Cluster:
-        env = {**evalq_env, "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url, **settings}
+        env = {
+            **evalq_env,
+            "EVALQ_AGENTCORE_ENDPOINT_URL": emulator.url,
+            "EVALQ_HEARTBEAT_DIR": str(tmp_path / "heartbeats"),
+            **settings,
+        }
         cluster = Cluster(env=env, logs=tmp_path)
         clusters.append(cluster)
         return cluster

@@ -85,7 +85,8 @@ def _run_register(store: JobStore, payload_hash: str) -> None:
         backlog=store.keys.target("default").backlog("p", 0),
         backlog_turns=store.keys.target("default").backlog_turns(0),
     )
-    args = {"request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW}
+    args = {"request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW,
+            "metric_labels": "agentcore|default"}  # fmt: skip
     fields = ["request_id", "r", "producer", "p", "priority", "0", "deadline_at", str(NOW + 60)]
     store.scripts["register"](keys, args, [*fields, "payload_hash", payload_hash])
 

@@ -96,6 +96,9 @@ def test_a_request_no_target_takes_is_a_dead_letter_naming_what_was_tried(servic
     assert letter.reason == "no_target"
     assert "agent-z" in letter.error
     assert "tried: a, b" in letter.error
+    # Counted as rejected, under no target (a label names only configured targets).
+    counted = services.redis.hgetall(services.keys.metrics_requests)
+    assert counted == {"rejected|agentcore|unknown": "1"}
 
 
 def test_jobs_run_in_their_targets_account_with_its_prefix(

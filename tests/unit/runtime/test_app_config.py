@@ -1,0 +1,53 @@
+"""The Celery app's operational settings: events, time limits, acks on timeout."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from worker import task_names
+from worker.runtime.app import app, create_app, synchronous_lease, time_limits
+from worker.settings import Settings
+
+
+def test_every_task_has_a_soft_and_a_hard_time_limit():
+    import worker.runtime.dlq_tasks
+    import worker.runtime.tasks  # noqa: F401  (registers the tasks)
+
+    limits = time_limits(Settings())
+    names = {name for name in app.tasks if name.startswith("evals.")}
+    assert names == set(limits)
+    for name in names:
+        task = app.tasks[name]
+        assert 0 < task.soft_time_limit < task.time_limit, name
+
+
+def test_hard_limits_stay_inside_the_visibility_timeout_and_the_janitor_lock():
+    settings = Settings()
+    limits = time_limits(settings)
+    # A synchronous run outlasts the visibility timeout: its job's lock outlasts the run.
+    run = limits.pop(task_names.RUN)["time_limit"]
+    assert settings.visibility_timeout < run < synchronous_lease(settings)
+    hard = max(limit["time_limit"] for limit in limits.values())
+    assert hard < settings.visibility_timeout
+    assert settings.janitor_time_limit < settings.janitor_lock_seconds
+
+
+def test_a_timed_out_message_goes_back_on_its_queue_and_events_are_sent():
+    conf = create_app(Settings()).conf
+    assert conf.task_acks_late
+    assert conf.task_acks_on_timeout is False
+    assert conf.worker_send_task_events
+    assert conf.task_send_sent_event
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"store_task_soft_time_limit": 40, "store_task_time_limit": 40},
+        {"janitor_time_limit": 130, "janitor_lock_seconds": 120},
+    ],
+)
+def test_limits_that_cannot_work_are_refused(values):
+    with pytest.raises(ValidationError):
+        Settings(**values)
