@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_queue=settings.control_queue,
         task_routes={
             task_names.SUBMIT: {"queue": settings.requests_queue},
+            task_names.EVALUATOR_UPDATE: {"queue": settings.requests_queue},
             task_names.RUN: {"queue": settings.synchronous_queue},
+            task_names.INVOKE: {"queue": settings.synchronous_queue},
         },
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
@@ -90,9 +92,12 @@ def broker_transport(settings: Settings) -> str | None:
 
 
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
-    """Send a request exactly as a producer does: by task name, on the requests queue."""
+    """Send a request exactly as a producer does: by task name (a rollout's by its own,
+    ``replay.intake_task``), on the requests queue."""
+    from worker.dead_letters.replay import intake_task
+
     app.send_task(
-        task_names.SUBMIT,
+        intake_task(request),
         kwargs={"request": request},
         queue=get_settings().requests_queue,
         headers=headers,

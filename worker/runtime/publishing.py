@@ -12,7 +12,7 @@ from typing import Any
 
 from kombu.entity import Queue
 
-from api_contracts import EvaluationOutcome
+from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 
 #: Publishing (an outcome, or a task sent by a task) rides out a broker restart of a few
 #: seconds; the Celery app uses the same policy for the tasks it sends.
@@ -29,7 +29,9 @@ class OutcomePublisher:
         #: The Celery app: its producer pool holds the broker connections.
         self.app = app
 
-    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+    def publish(
+        self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
+    ) -> list[str]:
         body = outcome.model_dump(mode="json")
         sent: list[str] = []
         with self.app.producer_or_acquire() as producer:
