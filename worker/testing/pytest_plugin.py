@@ -4,8 +4,9 @@
   every test starts with it flushed.
 * ``emulator_factory``: ``evalq emulator`` as a subprocess, with the options a test wants.
 * ``evalq_cluster``: start ``evalq worker`` / ``evalq beat`` processes against them.
-* ``producer``: a foreign Celery app that sends ``evals.submit`` by name and reads
-  outcomes from ``evals.results``, as another team's service would.
+* ``producer``: a foreign Celery app that sends ``evals.submit`` (and
+  ``evals.evaluator.update``) by name and reads outcomes from ``evals.results`` (and
+  ``evals.evaluator-updates``), as another team's service would.
 
 Load with ``pytest_plugins = ["worker.testing.pytest_plugin"]``.
 """
@@ -33,6 +34,20 @@ from worker.testing.processes import (
     wait_for_line,
 )
 
+#: The judge of :meth:`Emulator.create_evaluator` (CreateEvaluator's ``evaluatorConfig``).
+SAMPLE_JUDGE: dict[str, Any] = {
+    "llmAsAJudge": {
+        "instructions": "Rate how well the answer uses {context}.",
+        "ratingScale": {
+            "numerical": [
+                {"definition": "Bad", "value": 0.0, "label": "bad"},
+                {"definition": "Good", "value": 1.0, "label": "good"},
+            ]
+        },
+        "modelConfig": {"bedrockEvaluatorModelConfig": {"modelId": "judge-model-v1"}},
+    }
+}
+
 #: Short clocks so integration tests finish in seconds.
 FAST_SETTINGS = {
     "EVALQ_TICK_INTERVAL": "0.2",
@@ -47,6 +62,14 @@ FAST_SETTINGS = {
     "EVALQ_RESTORE_INTERVAL": "2",
     "EVALQ_LOG_LEVEL": "INFO",
 }
+
+
+def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the emulator did not get there in time")
+        time.sleep(0.02)
 
 
 @dataclass
@@ -79,6 +102,48 @@ class Emulator:
     def evaluators(self) -> list[dict[str, Any]]:
         """Evaluators with their update calls and status changes (docs/evaluators.md)."""
         return list(self.get("/_emulator/evaluators"))
+
+    def evaluator(self, evaluator_id: str) -> dict[str, Any]:
+        """One evaluator's entry of :meth:`evaluators`."""
+        (found,) = [e for e in self.evaluators() if e["evaluatorId"] == evaluator_id]
+        return found
+
+    def control_plane(self) -> Any:
+        """A boto3 ``bedrock-agentcore-control`` client of this emulator."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "bedrock-agentcore-control", region_name="us-east-1", endpoint_url=self.url,
+            aws_access_key_id="test", aws_secret_access_key="test",  # noqa: S106 (emulator)
+            config=Config(retries={"total_max_attempts": 1}),
+        )  # fmt: skip
+
+    def create_evaluator(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """A custom LLM-as-a-judge evaluator, ACTIVE when this returns; its id."""
+        control = self.control_plane()
+        out = control.create_evaluator(
+            evaluatorName=name, evaluatorConfig=SAMPLE_JUDGE, level="SESSION",
+            **({"tags": tags} if tags else {}),
+        )  # fmt: skip
+        evaluator_id = str(out["evaluatorId"])
+        _wait(lambda: control.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE")
+        return evaluator_id
+
+    def lock(self, name: str, evaluator_ids: list[str]) -> str:
+        """An enabled online evaluation configuration referencing the evaluators (which
+        locks them for modification); its id."""
+        control = self.control_plane()
+        out = control.create_online_evaluation_config(
+            onlineEvaluationConfigName=name,
+            rule={"samplingConfig": {"samplingPercentage": 10.0}},
+            dataSourceConfig={"cloudWatchLogs": {"serviceNames": ["demo-agent"],
+                                                 "logGroupNames": ["/aws/agent"]}},
+            evaluators=[{"evaluatorId": e} for e in evaluator_ids],
+            evaluationExecutionRoleArn="arn:aws:iam::123456789012:role/evaluations",
+            enableOnCreate=True,
+        )  # fmt: skip
+        return str(out["onlineEvaluationConfigId"])
 
 
 @dataclass
@@ -122,6 +187,12 @@ class Producer:
 
     def submit(self, request: Any) -> None:
         self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
+
+    def update_evaluator(self, request: Any) -> None:
+        """Send an evaluator rollout (``evals.evaluator.update``) by name."""
+        self.app.send_task(
+            "evals.evaluator.update", kwargs={"request": request}, queue="evals.requests"
+        )
 
     def collect(
         self, count: int, *, timeout: float, queue: str = "evals.results"
