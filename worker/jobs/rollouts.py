@@ -4,7 +4,9 @@ dead letters as every job.
 
 * DRAINING (:func:`drain_then_update`): the first step checks the evaluator
   (GetEvaluator: unknown -> ``invalid_request`` with the service's message; locked by an
-  enabled online evaluation config -> ``evaluator_locked`` naming it). With ``drain``,
+  enabled online evaluation config -> ``evaluator_locked`` naming it), and so does the
+  step that is about to update (an evaluator another update is changing is waited
+  for). With ``drain``,
   the evaluator is held from admission in its target from registration on (the moves
   keep ``TargetKeys.draining_evaluators``; ``admit.lua`` passes over queued jobs that
   use it and keeps them, in order): the step waits, on its timer, until no job holding
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 
 log = structlog.stdlib.get_logger("evalq.rollouts")
 
+#: Evaluator statuses in which an update would be refused for now: waited for.
+BUSY_STATUSES = frozenset({"CREATING", "UPDATING", "DELETING"})
+
 #: A rollout gives up this long after it was accepted: past the longest deadline any job
 #: draining it can have (30 days), plus a day for its stop and the update itself.
 ROLLOUT_DEADLINE_SECONDS = MAX_DEADLINE_SECONDS + 24 * 3600
@@ -51,16 +56,21 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
                       "UpdateEvaluator was not called")  # fmt: skip
     request = EvaluatorUpdateRequest.model_validate(job.request)
     client = evaluators_of(svc, job)
-    if job.remote_status is None:
+    users = jobs_using(svc, job.target, request.evaluator_id) if request.drain else []
+    if job.remote_status is None or not users:
+        # Unknown or locked fails before any wait; just before the update, an evaluator
+        # another update is changing is waited for (no retry spent).
         if rate_limited(svc, job, "get"):
             return StepResult.RATE_LIMITED
-        body = client.check_updatable(request.evaluator_id)
-        svc.store.update(job.request_id, remote_status=body.get("status"), updated_at=now)
-    if request.drain:
-        users = jobs_using(svc, job.target, request.evaluator_id)
-        if users:
-            svc.store.schedule(job.request_id, now + svc.settings.tick_interval)
-            return StepResult.DRAINING
+        status = client.check_updatable(request.evaluator_id).get("status")
+        svc.store.update(job.request_id, remote_status=status, updated_at=now)
+        if not users and status in BUSY_STATUSES:
+            svc.store.update(job.request_id, polls=job.polls + 1)
+            svc.store.schedule(job.request_id, now + _backoff(svc, job.polls))
+            return StepResult.WAITING
+    if users:
+        svc.store.schedule(job.request_id, now + svc.settings.tick_interval)
+        return StepResult.DRAINING
     answer = client.update(request.evaluator_id, request.update.to_boto3_kwargs(),
                            request.request_id)  # fmt: skip
     moved = svc.store.transition(
@@ -70,6 +80,7 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
         due_at=now + svc.settings.poll_initial,
         update_called_at=now,
         remote_status=answer.get("status"),
+        polls=0,
         attempts=0,
         first_error_at=None,
         updated_at=now,
@@ -96,13 +107,17 @@ def await_active(svc: Services, job: Job) -> StepResult:
     if now >= job.deadline_at:
         return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, body,
                       error=f"still {status} at the rollout's deadline")  # fmt: skip
-    settings = svc.settings
-    delay = max(settings.poll_min, min(settings.poll_max, settings.poll_initial * 2**job.polls))
     svc.store.transition(
-        job, Move.POLL, from_state=JobState.UPDATING, due_at=now + delay,
+        job, Move.POLL, from_state=JobState.UPDATING, due_at=now + _backoff(svc, job.polls),
         polls=job.polls + 1, remote_status=status, updated_at=now,
     )  # fmt: skip
     return StepResult.POLLED
+
+
+def _backoff(svc: Services, polls: int) -> float:
+    settings = svc.settings
+    delay: float = settings.poll_initial * 2.0**polls
+    return max(settings.poll_min, min(settings.poll_max, delay))
 
 
 def jobs_using(svc: Services, target: str, evaluator_id: str) -> list[str]:

@@ -44,7 +44,7 @@ def _wait(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -270,3 +270,34 @@ def test_a_replayed_locked_rollout_drains_again(services, clock, emulator, judge
     reconfigure(services)  # a fresh process: no cached answers
     job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
     assert job.outcome_status == "UPDATED"
+
+
+def test_a_dead_lettered_rollout_is_replayed_to_its_own_task(services, emulator, judge):
+    from worker.dead_letters import replay
+
+    accept_rollout(services, _rollout("Builtin.Helpfulness", "roll-b"))
+    services.dead_letters.record(
+        reason=ReasonCode.evaluator_locked, error="locked", request=_rollout(judge),
+        request_id="roll-1", now=1.0,
+    )  # fmt: skip
+    candidates, _ = replay.select(services.dead_letters, services.store, everything=True)
+    assert {replay.intake_task(c.request) for c in candidates} == {"evals.evaluator.update"}
+    assert replay.intake_task({"request_id": "r", "evaluation": {}}) == "evals.submit"
+
+
+def test_a_rollout_waits_while_another_update_of_its_evaluator_runs(
+    services, clock, emulator, control_plane
+):
+    # 20,000 emulated s at 10,000x: each update stays UPDATING for 2 s real.
+    judge = _create(control_plane, "slow", tags={"emulator:update-duration": "20000"})
+    accept_rollout(services, _rollout(judge, "roll-1"))
+    assert advance(services, "roll-1") == "update_called"
+    accept_rollout(services, _rollout(judge, "roll-2", update={"description": "v3"}))
+    assert advance(services, "roll-2") == "waiting"
+    assert advance(services, "roll-2") == "waiting"
+    job = services.store.get("roll-2")
+    assert (job.state, job.attempts, job.remote_status) == (JobState.DRAINING, 0, "UPDATING")
+    assert len(_update_calls(emulator, judge)) == 1
+    _wait(lambda: control_plane.get_evaluator(evaluatorId=judge)["status"] == "ACTIVE")
+    assert advance(services, "roll-2") == "update_called"
+    assert len(_update_calls(emulator, judge)) == 2
