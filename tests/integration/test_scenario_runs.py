@@ -29,6 +29,7 @@ def _run(request_id: str, prompts: list[str]) -> dict:
         request_id, "team-s", prompts=tuple(prompts), ingestion_delay_seconds=1
     )
     request["correlation"] = {"suite": "nightly"}
+    request["evaluation"]["tags"] = {"emulator:duration": "40"}  # the batch runs 1 s
     return request
 
 
@@ -81,12 +82,12 @@ def test_a_worker_killed_mid_stream_costs_its_item_one_attempt_and_nothing_else(
 ):
     emulator = emulator_factory(*EMULATOR)
     # One call in flight at a time, so the kill lands on exactly one stream: item 5's,
-    # which lasts 160 emulated s (4 s real); the others last 75 ms.
+    # which lasts 100 emulated s (2.5 s real); the others last 75 ms.
     cluster = cluster_factory(emulator, EVALQ_MAX_INVOCATIONS="1", **SHORT_CALLS)
     doomed = cluster.start_worker("doomed", concurrency=2)
     cluster.start_beat()
     prompts = [f"question {i}" for i in range(ITEMS)]
-    prompts[5] = "a long one [emulator:seconds=160]"
+    prompts[5] = "a long one [emulator:seconds=100]"
     producer.submit(_run("run-kill", prompts))
 
     slow = session_id("run-kill", 5, 0)
