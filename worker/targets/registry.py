@@ -128,9 +128,11 @@ class Targets:
         rollout names its target or goes to the default one)."""
         self._refresh()
         chosen = name if name is not None else self._default
-        if chosen is None or chosen not in self._by_name:
-            asked = repr(name) if name is not None else "no target, and there is no default"
-            raise PermanentError(f"target {asked} is not configured", ReasonCode.no_target)
+        if chosen is None:
+            raise PermanentError("no target named, and there is no default target",
+                                 ReasonCode.no_target)  # fmt: skip
+        if chosen not in self._by_name:
+            raise PermanentError(f"target {chosen!r} is not configured", ReasonCode.no_target)
         return self._by_name[chosen]
 
     def route(self, request: EvaluationRequest) -> Target:
