@@ -65,7 +65,7 @@ def invoke(svc: Services, request_id: str, index: int, attempt: int) -> str:
     if job is None or target is None or job.state != JobState.PREPARING:
         return "gone"
     items = ScenarioItems(svc.store)
-    state = items.states(request_id).get(index, {})
+    state = items.state(request_id, index)
     if state.get("status") != "dispatched" or state.get("attempt") != attempt:
         return "taken"  # made (or moved on) already: no rate spent
     wait = target.rate_limits.acquire("invoke")

@@ -187,6 +187,12 @@ class ScenarioItems:
         keys = self._job_keys(call.request_id, target)
         return bool(self._scripts["record_invocation"](keys, args))
 
+    def state(self, request_id: str, index: int) -> dict[str, Any]:
+        """One item's state ({} if it has none)."""
+        raw = self.redis.hget(self.keys.scenario_items(request_id), str(index))
+        found: dict[str, Any] = json.loads(raw) if raw else {}
+        return found
+
     def states(self, request_id: str) -> dict[int, dict[str, Any]]:
         """Every item's state by index."""
         raw = self.redis.hgetall(self.keys.scenario_items(request_id))
