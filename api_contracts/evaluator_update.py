@@ -12,6 +12,8 @@ when the model and these classes disagree. Class names follow the AWS shape name
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -45,7 +47,7 @@ from api_contracts.common import (
     RequestId,
     UtcDatetime,
 )
-from api_contracts.request import ReplyTo
+from api_contracts.request import ReplyTo, TargetName
 from api_contracts.scenarios import Document
 
 #: Namespace of evaluator-update outcome event ids; never change it. It is
@@ -238,11 +240,23 @@ class EvaluatorUpdateRequest(BaseModel):
     correlation: Correlation = Field(
         default_factory=dict, description="Small str->str map echoed back in the outcome."
     )
+    target: TargetName | None = Field(
+        None,
+        description="The target (account and region) whose evaluator this is, and whose "
+        "jobs are drained; unset: evalq's default target.",
+    )
 
     @field_validator("evaluator_id", mode="before")
     @classmethod
     def _managed_evaluators_are_not_updatable(cls, value: Any) -> Any:
         return _refuse_managed_evaluators(value)
+
+    def payload_hash(self) -> str:
+        """sha256 hex of the request as canonical JSON (sorted keys, defaults filled in):
+        equal for equal requests, else different (idempotency by ``request_id``)."""
+        data = self.model_dump(mode="json")
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class EvaluatorUpdateStatus(StrEnum):

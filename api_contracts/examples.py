@@ -80,3 +80,37 @@ def sample_agno_request(
     }
     request.update(overrides)
     return request
+
+
+#: A harness of the emulated account (any well-formed one is a harness there).
+SAMPLE_HARNESS_ARN = (
+    "arn:aws:bedrock-agentcore:us-east-1:123456789012:harness/support_bot-a1b2c3d4e5"
+)
+
+
+def sample_scenario_request(
+    request_id: str = "req-scenarios-1",
+    producer: str = "demo",
+    *,
+    prompts: tuple[str, ...] = ("Where is order 7?", "Cancel my plan", "Do you ship to Oslo?"),
+    ingestion_delay_seconds: int = 180,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A valid request with ``scenarios``: the harness runs once per prompt, then a batch
+    evaluation scores exactly those sessions (each prompt's scenario id and an assertion
+    as its ground truth)."""
+    request = sample_request(request_id, producer)
+    request["scenarios"] = {
+        "harnessArn": SAMPLE_HARNESS_ARN,
+        "items": [
+            {
+                "prompt": prompt,
+                "scenario_id": f"scenario-{n}",
+                "ground_truth": {"inline": {"assertions": [{"text": "answers politely"}]}},
+            }
+            for n, prompt in enumerate(prompts, 1)
+        ],
+        "ingestion_delay_seconds": ingestion_delay_seconds,
+    }
+    request.update(overrides)
+    return request

@@ -125,6 +125,32 @@ class TargetKeys:
         """String: how many jobs the account held at the last listing (watch mode)."""
         return f"{self.prefix}:remote-jobs"
 
+    @property
+    def invocations_ready(self) -> str:
+        """Sorted set: scenario items ready to be invoked (``request_id|index|attempt``), by
+        their index: every run's first item goes before any run's second (round-robin)."""
+        return f"{self.prefix}:invocations-ready"
+
+    @property
+    def invocations(self) -> str:
+        """Sorted set: InvokeHarness calls in flight (``request_id|index|attempt``), by
+        their last sign of life (dispatch, claim, each event): at most the target's
+        ``max_invocations``; a silent one is found dead (docs/scenarios.md)."""
+        return f"{self.prefix}:invocations"
+
+    @property
+    def draining_evaluators(self) -> str:
+        """Hash: evaluator id -> rollouts draining it (kept by the moves): admission passes
+        over queued jobs that use one (docs/evaluators.md)."""
+        return f"{self.prefix}:draining-evaluators"
+
+    @property
+    def held(self) -> str:
+        """List: queued request_ids that admission passed over because they use a
+        draining evaluator, in the order it met them; back to the front of their
+        producers' backlogs once none of their evaluators drains."""
+        return f"{self.prefix}:held"
+
 
 @cache
 def _target_keys(prefix: str, name: str) -> TargetKeys:
@@ -153,6 +179,11 @@ class Keys:
     def job_lock(self, request_id: str) -> str:
         """String: short lease held while one task advances a job."""
         return f"{self.prefix}:lock:job:{request_id}"
+
+    def scenario_items(self, request_id: str) -> str:
+        """Hash: index -> the JSON state of one scenario item of a request (attempt,
+        status, session, end), while the request runs its items."""
+        return f"{self.prefix}:items:{request_id}"
 
     @property
     def jobs_by_time(self) -> str:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import redis
 
-from api_contracts import EvaluationOutcome
+from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
@@ -28,10 +28,14 @@ Dispatch = Callable[[str, float | None, float], None]
 #: Sends ``evals.watch`` for a target (by name), or ``evals.run`` for a job (by request_id).
 DispatchWatch = Callable[[str], None]
 DispatchSync = Callable[[str], None]
+#: Sends ``evals.invoke`` for one scenario item: (request_id, index, attempt, countdown).
+DispatchInvoke = Callable[[str, int, int, float], None]
 
 
 class Publisher(Protocol):
-    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+    def publish(
+        self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
+    ) -> list[str]:
         """Publish ``outcome`` on every queue; returns the queues it went to."""
         ...
 
@@ -48,6 +52,7 @@ class Services:
     dispatch: Dispatch
     dispatch_watch: DispatchWatch
     dispatch_sync: DispatchSync
+    dispatch_invoke: DispatchInvoke
     poll_policy: PollPolicy
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     delete_rate: float = 3.0
     get_rate: float = 60.0
     list_rate: float = 60.0
+    #: InvokeHarness calls per second (scenario runs), shared the same way.
+    invoke_rate: float = Field(default=10.0, gt=0)
+    #: InvokeHarness calls in flight at once per target; each holds a process of the
+    #: synchronous queue while its stream lasts (docs/scenarios.md).
+    max_invocations: int = Field(default=4, ge=1)
+    #: A scenario item is tried again at most this many times (a broken stream or a dead
+    #: worker: under a new session id; a refused call: under the same one), then left out.
+    scenario_item_retries: int = Field(default=3, ge=0)
     #: Each rate's window is this much longer (seconds), to absorb request-latency jitter.
     rate_limit_margin: float = Field(default=0.05, ge=0)
 
@@ -171,6 +179,8 @@ class Settings(BaseSettings):
 
     #: Result queue every outcome goes to (besides the request's reply_to queues).
     results_queue: str = "evals.results"
+    #: Where every evaluator rollout's outcome goes (besides its reply_to queues).
+    evaluator_updates_queue: str = "evals.evaluator-updates"
     requests_queue: str = "evals.requests"
     control_queue: str = "evals.control"
     #: Where synchronous runs (Agno's) wait for a worker process: each holds one for its

@@ -1,12 +1,18 @@
-"""Celery task names. ``evals.submit`` is public contract v1 (producers send it by name);
-the others are evalq's own, sent by evalq and by ops' automation."""
+"""Celery task names. ``evals.submit`` and ``evals.evaluator.update`` are public contract
+v1 (producers send them by name); the others are evalq's own, sent by evalq and by ops'
+automation."""
 
 #: Intake: ``send_task(SUBMIT, kwargs={"request": {...}}, queue="evals.requests")``.
 SUBMIT = "evals.submit"
+#: Evaluator rollouts: ``send_task(EVALUATOR_UPDATE, kwargs={"request": {...}},
+#: queue="evals.requests")`` (docs/evaluators.md).
+EVALUATOR_UPDATE = "evals.evaluator.update"
 #: Take one job's next step.
 ADVANCE = "evals.advance"
 #: Run a synchronous service's create (Agno's whole eval), on the synchronous queue.
 RUN = "evals.run"
+#: One InvokeHarness call of one scenario item, on the synchronous queue.
+INVOKE = "evals.invoke"
 #: Hand due timers to workers and admit from the backlog (beat, every tick interval).
 TICK = "evals.tick"
 #: Watch one target's running jobs with a listing (sent by every tick).

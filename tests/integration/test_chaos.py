@@ -23,6 +23,10 @@ from worker.testing.processes import RedisServer
 from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Producer
 from worker.testing.rabbitmq import RabbitNode
 
+# The delivery-critical suites run on both brokers (docs/brokers.md).
+pytestmark = pytest.mark.both_brokers
+
+
 REQUESTS = 300
 FAULTS = {
     "throttle": 0.10,

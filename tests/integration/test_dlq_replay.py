@@ -11,8 +11,13 @@ import subprocess
 import time
 from typing import Any
 
+import pytest
+
 from api_contracts.examples import sample_request
 from worker.testing.processes import evalq_command
+
+# The delivery-critical suites run on both brokers (docs/brokers.md).
+pytestmark = pytest.mark.both_brokers
 
 
 def _evalq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

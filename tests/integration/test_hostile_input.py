@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import redis
 from celery import Celery
 from kombu import Connection, Exchange, Queue
@@ -27,6 +28,10 @@ from api_contracts.examples import sample_request
 from worker.dead_letters.messages import raw_body_bytes
 from worker.dead_letters.store import DeadLetterStore
 from worker.keys import Keys
+
+# The delivery-critical suites run on both brokers (docs/brokers.md).
+pytestmark = pytest.mark.both_brokers
+
 
 LIMIT = 256 * 1024  # the default max_payload_bytes
 REQUESTS = "evals.requests"

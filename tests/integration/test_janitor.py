@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import datetime
 
+import pytest
 import redis
 
 from api_contracts import EvaluationRequest
@@ -19,6 +20,9 @@ from worker.backends.agentcore import client_token, make_client
 from worker.settings import Settings
 from worker.targets.config import load_targets
 from worker.testing.processes import evalq_command
+
+# The delivery-critical suites run on both brokers (docs/brokers.md).
+pytestmark = pytest.mark.both_brokers
 
 #: Sweeps every second (production: every minute).
 JANITOR = {"EVALQ_JANITOR_INTERVAL": "1"}

@@ -23,12 +23,13 @@ from api_contracts.examples import sample_request
 from worker.testing.processes import RedisServer, evalq_command
 
 #: Emulator operation names by the boto3 names the exporter labels calls with.
+#: evalq's backend operations (the metric's label) and the AgentCore calls they make.
 _OPERATIONS = {
-    "start_batch_evaluation": "StartBatchEvaluation",
-    "get_batch_evaluation": "GetBatchEvaluation",
-    "stop_batch_evaluation": "StopBatchEvaluation",
-    "delete_batch_evaluation": "DeleteBatchEvaluation",
-    "list_batch_evaluations": "ListBatchEvaluations",
+    "start": "StartBatchEvaluation",
+    "get": "GetBatchEvaluation",
+    "stop": "StopBatchEvaluation",
+    "delete": "DeleteBatchEvaluation",
+    "list": "ListBatchEvaluations",
 }
 
 

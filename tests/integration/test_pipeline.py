@@ -8,9 +8,13 @@ import random
 import signal
 import time
 
+import pytest
 import redis
 
 from api_contracts.examples import sample_request
+
+# The delivery-critical suites run on both brokers (docs/brokers.md).
+pytestmark = pytest.mark.both_brokers
 
 
 def _request(i: int, *, sessions: int = 2, producer: str = "team-a", **overrides):

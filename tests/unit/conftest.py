@@ -93,6 +93,7 @@ def clock() -> Clock:
 def services(fake_redis, keys, store, settings, clock) -> Services:
     dispatched: list[tuple[str, float | None, float]] = []
     watched: list[str] = []
+    invoked: list[tuple[str, int, int, float]] = []
     svc = Services(
         settings=settings,
         keys=keys,
@@ -104,10 +105,14 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
         dispatch_watch=lambda target: watched.append(target),
         dispatch_sync=lambda rid: dispatched.append((rid, None, -1.0)),
+        dispatch_invoke=lambda rid, index, attempt, countdown: invoked.append(
+            (rid, index, attempt, countdown)
+        ),
         poll_policy=PollPolicy.from_settings(settings),
         clock=clock,
         rng=random.Random(1),
     )
     svc.dispatched = dispatched  # type: ignore[attr-defined]
     svc.watched = watched  # type: ignore[attr-defined]
+    svc.invoked = invoked  # type: ignore[attr-defined]
     return svc

@@ -74,6 +74,6 @@ def test_every_script_of_every_package_loads_and_runs_its_header(client):
     for scripts in loaded.values():
         for script in scripts.values():
             # Every key a script names is one of the key registry's, or a per-call one.
-            per_call = {"job", "backlog", "backlog_turns", "log"}
+            per_call = {"job", "items", "backlog", "backlog_turns", "log"}
             registry = set(Keys().fixed) | set(Keys().target("t").fixed)
             assert set(script.key_names) <= registry | per_call, script.name

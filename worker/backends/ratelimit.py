@@ -27,9 +27,10 @@ import redis
 from worker.keys import TargetKeys
 from worker.lua import Script, read_script
 
-Operation = Literal["start", "stop", "delete", "get", "list"]
+#: ``invoke`` is InvokeHarness (scenario runs, docs/scenarios.md).
+Operation = Literal["start", "stop", "delete", "get", "list", "invoke"]
 #: Every operation with a shared rate.
-OPERATIONS: tuple[Operation, ...] = ("start", "stop", "delete", "get", "list")
+OPERATIONS: tuple[Operation, ...] = ("start", "stop", "delete", "get", "list", "invoke")
 
 
 def window_for(per_second: float) -> tuple[int, float]:

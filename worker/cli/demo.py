@@ -2,8 +2,9 @@
 
 Starts a private redis-server, the AgentCore, Aymara and Agno emulators, a worker and
 beat as child processes (as a user would start them), sends sample requests of all three
-backends by task name as a producer service would, shows live progress, prints the
-outcomes and stops everything it started, also on Ctrl-C.
+backends and a scenario run (a harness invoked on five scenarios, then one batch
+evaluation of exactly those sessions) by task name as a producer service would, shows
+live progress, prints the outcomes and stops everything it started, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from api_contracts.examples import sample_agno_request, sample_aymara_request, sample_request
+from api_contracts.examples import (
+    sample_agno_request,
+    sample_aymara_request,
+    sample_request,
+    sample_scenario_request,
+)
 from worker.cli.views import job_view
 from worker.runtime.root import services
 from worker.testing.processes import (
@@ -83,7 +89,27 @@ def sample_requests(count: int, aymara_url: str) -> list[dict[str, Any]]:
     judge["evaluation"] = {"eval_type": "performance", "input": "Say hi", "agent_id": "demo-agent",
                            "num_iterations": 2}  # fmt: skip
     requests.append(judge)
+    requests.append(scenario_run())
     return requests
+
+
+#: The demo's scenario run: five scenarios, one of whose streams breaks the first time
+#: (it runs again under a new session id).
+SCENARIO_PROMPTS = (
+    "Where is order 7?",
+    "Cancel my plan",
+    "Do you ship to Oslo? [emulator:break=once]",
+    "My invoice is wrong",
+    "Talk to a human",
+)
+
+
+def scenario_run() -> dict[str, Any]:
+    request = sample_scenario_request(
+        "demo-scenarios-1", "demo-s", prompts=SCENARIO_PROMPTS, ingestion_delay_seconds=2
+    )
+    request["evaluation"]["tags"] = {"emulator:outcome": "COMPLETED"}
+    return request
 
 
 def _aymara_eval(url: str) -> tuple[str, tuple[str, ...]]:
@@ -197,6 +223,7 @@ def _drive(requests: list[dict[str, Any]], env: dict[str, str], workdir: Path) -
             live.update(_progress_table(requests, outcomes))
         results.close()
     _print_outcomes(requests, outcomes)
+    _print_scenarios(outcomes)
     (workdir / "outcomes.json").write_text(json.dumps(outcomes, indent=2))
     missing = wanted - outcomes.keys()
     if missing:
@@ -263,6 +290,26 @@ def _print_outcomes(requests: list[dict[str, Any]], outcomes: dict[str, Any]) ->
             score,
         )
     console.print(table)
+
+
+def _print_scenarios(outcomes: dict[str, Any]) -> None:
+    """Each scenario run's items: the session evaluated, how it ended, its attempts."""
+    for request_id, outcome in outcomes.items():
+        if not outcome.get("scenarios"):
+            continue
+        table = Table("item", "scenario", "session (its item and attempt)", "stop reason",
+                      "attempts", "error", title=f"{request_id}: scenario items")  # fmt: skip
+        for item in outcome["scenarios"]:
+            session = item.get("session_id") or ""
+            table.add_row(
+                str(item["index"]),
+                item.get("scenario_id") or "",
+                "…-" + "-".join(session.rsplit("-", 2)[1:]) if session else "",
+                item.get("stop_reason") or "",
+                str(item["attempts"]),
+                item.get("error") or "",
+            )
+        console.print(table)
 
 
 def _summary(backend: str, result: dict[str, Any]) -> tuple[str, str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -70,3 +73,84 @@ def _table(body: dict[str, Any]) -> Table:
 def _status(status: str) -> str:
     colour = {"ACTIVE": "green", "UPDATING": "yellow", "CREATING": "yellow"}.get(status, "red")
     return f"[{colour}]{status}[/{colour}]"
+
+
+@app.command()
+def update(
+    evaluator_id: Annotated[str, typer.Argument(help="the custom evaluator to update")],
+    file: Annotated[
+        Path,
+        typer.Option("--file", "-f", help="JSON: UpdateEvaluator's fields as boto3 spells them"),
+    ],
+    drain: Annotated[
+        bool, typer.Option("--drain/--no-drain", help="hold jobs that use it until it is ACTIVE")
+    ] = True,
+    wait: Annotated[bool, typer.Option("--wait", help="show progress until the outcome")] = False,
+    target: Annotated[str | None, typer.Option(help="its target (default: evalq's)")] = None,
+    request_id: Annotated[
+        str | None, typer.Option(help="idempotency key (default: a new one)")
+    ] = None,
+    producer: Annotated[str, typer.Option(help="who asks")] = "evalq-cli",
+    timeout: Annotated[float, typer.Option(help="--wait gives up after this long (s)")] = 3600.0,
+) -> None:
+    """Roll out a new judge: send evals.evaluator.update by name (docs/evaluators.md).
+    With --wait, exit 0 once the evaluator is ACTIVE again (UPDATED), 1 otherwise."""
+    from pydantic import ValidationError
+
+    from api_contracts import EvaluatorUpdateRequest, describe_validation_error
+    from worker.runtime.app import send_to_intake
+
+    raw: dict[str, Any] = {
+        "schema_version": 1,
+        "request_id": request_id or f"cli-{uuid.uuid4().hex[:16]}",
+        "producer": producer,
+        "evaluator_id": evaluator_id,
+        "update": json.loads(file.read_text()),
+        "drain": drain,
+        **({"target": target} if target else {}),
+    }
+    try:
+        request = EvaluatorUpdateRequest.model_validate(raw)
+    except ValidationError as exc:
+        console.print(f"[red]invalid[/red]: {describe_validation_error(exc)}", highlight=False)
+        raise typer.Exit(1) from exc
+    sent_at = time.time()
+    send_to_intake(request.model_dump(mode="json"))
+    console.print(f"sent rollout {request.request_id} of {evaluator_id}")
+    if wait:
+        raise typer.Exit(_wait_for_outcome(request.request_id, evaluator_id, sent_at, timeout))
+
+
+def _wait_for_outcome(request_id: str, evaluator_id: str, sent_at: float, timeout: float) -> int:
+    """Show the rollout's progress until it ends; 0 if UPDATED."""
+    from worker.jobs.rollouts import jobs_using
+    from worker.runtime.root import services
+
+    svc = services()
+    deadline = time.monotonic() + timeout
+    with console.status("waiting for intake") as status:
+        while time.monotonic() < deadline:
+            job = svc.store.get(request_id)
+            letter = next(
+                (d for d in svc.dead_letters.find(since=sent_at) if d.request_id == request_id),
+                None,
+            )
+            if letter is not None:
+                line = f"[red]dead letter[/red] {letter.reason.value}: {letter.error}"
+                console.print(line, highlight=False)
+                return 1
+            if job is not None and job.outcome_status is not None:
+                ok = job.outcome_status == "UPDATED"
+                colour = "green" if ok else "red"
+                said = f": {job.error}" if job.error else ""
+                line = f"[{colour}]{job.outcome_status}[/{colour}] {evaluator_id}{said}"
+                console.print(line, highlight=False)
+                return 0 if ok else 1
+            if job is not None and job.state == "DRAINING":
+                users = jobs_using(svc, job.target, evaluator_id) if job.drain_evaluator else []
+                status.update(f"draining: {len(users)} running job(s) use {evaluator_id}")
+            elif job is not None and job.state == "UPDATING":
+                status.update(f"UpdateEvaluator called; {evaluator_id} is {job.remote_status}")
+            time.sleep(0.5)
+    console.print(f"[red]no outcome within {timeout:g} s[/red]")
+    return 1

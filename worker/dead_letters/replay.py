@@ -1,7 +1,8 @@
 """Replaying and purging dead letters (the logic behind ``evalq dlq`` and ``evals.dlq.*``).
 
 A replay sends the original request through intake again, as a producer would:
-``evals.submit`` by name on the requests queue, with one extra message header
+``evals.submit`` (an evaluator rollout: ``evals.evaluator.update``, :func:`intake_task`)
+by name on the requests queue, with one extra message header
 ``evalq_replay: "<dead_letter_id>:<token>"``. Before sending, the entry is marked with that
 token. Intake settles the replay:
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api_contracts import DeadLetter
+from worker import task_names
 from worker.dead_letters.messages import BASE64_MARKER, call_in_text, call_of
 from worker.dead_letters.store import DeadLetterStore, dead_letter_id
 from worker.jobs.store import ACCEPTED, IntakeOutcome, JobStore
@@ -101,6 +103,15 @@ class ReplayReport:
 
 
 # -- what a replay sends -------------------------------------------------------------------
+def intake_task(request: Any) -> str:
+    """The intake task a request goes to: an evaluator rollout (it names an
+    ``evaluator_id`` and an ``update``, which no evaluation request may carry) goes to
+    ``evals.evaluator.update``, anything else to ``evals.submit``."""
+    if isinstance(request, dict) and "evaluator_id" in request and "update" in request:
+        return task_names.EVALUATOR_UPDATE
+    return task_names.SUBMIT
+
+
 def request_to_replay(letter: DeadLetter, jobs: JobStore) -> tuple[dict[str, Any] | None, str]:
     """The request a replay of ``letter`` sends, or None and why there is none."""
     if letter.request_id:

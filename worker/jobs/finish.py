@@ -1,5 +1,6 @@
 """The end of a job: its final status recorded (the slot freed, the next job admitted),
-its outcome published to ``evals.results`` and each ``reply_to``."""
+its outcome published to ``evals.results`` and each ``reply_to`` (a rollout's to
+``evals.evaluator-updates``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from typing import Any
 
 import structlog
 
-from api_contracts import OutcomeStatus
+from api_contracts import (
+    EvaluationOutcome,
+    EvaluatorUpdateOutcome,
+    EvaluatorUpdateStatus,
+    OutcomeStatus,
+)
 from worker.jobs.admission import admit_waiting
-from worker.jobs.outcomes import build_outcome
+from worker.jobs.outcomes import build_outcome, build_rollout_outcome
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
 from worker.jobs.states import Move
@@ -22,7 +28,7 @@ log = structlog.stdlib.get_logger("evalq.steps")
 def finish(
     svc: Services,
     job: Job,
-    status: OutcomeStatus,
+    status: OutcomeStatus | EvaluatorUpdateStatus,
     body: dict[str, Any] | None,
     *,
     error: str | None,
@@ -54,8 +60,13 @@ def finish(
 
 def publish(svc: Services, job: Job) -> StepResult:
     now = svc.clock()
-    outcome = build_outcome(job, now=now)
-    queues = [svc.settings.results_queue, *job.reply_to]
+    outcome: EvaluationOutcome | EvaluatorUpdateOutcome
+    if job.is_rollout:
+        outcome = build_rollout_outcome(job, now=now)
+        queues = [svc.settings.evaluator_updates_queue, *job.reply_to]
+    else:
+        outcome = build_outcome(job, now=now)
+        queues = [svc.settings.results_queue, *job.reply_to]
     svc.publisher.publish(outcome, queues)
     # A remote job is kept for its retention, unless it is gone already (deleted at its
     # deadline by a service that cannot stop one).

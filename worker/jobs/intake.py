@@ -91,6 +91,9 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         ),
     )
     hand_out(svc, admission)
+    started = registration.outcome in (IntakeOutcome.CREATED, IntakeOutcome.REQUEUED)
+    if started and registration.state == JobState.PREPARING:
+        svc.dispatch(request.request_id, None, 0.0)  # its scenario items start now
     if registration.outcome == IntakeOutcome.CONFLICT:
         error = f"request_id {request.request_id!r} was already accepted with another payload"
         conflict = IntakeResult(request.request_id, registration.outcome, registration.state)

@@ -1,10 +1,19 @@
-"""Building the ``EvaluationOutcome`` message for a finished job."""
+"""Building the outcome message of a finished job: an ``EvaluationOutcome``, or a
+rollout's ``EvaluatorUpdateOutcome``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api_contracts import EvaluationOutcome, OutcomeStatus, make_event_id
+from api_contracts import (
+    EvaluationOutcome,
+    EvaluatorUpdateOutcome,
+    EvaluatorUpdateStatus,
+    OutcomeStatus,
+    ScenarioItemOutcome,
+    make_evaluator_update_event_id,
+    make_event_id,
+)
 from worker.jobs.record import Job
 
 
@@ -25,6 +34,27 @@ def build_outcome(job: Job, *, now: float) -> EvaluationOutcome:
         finished_at=_utc(job.finished_at),
         published_at=_utc(now),
         result=job.result,
+        error=job.error,
+        correlation=job.correlation,
+        scenarios=None
+        if job.scenarios is None
+        else [ScenarioItemOutcome.model_validate(item) for item in job.scenarios],
+    )
+
+
+def build_rollout_outcome(job: Job, *, now: float) -> EvaluatorUpdateOutcome:
+    status = EvaluatorUpdateStatus(job.outcome_status or "UPDATE_FAILED")
+    return EvaluatorUpdateOutcome(
+        event_id=make_evaluator_update_event_id(job.request_id, status.value),
+        request_id=job.request_id,
+        producer=job.producer,
+        evaluator_id=job.evaluator_id or "",
+        status=status,
+        evaluator=job.result,
+        accepted_at=_utc(job.accepted_at),
+        update_called_at=_utc(job.update_called_at),
+        active_at=_utc(job.active_at),
+        published_at=_utc(now),
         error=job.error,
         correlation=job.correlation,
     )

@@ -38,7 +38,14 @@ class Progress:
         )
 
 
-_JSON_FIELDS = {"request", "result", "progress_first", "progress_last", "remote_scope"}
+_JSON_FIELDS = {
+    "request",
+    "result",
+    "progress_first",
+    "progress_last",
+    "remote_scope",
+    "scenarios",
+}
 _FLOAT_FIELDS = {
     "accepted_at",
     "deadline_at",
@@ -53,8 +60,15 @@ _FLOAT_FIELDS = {
     "remote_ended_at",
     "create_intent_at",
     "create_timeout",
+    "prepared_at",
+    "update_called_at",
+    "active_at",
 }
-_INT_FIELDS = {"priority", "polls", "attempts", "replays", "creates"}
+_INT_FIELDS = {"priority", "polls", "attempts", "replays", "creates", "scenario_items"}
+
+#: ``Job.kind`` of an evaluator rollout (``worker.jobs.rollouts``); evaluation requests
+#: have none.
+ROLLOUT = "rollout"
 
 
 @dataclass
@@ -105,7 +119,29 @@ class Job:
     first_error_at: float | None = None
     last_error: str | None = None
     replays: int = 0
+    #: ``rollout`` for an evaluator rollout (docs/evaluators.md); unset for a request.
+    kind: str | None = None
+    #: The evaluators the request's batch uses, comma-separated: admission holds the job
+    #: while a rollout drains one of them.
+    evaluators: str | None = None
+    #: How many scenario items the request runs before it enters the backlog (0: none).
+    scenario_items: int = 0
+    #: When its sessions were ready and it entered the backlog.
+    prepared_at: float | None = None
+    #: Per scenario item: ``{index, scenario_id, session_id, stop_reason, attempts,
+    #: error}`` (the outcome's ``scenarios``; the ended ones are evaluated).
+    scenarios: list[dict[str, Any]] | None = None
+    #: A rollout: the evaluator it updates, the one it drains (when ``drain``), when
+    #: UpdateEvaluator was called and when GetEvaluator was first seen ACTIVE after it.
+    evaluator_id: str | None = None
+    drain_evaluator: str | None = None
+    update_called_at: float | None = None
+    active_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_rollout(self) -> bool:
+        return self.kind == ROLLOUT
 
     @property
     def reply_to(self) -> list[str]:

@@ -30,6 +30,11 @@ class StepResult(StrEnum):
     RETRY = "retry"  #: a retryable error; tried again later
     REQUEUED = "requeued"  #: the account is full; back on the backlog
     DEAD = "dead"  #: dead-lettered
+    RUNNING_ITEMS = "running_items"  #: scenario items are still to end
+    INGESTING = "ingesting"  #: every item ended; the traces' ingestion delay runs
+    ENQUEUED = "enqueued"  #: its sessions are ready: in the backlog
+    DRAINING = "draining"  #: a rollout waits for running jobs that use its evaluator
+    UPDATE_CALLED = "update_called"  #: UpdateEvaluator was called
 
 
 #: A step of a job: what a worker does with it in one state.

@@ -2,7 +2,8 @@
 
 No script names a state: ``-- include: state_table`` renders, from
 ``worker.jobs.states``, ``MOVES`` ("move:from" -> to) and ``ROLES`` ("role:state" -> true
-for the state sets that Redis indexes follow: slot, backlog, retained, trimmable), read
+for the state sets that Redis indexes follow: slot, backlog, retained, trimmable,
+draining; and preparing, the state whose scenario items may run), read
 through ``target(move, state)`` and ``is(role, state)``. Both tables are flat: a script
 builds them on every call, and two tables cost a third of what one per move did.
 """
@@ -25,6 +26,8 @@ ROLES = {
     "backlog": states.BACKLOG_STATES,
     "retained": states.RETAINED_STATES,
     "trimmable": states.TRIMMABLE_STATES,
+    "draining": states.DRAINING_STATES,
+    "preparing": states.PREPARING_STATES,
 }
 
 

@@ -18,8 +18,24 @@ moves a job along an edge that is not here.
     DEAD --replay--> QUEUED                                                    DELETED
     QUEUED | ADMITTED | DEAD --adopt (the janitor found its remote job)--> RUNNING
 
+A request with scenarios runs its items before it enters the backlog
+(docs/scenarios.md); an evaluator rollout is a record of its own kind that never does
+(docs/evaluators.md)::
+
+    (new) --prepare--> PREPARING --enqueue (sessions ready)--> QUEUED
+                          |  --finish (every item failed, or the deadline)--> FINISHED
+    DEAD --replay_scenarios--> PREPARING     (it died before its sessions were ready)
+
+    (new) --roll_out--> DRAINING --update (UpdateEvaluator called)--> UPDATING
+                           |                                              |
+                           +--finish (deadline)--> FINISHED <--finish-----+ (ACTIVE or
+    DEAD --replay_rollout--> DRAINING                                       UPDATE_FAILED)
+
+PREPARING, DRAINING and UPDATING may also be dead-lettered.
+
 Self-moves write fields and timers without changing the state: ``poll`` (RUNNING,
-STOPPING), ``cut_retention`` (PUBLISHED), ``disarm`` (a timer fired on a job with no step).
+STOPPING, UPDATING), ``cut_retention`` (PUBLISHED), ``disarm`` (a timer fired on a job
+with no step).
 """
 
 from __future__ import annotations
@@ -37,6 +53,10 @@ class JobState(StrEnum):
     PUBLISHED = "PUBLISHED"  #: outcome published; the remote job waits for retention
     DELETED = "DELETED"  #: remote job deleted after retention
     DEAD = "DEAD"  #: dead-lettered; ops may replay it
+    PREPARING = "PREPARING"  #: runs its scenario items; not in the backlog yet
+    #: A rollout: waits until no running job uses its evaluator (at once without drain).
+    DRAINING = "DRAINING"
+    UPDATING = "UPDATING"  #: a rollout: UpdateEvaluator was called; waits for ACTIVE
 
 
 class Move(StrEnum):
@@ -51,16 +71,25 @@ class Move(StrEnum):
     ADOPT = "adopt"  #: the janitor found the remote job of a record that never learned it
     POLL = "poll"  #: a poll saw it still running (or the janitor brings the poll forward)
     STOP = "stop"  #: past its deadline: a stop was requested
-    FINISH = "finish"  #: the remote job ended (or an admitted job expired unstarted)
+    #: The remote job ended (or an admitted job expired unstarted, a scenario run ended
+    #: without a session to evaluate or at its deadline, a rollout's evaluator settled).
+    FINISH = "finish"
     PUBLISH = "publish"  #: the outcome was published
     CUT_RETENTION = "cut_retention"  #: the account is nearly full: delete it early
     DELETE = "delete"  #: the remote job was deleted after its retention
     DEAD_LETTER = "dead_letter"  #: it cannot succeed
     DISARM = "disarm"  #: a timer fired on a job with no step to take: the timer goes
+    PREPARE = "prepare"  #: intake registers a request with scenarios: its items run first
+    ENQUEUE = "enqueue"  #: its sessions are ready: to the back of its producer's backlog
+    REPLAY_SCENARIOS = "replay_scenarios"  #: a request that died running its items comes again
+    ROLL_OUT = "roll_out"  #: intake registers an evaluator rollout
+    UPDATE = "update"  #: the drain is over and UpdateEvaluator was called
+    REPLAY_ROLLOUT = "replay_rollout"  #: a dead-lettered rollout comes in again
 
 
 _Q, _A, _R, _S = JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING
 _F, _P, _X, _D = JobState.FINISHED, JobState.PUBLISHED, JobState.DELETED, JobState.DEAD
+_PR, _DR, _UP = JobState.PREPARING, JobState.DRAINING, JobState.UPDATING
 
 #: The law: for each move, the state it leads to from each state it may start from.
 #: ``None`` stands for "no record yet".
@@ -72,14 +101,20 @@ MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
     Move.REQUEUE: {_A: _Q},
     Move.START: {_A: _R},
     Move.ADOPT: {_Q: _R, _A: _R, _D: _R},
-    Move.POLL: {_R: _R, _S: _S},
+    Move.POLL: {_R: _R, _S: _S, _UP: _UP},
     Move.STOP: {_R: _S},
-    Move.FINISH: {_A: _F, _R: _F, _S: _F},
+    Move.FINISH: {_A: _F, _R: _F, _S: _F, _PR: _F, _DR: _F, _UP: _F},
     Move.PUBLISH: {_F: _P},
     Move.CUT_RETENTION: {_P: _P},
     Move.DELETE: {_P: _X},
-    Move.DEAD_LETTER: {_Q: _D, _A: _D, _R: _D, _S: _D},
+    Move.DEAD_LETTER: {_Q: _D, _A: _D, _R: _D, _S: _D, _PR: _D, _DR: _D, _UP: _D},
     Move.DISARM: {_Q: _Q, _D: _D, _X: _X},
+    Move.PREPARE: {None: _PR},
+    Move.ENQUEUE: {_PR: _Q},
+    Move.REPLAY_SCENARIOS: {_D: _PR},
+    Move.ROLL_OUT: {None: _DR},
+    Move.UPDATE: {_DR: _UP},
+    Move.REPLAY_ROLLOUT: {_D: _DR},
 }
 
 #: Every edge of the table: state -> the states a job may go to from it.
@@ -106,3 +141,8 @@ RETAINED_STATES = frozenset({_P})
 TRIMMABLE_STATES = frozenset({_P, _X})
 #: The remote job exists and has not ended.
 REMOTE_LIVE_STATES = frozenset({_R, _S})
+#: A request running its scenario items (they may be dispatched and claimed).
+PREPARING_STATES = frozenset({_PR})
+#: A rollout whose evaluator is held from admission (the target's draining index), from
+#: its registration until its outcome is known.
+DRAINING_STATES = frozenset({_DR, _UP})

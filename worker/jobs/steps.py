@@ -13,7 +13,11 @@ back-pressure or dead letters. Every state change is a move of ``worker.jobs.sta
 * STOPPING: :func:`observe` polls until the stop shows;
 * FINISHED: :func:`publish` (after a crash between the two);
 * PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
-  leaves it to the janitor).
+  leaves it to the janitor);
+* PREPARING: ``run_items`` (``worker.jobs.scenarios``) drives a request's scenario items,
+  then puts it in the backlog (``enqueue``) or finishes it (``finish``);
+* DRAINING and UPDATING: an evaluator rollout (``worker.jobs.rollouts``): the drain, then
+  UpdateEvaluator (``update``), then GetEvaluator until it settles (``poll``, ``finish``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
 from worker.jobs.remote import backend_of, rate_limited
 from worker.jobs.results import Step, StepResult
+from worker.jobs.rollouts import await_active, drain_then_update
+from worker.jobs.scenarios import run_items
 from worker.jobs.start import start_or_expire
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
@@ -143,6 +149,9 @@ STEPS: dict[JobState, Step] = {
     JobState.STOPPING: observe,
     JobState.FINISHED: publish,
     JobState.PUBLISHED: delete_after_retention,
+    JobState.PREPARING: run_items,
+    JobState.DRAINING: drain_then_update,
+    JobState.UPDATING: await_active,
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import redis
 
-from api_contracts import EvaluationRequest
-from worker.jobs.record import Job, encode_fields
+from api_contracts import AgentCoreEvaluation, EvaluationRequest, EvaluatorUpdateRequest
+from worker.jobs.record import ROLLOUT, Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
 from worker.keys import Keys, TargetKeys
@@ -130,6 +130,7 @@ class JobStore:
             "deadline_at": deadline_at,
             "retention_seconds": retention,
             "remote_name": remote_name,
+            **_drain_and_scenario_fields(request),
         }
         backlog = self._backlog(self.keys.target(target), request.producer, request.priority)
         keys = self._keys(target, request.request_id, **backlog)
@@ -138,6 +139,8 @@ class JobStore:
             "payload_hash": record["payload_hash"],
             "producer": request.producer,
             "now": now,
+            # With scenarios its items run first (PREPARING), else to the backlog.
+            "first": "prepare" if request.scenarios is not None else "create",
             "metric_labels": metrics.request_labels(request, target),
         }
         calls: list[Call] = [(self.scripts["register"], keys, args, encode_fields(record))]
@@ -148,6 +151,49 @@ class JobStore:
         registration = Registration(IntakeOutcome(outcome), JobState(state))
         admitted, expired = replies[1] if admit_quota is not None else ([], [])
         return registration, Admission(list(admitted), list(expired))
+
+    def register_rollout(
+        self, request: EvaluatorUpdateRequest, *, target: str, now: float, deadline_at: float
+    ) -> Registration:
+        """Register an evaluator rollout once (a record of kind ``rollout``, in the same
+        namespace of request ids); with ``drain`` its evaluator is held from admission
+        in ``target`` from now on (the move keeps the index)."""
+        record = {
+            "request_id": request.request_id,
+            "request": request.model_dump(mode="json"),
+            "payload_hash": request.payload_hash(),
+            "producer": request.producer,
+            "backend": "agentcore",
+            "target": target,
+            "kind": ROLLOUT,
+            "evaluator_id": request.evaluator_id,
+            "drain_evaluator": request.evaluator_id if request.drain else "",
+            "accepted_at": now,
+            "updated_at": now,
+            "deadline_at": deadline_at,
+            "retention_seconds": 0,
+        }
+        backlog = self._backlog(self.keys.target(target), request.producer, 0)
+        args = {
+            "request_id": request.request_id,
+            "payload_hash": record["payload_hash"],
+            "producer": request.producer,
+            "now": now,
+            "first": "roll_out",
+            "metric_labels": metrics.field("agentcore", metrics.target_label(target)),
+        }
+        keys = self._keys(target, request.request_id, **backlog)
+        outcome, state = self.scripts["register"](keys, args, encode_fields(record))
+        return Registration(IntakeOutcome(outcome), JobState(state))
+
+    def enqueue(self, job: Job, *, now: float, **values: Any) -> bool:
+        """A request whose scenario sessions are ready: to the back of its producer's
+        backlog, writing ``values``; True if it moved."""
+        backlog = self._backlog(self.keys.target(job.target), job.producer, job.priority)
+        keys = self._keys(job.target, job.request_id, **backlog)
+        args = {"request_id": job.request_id, "producer": job.producer}
+        fields = encode_fields({"prepared_at": now, "updated_at": now, **values})
+        return bool(self.scripts["enqueue"](keys, args, fields))
 
     # -- admission ----------------------------------------------------------------------
     def admit(self, target: str, *, now: float, quota: int, scan_limit: int = 1000) -> Admission:
@@ -292,8 +338,21 @@ class JobStore:
                    for p in producers]  # fmt: skip
         for priority, producer in waiting:
             pipe.llen(target_keys.backlog(producer, priority))
+        pipe.llen(target_keys.held)  # passed over while a rollout drains their evaluator
         return sum(int(n) for n in pipe.execute())
 
     def lock(self, request_id: str, lease: float) -> Any:
         """A short per-job lease so two deliveries of a task don't advance one job twice."""
         return self.redis.lock(self.keys.job_lock(request_id), timeout=lease, blocking=False)
+
+
+def _drain_and_scenario_fields(request: EvaluationRequest) -> dict[str, Any]:
+    """What admission and the scenario step read of a request: the evaluators its batch
+    uses (held while a rollout drains one) and how many scenario items it runs first."""
+    fields: dict[str, Any] = {}
+    if isinstance(request.evaluation, AgentCoreEvaluation):
+        used = [e.evaluatorId for e in request.evaluation.evaluators or []]
+        fields["evaluators"] = ",".join(dict.fromkeys(used))
+    if request.scenarios is not None:
+        fields["scenario_items"] = len(request.scenarios.items)
+    return fields

@@ -195,7 +195,7 @@ class EvalqCollector(Collector):
             return
         settings = self.settings
         queues = [settings.requests_queue, settings.control_queue, settings.synchronous_queue,
-                  settings.results_queue]  # fmt: skip
+                  settings.results_queue, settings.evaluator_updates_queue]  # fmt: skip
         pipe = self.broker.pipeline(transaction=False)
         for queue in queues:
             pipe.llen(queue)

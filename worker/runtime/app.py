@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_queue=settings.control_queue,
         task_routes={
             task_names.SUBMIT: {"queue": settings.requests_queue},
+            task_names.EVALUATOR_UPDATE: {"queue": settings.requests_queue},
             task_names.RUN: {"queue": settings.synchronous_queue},
+            task_names.INVOKE: {"queue": settings.synchronous_queue},
         },
         broker_connection_retry_on_startup=True,
         # Dispatching a step must survive a broker restart of a few seconds.
@@ -104,17 +106,20 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     store = (settings.store_task_soft_time_limit, settings.store_task_time_limit)
     remote = (settings.remote_task_soft_time_limit, settings.remote_task_time_limit)
     listing = (settings.janitor_soft_time_limit, settings.janitor_time_limit)
-    # A synchronous run holds its process for the whole remote eval, then publishes.
+    # A synchronous run (or a scenario item's InvokeHarness stream) holds its process for
+    # the whole remote call, then writes its result.
     run = settings.synchronous_run_timeout
     synchronous = (run + remote[0], run + remote[1])
     by_task = {
         task_names.SUBMIT: store,
+        task_names.EVALUATOR_UPDATE: store,
         task_names.TICK: store,
         task_names.PING: store,
         task_names.DLQ_PURGE: store,
         task_names.ADVANCE: remote,
         task_names.DLQ_REPLAY: remote,
         task_names.RUN: synchronous,
+        task_names.INVOKE: synchronous,
         task_names.WATCH: listing,
         task_names.JANITOR: listing,
     }
@@ -125,9 +130,12 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
 
 
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
-    """Send a request exactly as a producer does: by task name, on the requests queue."""
+    """Send a request exactly as a producer does: by task name (a rollout's by its own,
+    ``replay.intake_task``), on the requests queue."""
+    from worker.dead_letters.replay import intake_task
+
     app.send_task(
-        task_names.SUBMIT,
+        intake_task(request),
         kwargs={"request": request},
         queue=get_settings().requests_queue,
         headers=headers,

@@ -20,7 +20,7 @@ from amqp.exceptions import MessageNacked
 from kombu.entity import Queue
 from kombu.exceptions import OperationalError
 
-from api_contracts import EvaluationOutcome
+from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 from worker.errors import RetryableError
 
 log = structlog.stdlib.get_logger("evalq.publishing")
@@ -45,7 +45,9 @@ class OutcomePublisher:
         #: Arguments the queues are declared with (``{"x-queue-type": "quorum"}``).
         self.queue_arguments = queue_arguments
 
-    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+    def publish(
+        self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
+    ) -> list[str]:
         body = outcome.model_dump(mode="json")
         headers = {"event_id": outcome.event_id, "schema_version": outcome.schema_version}
         sent: list[str] = []

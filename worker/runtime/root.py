@@ -29,7 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from api_contracts import Backend as BackendName
-from api_contracts import EvaluationOutcome
+from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 from worker import task_names
 from worker.backends.base import Backend
 from worker.backends.ratelimit import SharedRateLimits
@@ -148,6 +148,7 @@ def build_services(
         dispatch=dispatch,
         dispatch_watch=dispatch_watch,
         dispatch_sync=dispatch_sync,
+        dispatch_invoke=dispatch_invoke,
         poll_policy=PollPolicy.from_settings(settings),
         rng=random.Random(os.getpid() ^ int(time.time())),
     )
@@ -243,11 +244,26 @@ def dispatch_sync(request_id: str) -> None:
     app.send_task(task_names.RUN, args=[request_id], queue=get_settings().synchronous_queue)
 
 
+def dispatch_invoke(request_id: str, index: int, attempt: int, countdown: float) -> None:
+    """Send ``evals.invoke`` for one scenario item, on the synchronous queue (its stream
+    holds a worker process while it lasts); the countdown is a rate limit's short wait."""
+    from worker.runtime.app import app
+
+    app.send_task(
+        task_names.INVOKE,
+        args=[request_id, index, attempt],
+        queue=get_settings().synchronous_queue,
+        countdown=countdown if countdown > 0.001 else None,
+    )
+
+
 class _CeleryPublisher:
     """Publishes outcomes with the Celery app's producer pool; the app is imported on first
     use, so commands that never publish (status, dlq list) start without it."""
 
-    def publish(self, outcome: EvaluationOutcome, queues: Iterable[str]) -> list[str]:
+    def publish(
+        self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
+    ) -> list[str]:
         from worker.runtime.app import app
         from worker.runtime.connections import queue_arguments
         from worker.runtime.publishing import OutcomePublisher

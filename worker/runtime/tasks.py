@@ -13,7 +13,7 @@ from celery.signals import task_postrun, task_prerun
 from worker import task_names
 from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
 from worker.janitor import sweep
-from worker.jobs import admission, advance, intake, watch
+from worker.jobs import admission, advance, intake, invocations, rollout_intake, watch
 from worker.jobs.start import synchronous_step
 from worker.observability import metrics
 from worker.runtime.app import app, synchronous_lease
@@ -50,6 +50,25 @@ def submit(request: Any) -> dict[str, Any]:
         log.warning("intake ran past its time limit; request back on the queue")
         raise Reject(exc, requeue=True) from exc
     return result.as_dict()
+
+
+@app.task(name=task_names.EVALUATOR_UPDATE)
+def evaluator_update(request: Any) -> dict[str, Any]:
+    """Evaluator rollouts (public contract v1): ``send_task("evals.evaluator.update",
+    kwargs={"request": {...}})``; validated, registered and dead-lettered like a submit."""
+    mark = ReplayMark.from_header(getattr(evaluator_update.request, REPLAY_HEADER, None))
+    try:
+        result = rollout_intake.accept_rollout(services(), request, replay_mark=mark)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("job store unreachable; rollout back on the queue", error=str(exc))
+        raise Reject(exc, requeue=True) from exc
+    return result.as_dict()
+
+
+@app.task(name=task_names.INVOKE)
+def invoke_item(request_id: str, index: int, attempt: int) -> str:
+    """One InvokeHarness call of one scenario item (the synchronous queue)."""
+    return invocations.invoke(services(), request_id, index, attempt)
 
 
 @app.task(name=task_names.ADVANCE)

@@ -88,6 +88,8 @@ class TargetConfig(_Target):
     delete_rate: PerSecond
     get_rate: PerSecond
     list_rate: PerSecond
+    invoke_rate: PerSecond
+    max_invocations: Annotated[int, Field(ge=1)]
 
 
 class TargetSpec(_Target):
@@ -102,6 +104,8 @@ class TargetSpec(_Target):
     delete_rate: PerSecond | None = None
     get_rate: PerSecond | None = None
     list_rate: PerSecond | None = None
+    invoke_rate: PerSecond | None = None
+    max_invocations: Annotated[int, Field(ge=1)] | None = None
 
     def resolve(self, settings: Settings) -> TargetConfig:
         """This target with every unset quota, rate and prefix taken from the settings."""
@@ -115,6 +119,8 @@ class TargetSpec(_Target):
             "delete_rate": settings.delete_rate,
             "get_rate": settings.get_rate,
             "list_rate": settings.list_rate,
+            "invoke_rate": settings.invoke_rate,
+            "max_invocations": settings.max_invocations,
         }
         given = self.model_dump(exclude_none=True)
         return TargetConfig.model_validate({**inherited, **given})

@@ -41,6 +41,11 @@ class Target:
         """Most jobs active at once in the account."""
         return self.config.max_active_jobs
 
+    @property
+    def max_invocations(self) -> int:
+        """Most InvokeHarness calls in flight at once (scenario runs)."""
+        return self.config.max_invocations
+
     @cached_property
     def backend(self) -> Backend:
         return self.build_backend(self.config)
@@ -117,6 +122,18 @@ class Targets:
     def __iter__(self) -> Iterator[Target]:
         self._refresh()
         return iter(list(self._by_name.values()))
+
+    def named_or_default(self, name: str | None) -> Target:
+        """Target ``name``, or the default target when ``name`` is None (an evaluator
+        rollout names its target or goes to the default one)."""
+        self._refresh()
+        chosen = name if name is not None else self._default
+        if chosen is None:
+            raise PermanentError("no target named, and there is no default target",
+                                 ReasonCode.no_target)  # fmt: skip
+        if chosen not in self._by_name:
+            raise PermanentError(f"target {chosen!r} is not configured", ReasonCode.no_target)
+        return self._by_name[chosen]
 
     def route(self, request: EvaluationRequest) -> Target:
         """The target ``request`` runs in (``worker.targets.routing``)."""

@@ -2,14 +2,15 @@
 
 * ``redis_server``: a private ``redis-server`` on a free port for the whole session;
   every test starts with it flushed.
-* ``broker``: the broker of one test, parametrized over both: ``redis`` (db 0 of that
-  server) and ``rabbitmq`` (a private vhost on the machine's RabbitMQ, created for the
-  test and deleted after it). Pin a test to one with
-  ``@pytest.mark.parametrize("broker", ["redis"], indirect=True)``.
+* ``broker``: the broker of one test: ``redis`` (db 0 of that server); a test or module
+  marked ``both_brokers`` runs on ``rabbitmq`` too (a private vhost on the machine's
+  RabbitMQ, created for the test and deleted after it). Pin a test to one with
+  ``@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)``.
 * ``emulator_factory``: ``evalq emulator`` as a subprocess, with the options a test wants.
 * ``evalq_cluster``: start ``evalq worker`` / ``evalq beat`` processes against them.
-* ``producer``: a foreign Celery app that sends ``evals.submit`` by name and reads
-  outcomes from ``evals.results``, as another team's service would.
+* ``producer``: a foreign Celery app that sends ``evals.submit`` (and
+  ``evals.evaluator.update``) by name and reads outcomes from ``evals.results`` (and
+  ``evals.evaluator-updates``), as another team's service would.
 
 Load with ``pytest_plugins = ["worker.testing.pytest_plugin"]``.
 """
@@ -41,6 +42,20 @@ from worker.testing.rabbitmq import RabbitVhost
 #: The brokers the ``broker`` fixture runs each test on.
 BROKERS = ("redis", "rabbitmq")
 
+#: The judge of :meth:`Emulator.create_evaluator` (CreateEvaluator's ``evaluatorConfig``).
+SAMPLE_JUDGE: dict[str, Any] = {
+    "llmAsAJudge": {
+        "instructions": "Rate how well the answer uses {context}.",
+        "ratingScale": {
+            "numerical": [
+                {"definition": "Bad", "value": 0.0, "label": "bad"},
+                {"definition": "Good", "value": 1.0, "label": "good"},
+            ]
+        },
+        "modelConfig": {"bedrockEvaluatorModelConfig": {"modelId": "judge-model-v1"}},
+    }
+}
+
 #: Short clocks so integration tests finish in seconds.
 FAST_SETTINGS = {
     "EVALQ_TICK_INTERVAL": "0.2",
@@ -55,6 +70,14 @@ FAST_SETTINGS = {
     "EVALQ_RESTORE_INTERVAL": "2",
     "EVALQ_LOG_LEVEL": "INFO",
 }
+
+
+def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the emulator did not get there in time")
+        time.sleep(0.02)
 
 
 @dataclass
@@ -87,6 +110,48 @@ class Emulator:
     def evaluators(self) -> list[dict[str, Any]]:
         """Evaluators with their update calls and status changes (docs/evaluators.md)."""
         return list(self.get("/_emulator/evaluators"))
+
+    def evaluator(self, evaluator_id: str) -> dict[str, Any]:
+        """One evaluator's entry of :meth:`evaluators`."""
+        (found,) = [e for e in self.evaluators() if e["evaluatorId"] == evaluator_id]
+        return found
+
+    def control_plane(self) -> Any:
+        """A boto3 ``bedrock-agentcore-control`` client of this emulator."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "bedrock-agentcore-control", region_name="us-east-1", endpoint_url=self.url,
+            aws_access_key_id="test", aws_secret_access_key="test",  # noqa: S106 (emulator)
+            config=Config(retries={"total_max_attempts": 1}),
+        )  # fmt: skip
+
+    def create_evaluator(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """A custom LLM-as-a-judge evaluator, ACTIVE when this returns; its id."""
+        control = self.control_plane()
+        out = control.create_evaluator(
+            evaluatorName=name, evaluatorConfig=SAMPLE_JUDGE, level="SESSION",
+            **({"tags": tags} if tags else {}),
+        )  # fmt: skip
+        evaluator_id = str(out["evaluatorId"])
+        _wait(lambda: control.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE")
+        return evaluator_id
+
+    def lock(self, name: str, evaluator_ids: list[str]) -> str:
+        """An enabled online evaluation configuration referencing the evaluators (which
+        locks them for modification); its id."""
+        control = self.control_plane()
+        out = control.create_online_evaluation_config(
+            onlineEvaluationConfigName=name,
+            rule={"samplingConfig": {"samplingPercentage": 10.0}},
+            dataSourceConfig={"cloudWatchLogs": {"serviceNames": ["demo-agent"],
+                                                 "logGroupNames": ["/aws/agent"]}},
+            evaluators=[{"evaluatorId": e} for e in evaluator_ids],
+            evaluationExecutionRoleArn="arn:aws:iam::123456789012:role/evaluations",
+            enableOnCreate=True,
+        )  # fmt: skip
+        return str(out["onlineEvaluationConfigId"])
 
 
 @dataclass
@@ -166,6 +231,12 @@ class Producer:
 
     def submit(self, request: Any) -> None:
         self.app.send_task("evals.submit", kwargs={"request": request}, queue="evals.requests")
+
+    def update_evaluator(self, request: Any) -> None:
+        """Send an evaluator rollout (``evals.evaluator.update``) by name."""
+        self.app.send_task(
+            "evals.evaluator.update", kwargs={"request": request}, queue="evals.requests"
+        )
 
     def collect(
         self,
@@ -256,7 +327,24 @@ class Broker:
     vhost: RabbitVhost | None = None
 
 
-@pytest.fixture(params=BROKERS)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_brokers: run the test on Redis and on RabbitMQ")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a broker runs on Redis; those marked ``both_brokers`` (the
+    delivery-critical suites) on RabbitMQ too."""
+    if "broker" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "broker" in (names.split(",") if isinstance(names, str) else names):
+            return  # the test chose its broker
+    both = metafunc.definition.get_closest_marker("both_brokers") is not None
+    metafunc.parametrize("broker", BROKERS if both else BROKERS[:1], indirect=True)
+
+
+@pytest.fixture
 def broker(request: pytest.FixtureRequest, clean_redis: RedisServer) -> Iterator[Broker]:
     if request.param == "redis":
         yield Broker("redis", f"{clean_redis.url}/0")

@@ -63,3 +63,15 @@ def test_public_names() -> None:
         "ScenarioItemOutcome",
     }
     assert all(hasattr(api_contracts, name) for name in api_contracts.__all__)
+
+
+def test_sample_scenario_request_is_valid_and_names_its_items() -> None:
+    from api_contracts.examples import sample_scenario_request
+
+    request = EvaluationRequest.model_validate(
+        sample_scenario_request("s-1", prompts=("a", "b"), ingestion_delay_seconds=3)
+    )
+    assert request.scenarios is not None
+    assert [i.prompt for i in request.scenarios.items] == ["a", "b"]
+    assert [i.scenario_id for i in request.scenarios.items] == ["scenario-1", "scenario-2"]
+    assert request.scenarios.ingestion_delay_seconds == 3

@@ -4,6 +4,7 @@ write a state except by a move."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from importlib.resources import files
@@ -13,6 +14,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+from worker.jobs.items import ScenarioItems
 from worker.jobs.states import ALLOWED_TRANSITIONS, MOVES, JobState, Move, sources
 from worker.jobs.store import JobStore, Ref
 from worker.keys import Keys
@@ -20,12 +22,28 @@ from worker.lua import read_script, script_names
 
 NOW = 1_800_000_000.0
 STARTS: list[JobState | None] = [None, *JobState]
-#: Every variant of a record a script may meet: deadline passed or not, remote id or not.
+EVALUATOR = "judge-a1b2c3d4e5"
+#: Every variant of a record a script may meet: deadline passed or not, remote id or not,
+#: a request with scenarios (its sessions ready or not), an evaluator rollout.
 VARIANTS = [
     {"deadline_at": NOW - 10, "batch_evaluation_id": ""},
     {"deadline_at": NOW + 1000, "batch_evaluation_id": ""},
     {"deadline_at": NOW + 1000, "batch_evaluation_id": "b-1"},
-]
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": "", "scenario_items": "4",
+     "evaluators": f"Builtin.Helpfulness,{EVALUATOR}"},
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": "", "scenario_items": "4",
+     "prepared_at": str(NOW - 5)},
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": "", "kind": "rollout",
+     "evaluator_id": EVALUATOR, "drain_evaluator": EVALUATOR},
+]  # fmt: skip
+#: Scenario items in every status the item scripts meet.
+ITEMS = {
+    "0": {"status": "dispatched", "attempt": 0, "sessions": 0, "failures": 0, "not_before": 0},
+    "1": {"status": "invoking", "attempt": 0, "sessions": 1, "failures": 0, "not_before": 0},
+    "2": {"status": "waiting", "attempt": 1, "sessions": 1, "failures": 1, "not_before": 0},
+    "3": {"status": "ended", "attempt": 0, "sessions": 1, "failures": 0, "not_before": 0,
+          "ended_at": NOW - 1, "stop_reason": "end_turn", "session_id": "s"},
+}  # fmt: skip
 
 
 def _lua_files() -> list[Path]:
@@ -57,6 +75,11 @@ def _seed(store: JobStore, start: JobState | None, variant: dict[str, Any]) -> N
     r.zadd(keys.due, {"r": NOW})
     r.zadd(keys.target("default").published_by_time, {"r": NOW - 100})
     r.zadd(keys.target("default").queued_by_deadline, {"r": float(variant["deadline_at"])})
+    r.hset(keys.scenario_items("r"), mapping={i: json.dumps(v) for i, v in ITEMS.items()})
+    r.zadd(keys.target("default").invocations, {"r|0|0": NOW - 100, "r|1|0": NOW - 1000})
+    r.zadd(keys.target("default").invocations_ready, {"r|2|1": 2})
+    r.hset(keys.target("default").draining_evaluators, EVALUATOR, 1)
+    r.rpush(keys.target("default").held, "r")
 
 
 def _state(store: JobStore) -> JobState | None:
@@ -79,20 +102,49 @@ def _backlog(store: JobStore) -> dict[str, str]:
     return {"backlog": target.backlog("p", 0), "backlog_turns": target.backlog_turns(0)}
 
 
-def _run_register(store: JobStore, payload_hash: str) -> None:
+def _run_register(store: JobStore, payload_hash: str, first: str = "create") -> None:
     keys = _fixed(
         store,
         backlog=store.keys.target("default").backlog("p", 0),
         backlog_turns=store.keys.target("default").backlog_turns(0),
     )
-    args = {"request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW,
-            "metric_labels": "agentcore|default"}  # fmt: skip
+    args = {
+        "request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW,
+        "first": first, "metric_labels": "agentcore|default",
+    }  # fmt: skip
     fields = ["request_id", "r", "producer", "p", "priority", "0", "deadline_at", str(NOW + 60)]
     store.scripts["register"](keys, args, [*fields, "payload_hash", payload_hash])
 
 
 def _prefix(store: JobStore) -> str:
     return store.keys.job("")
+
+
+def _items(store: JobStore) -> dict[str, str]:
+    return _fixed(store, items=store.keys.scenario_items("r"))
+
+
+def _sweep(store: JobStore) -> Any:
+    args = {
+        "request_id": "r", "count": 5, "now": NOW, "stale_after": 30, "resend_after": 30,
+        "max_failures": 1, "ingestion_delay": 5, "deadline": NOW + 1000,
+    }  # fmt: skip
+    return store.scripts["sweep_items"](_items(store), args)
+
+
+def _claim(store: JobStore, index: int) -> Any:
+    args = {"index": index, "attempt": 0, "session_id": "s", "now": NOW,
+            "member": f"r|{index}|0"}  # fmt: skip
+    return store.scripts["claim_invocation"](_items(store), args)
+
+
+def _record(store: JobStore, index: int, result: str) -> Any:
+    args = {
+        "request_id": "r", "index": index, "attempt": 0, "member": f"r|{index}|0",
+        "now": NOW, "result": result, "stop_reason": "end_turn", "why": "e",
+        "not_before": NOW + 1, "spends": 1, "max_failures": 1,
+    }  # fmt: skip
+    return store.scripts["record_invocation"](_items(store), args)
 
 
 def _transition_by(move: Move) -> Callable[[JobStore], Any]:
@@ -102,7 +154,23 @@ def _transition_by(move: Move) -> Callable[[JobStore], Any]:
 
 #: How to run each job script on request "r" (some scripts in more than one way).
 DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
-    "register": [lambda s: _run_register(s, "h"), lambda s: _run_register(s, "other")],
+    "register": [
+        lambda s: _run_register(s, "h"), lambda s: _run_register(s, "other"),
+        lambda s: _run_register(s, "h", "prepare"), lambda s: _run_register(s, "h", "roll_out"),
+    ],
+    "enqueue": [
+        lambda s: s.scripts["enqueue"](_fixed(s, **_backlog(s)),
+                                       {"request_id": "r", "producer": "p"}, ["scenarios", "[]"])
+    ],
+    "sweep_items": [_sweep],
+    "dispatch_invocations": [
+        lambda s: ScenarioItems(s).dispatch("default", now=NOW, limit=5, stale_after=30.0)
+    ],
+    "claim_invocation": [lambda s: _claim(s, 0), lambda s: _claim(s, 1)],
+    "record_invocation": [
+        (lambda s, result=result: _record(s, 1, result))
+        for result in ("ended", "retry", "interrupted", "failed")
+    ],
     "admit": [
         lambda s: s.admit("default", now=NOW, quota=5),
     ],

@@ -84,3 +84,13 @@ def test_without_a_file_there_is_one_target_made_of_the_settings():
 def test_a_bad_file_is_refused_naming_the_problem(tmp_path, text, problem):
     with pytest.raises(ValidationError, match=problem):
         _load(tmp_path, text)
+
+
+def test_invocation_rates_and_bounds_are_per_target_with_the_settings_as_defaults(tmp_path):
+    text = FILE.replace("    start_rate: 1.5\n", "    start_rate: 1.5\n    invoke_rate: 2\n"
+                        "    max_invocations: 8\n")  # fmt: skip
+    checkout, search = _load(tmp_path, text, invoke_rate=5, max_invocations=3).targets
+    assert (checkout.invoke_rate, checkout.max_invocations) == (5, 3)
+    assert (search.invoke_rate, search.max_invocations) == (2, 8)
+    with pytest.raises(ValidationError, match="max_invocations"):
+        _load(tmp_path, FILE.replace("    start_rate: 1.5\n", "    max_invocations: 0\n"))

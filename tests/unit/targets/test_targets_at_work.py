@@ -158,3 +158,20 @@ def test_a_changed_targets_file_is_picked_up_without_a_restart(
     two_targets.write_text("targets: [")
     accept(services, _request("c1", "agent-c", tags=LONG))
     assert services.store.get("c1").target == "c"
+
+
+def test_a_rollout_drains_its_own_target_only(services, two_targets):
+    from worker.jobs.rollout_intake import accept_rollout
+
+    judge = "judge-a1b2c3d4e5"
+    rollout = {"request_id": "roll", "producer": "quality", "evaluator_id": judge,
+               "update": {"description": "v2"}}  # fmt: skip
+    assert accept_rollout(services, rollout).outcome == "rejected"  # no target, no default
+    assert services.dead_letters.find()[0].reason == "no_target"
+    assert accept_rollout(services, {**rollout, "target": "b"}).outcome == "created"
+    for request_id, service in (("a0", "agent-a"), ("b0", "agent-b")):
+        request = _request(request_id, service, tags=LONG)
+        request["evaluation"]["evaluators"] = [{"evaluatorId": judge}]
+        accept(services, request)
+    assert services.store.get("a0").state == JobState.ADMITTED  # target a does not drain
+    assert services.store.get("b0").state == JobState.QUEUED  # held in target b

@@ -1,13 +1,23 @@
-"""Amazon Bedrock AgentCore batch evaluations through boto3 (a thin hook, Airflow-style)."""
+"""Amazon Bedrock AgentCore batch evaluations through boto3 (a thin hook, Airflow-style),
+and the target's harness and evaluator clients (scenario runs, rollouts)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from api_contracts import AgentCoreEvaluation, EvaluationRequest
+from api_contracts import AgentCoreEvaluation, EvaluationRequest, ScenarioRun
 from worker.backends.agentcore.classification import classify
-from worker.backends.agentcore.client import client_token, derive_job_name, make_client
+from worker.backends.agentcore.client import (
+    client_token,
+    derive_job_name,
+    make_client,
+    make_control_client,
+    make_harness_client,
+)
+from worker.backends.agentcore.evaluators import EvaluatorClient
+from worker.backends.agentcore.harness import HarnessClient
 from worker.backends.base import Capabilities, RemoteJob, Scope
 from worker.errors import RemoteJobNotFound
 from worker.jobs.record import Job
@@ -19,14 +29,45 @@ class AgentCoreBackend:
     name = "agentcore"
     capabilities = Capabilities()
 
-    def __init__(self, client: Any, name_prefix: str, call_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        name_prefix: str,
+        call_timeout: float = 20.0,
+        *,
+        settings: Settings | None = None,
+        target: TargetConfig | None = None,
+    ) -> None:
         self.client = client
         self.name_prefix = name_prefix
         self.call_timeout = call_timeout
+        #: Where the harness and control-plane clients are made from (on first use).
+        self._settings = settings
+        self._target = target
 
     @classmethod
     def for_target(cls, settings: Settings, target: TargetConfig) -> AgentCoreBackend:
-        return cls(make_client(settings, target), target.job_name_prefix, settings.aws_read_timeout)
+        return cls(
+            make_client(settings, target),
+            target.job_name_prefix,
+            settings.aws_read_timeout,
+            settings=settings,
+            target=target,
+        )
+
+    @cached_property
+    def harness(self) -> HarnessClient:
+        """InvokeHarness in this target (scenario runs)."""
+        if self._settings is None:
+            raise RuntimeError("this backend was built without settings: no harness client")
+        return HarnessClient(make_harness_client(self._settings, self._target))
+
+    @cached_property
+    def evaluators(self) -> EvaluatorClient:
+        """UpdateEvaluator and GetEvaluator in this target (rollouts)."""
+        if self._settings is None:
+            raise RuntimeError("this backend was built without settings: no control client")
+        return EvaluatorClient(make_control_client(self._settings, self._target))
 
     def remote_name(self, request: EvaluationRequest) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""
@@ -36,6 +77,8 @@ class AgentCoreBackend:
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         request = EvaluationRequest.model_validate(job.request)
         params = request.evaluation_of(AgentCoreEvaluation).to_boto3_kwargs()
+        if request.scenarios is not None:
+            name_sessions(params, request.scenarios, job.scenarios or [])
         params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, job.request_id))
         params["clientToken"] = client_token(job.request_id)
         return _remote(self._call("start_batch_evaluation", **params))
@@ -74,6 +117,19 @@ class AgentCoreBackend:
             raise classify(exc) from exc
         response.pop("ResponseMetadata", None)
         return response
+
+
+def name_sessions(params: dict[str, Any], run: ScenarioRun, items: list[dict[str, Any]]) -> None:
+    """Name in ``params`` (StartBatchEvaluation's) exactly the sessions of the scenario
+    items whose stream ended (``filterConfig.sessionIds``), each with its item's
+    ``sessionMetadata`` (scenario id, ground truth). ``items`` are the job's per-item
+    results, frozen when the job entered the backlog, so every start asks the same."""
+    ended = [i for i in items if i.get("stop_reason") is not None and i.get("session_id")]
+    source = params["dataSourceConfig"]["cloudWatchLogs"]
+    source.setdefault("filterConfig", {})["sessionIds"] = [i["session_id"] for i in ended]
+    params["evaluationMetadata"] = {
+        "sessionMetadata": [run.items[i["index"]].session_metadata(i["session_id"]) for i in ended]
+    }
 
 
 def _remote(body: dict[str, Any]) -> RemoteJob:

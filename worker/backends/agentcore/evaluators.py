@@ -51,6 +51,15 @@ class EvaluatorClient:
         """The GetEvaluator body, JSON-safe (timestamps as ISO 8601 strings)."""
         return _json_safe(self._call("get_evaluator", evaluatorId=evaluator_id))
 
+    def check_updatable(self, evaluator_id: str) -> dict[str, Any]:
+        """The GetEvaluator body, if the evaluator exists and no enabled online evaluation
+        configuration locks it; else ``PermanentError(invalid_request)`` with the service's
+        message, or :class:`EvaluatorLocked` naming the lock (before a rollout drains)."""
+        body = self.get(evaluator_id)
+        if body.get("lockedForModification"):
+            raise self._locked(evaluator_id, "lockedForModification is true")
+        return body
+
     def update(self, evaluator_id: str, update: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Call UpdateEvaluator once (202: the update runs); the UpdateEvaluator body.
 
@@ -87,6 +96,18 @@ class EvaluatorClient:
             if not token:
                 return found
 
+    def _locked(self, evaluator_id: str, said: str) -> EvaluatorLocked:
+        """The lock, naming the enabled configurations that hold it."""
+        try:
+            names = ", ".join(self.locks(evaluator_id)) or "not listed"
+        except EvalqError:
+            names = "not listed (could not read the online evaluation configs)"
+        return EvaluatorLocked(
+            f"Evaluator {evaluator_id} is locked for modification by enabled online "
+            f"evaluation configuration(s): {names}. Disable them, then replay. "
+            f"The service said: {said}"
+        )
+
     def _explain_conflict(self, evaluator_id: str, conflict: RemoteConflict) -> EvalqError:
         """Why UpdateEvaluator said 409: the lock, a running update, or a reused token."""
         try:
@@ -94,15 +115,7 @@ class EvaluatorClient:
         except EvalqError:
             return conflict
         if current.get("lockedForModification"):
-            try:
-                names = ", ".join(self.locks(evaluator_id)) or "not listed"
-            except EvalqError:
-                names = "not listed (could not read the online evaluation configs)"
-            return EvaluatorLocked(
-                f"Evaluator {evaluator_id} is locked for modification by enabled online "
-                f"evaluation configuration(s): {names}. Disable them, then replay. "
-                f"The service said: {conflict}"
-            )
+            return self._locked(evaluator_id, str(conflict))
         if current.get("status") in _BUSY:
             return RetryableError(
                 f"Evaluator {evaluator_id} is {current['status']}; the update waits ({conflict})"

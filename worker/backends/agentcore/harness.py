@@ -12,6 +12,7 @@ an in-stream validation error is permanent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +78,10 @@ class HarnessClient:
         session_id: str,
         messages: list[dict[str, Any]],
         qualifier: str | None = None,
+        on_event: Callable[[], None] | None = None,
     ) -> HarnessRun:
-        """Invoke the harness once and read the stream to its end."""
+        """Invoke the harness once and read the stream to its end; ``on_event`` is called
+        after each event (a sign of life for whoever watches the call)."""
         params: dict[str, Any] = {
             "harnessArn": harness_arn,
             "runtimeSessionId": session_id,
@@ -92,7 +95,7 @@ class HarnessClient:
             raise _before_stream(exc, harness_arn) from exc
         stream = response["stream"]
         try:
-            return _read(stream, session_id)
+            return _read(stream, session_id, on_event)
         finally:
             stream.close()
 
@@ -133,11 +136,13 @@ class _Reading:
             self.metadata = event["metadata"]
 
 
-def _read(stream: Any, session_id: str) -> HarnessRun:
+def _read(stream: Any, session_id: str, on_event: Callable[[], None] | None) -> HarnessRun:
     reading = _Reading()
     try:
         for event in stream:
             reading.take(event)
+            if on_event is not None:
+                on_event()
     except botocore.exceptions.EventStreamError as exc:
         raise _in_stream(exc, session_id, reading) from exc
     except _TRANSPORT_ERRORS as exc:

@@ -1,7 +1,8 @@
 -- Moves along the state table (worker/jobs/states.py, rendered in: target() and is())
 -- and the indexes that follow from a job's state: the slot set, the backlog's deadline
--- index, and the indexes of published jobs. The only code that writes a job's state.
--- needs: active, queued_by_deadline, published_by_time, retained_by_time
+-- index, the indexes of published jobs, and the evaluators rollouts drain. The only code
+-- that writes a job's state.
+-- needs: active, queued_by_deadline, published_by_time, retained_by_time, draining_evaluators
 -- include: state_table
 
 -- Keep the indexes that follow from a job's state as it goes from `before` to `after`.
@@ -22,6 +23,16 @@ local function follow(id, job, before, after)
     end
   elseif is('retained', before) then
     redis.call('ZREM', retained_by_time, id)
+  end
+  -- A rollout with drain holds its evaluator from admission until its outcome is known.
+  local draining_before, draining_after = is('draining', before), is('draining', after)
+  if draining_before ~= draining_after then
+    local evaluator = redis.call('HGET', job, 'drain_evaluator') or ''
+    if evaluator ~= '' and draining_after then
+      redis.call('HINCRBY', draining_evaluators, evaluator, 1)
+    elseif evaluator ~= '' and redis.call('HINCRBY', draining_evaluators, evaluator, -1) <= 0 then
+      redis.call('HDEL', draining_evaluators, evaluator)
+    end
   end
 end
 

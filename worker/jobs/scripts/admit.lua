@@ -5,16 +5,56 @@
 -- A producer keeps that next turn even when it has nothing left waiting (it is dropped
 -- when the turn comes up empty), so sending one request at a time gains it nothing.
 -- Jobs whose deadline passed in the backlog are expired instead; ids that no longer
--- wait are dropped. Neither spends the producer's turn.
+-- wait are dropped; jobs that use an evaluator a rollout drains are passed over and held
+-- (docs/evaluators.md). None of these spends the producer's turn. Held jobs none of whose
+-- evaluators drains any more go back to the front of their producers' backlogs first.
 -- Returns {admitted ids, expired ids}.
-local active, due, admission_paused_until, backlog_rounds,
-      queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+local active, due, admission_paused_until, backlog_rounds, held,
+      queued_by_deadline, published_by_time, retained_by_time,
+      draining_evaluators = unpack(KEYS)
 local now, quota, job_prefix, backlog_prefix, turns_prefix,
       scan_limit, highest_priority = unpack(ARGV)
 -- include: expire
 
 local t = tonumber(now)
 local admitted, expired = {}, {}
+local draining_any = redis.call('HLEN', draining_evaluators) > 0
+
+-- Whether the job uses an evaluator a rollout drains (its `evaluators`: ids, comma-separated).
+local function uses_draining(job)
+  if not draining_any then return false end
+  local uses = redis.call('HGET', job, 'evaluators') or ''
+  for evaluator in string.gmatch(uses, '[^,]+') do
+    if redis.call('HEXISTS', draining_evaluators, evaluator) == 1 then return true end
+  end
+  return false
+end
+
+-- Held jobs free to go are put back at the front of their backlogs, in the order they
+-- were held, their producers' turns in the current round; ids that no longer wait go.
+local function release_held()
+  local ids = redis.call('LRANGE', held, 0, -1)
+  local keep, free = {}, {}
+  for _, id in ipairs(ids) do
+    local job = job_prefix .. id
+    if is('backlog', redis.call('HGET', job, 'state')) then
+      if uses_draining(job) then table.insert(keep, id) else table.insert(free, id) end
+    end
+  end
+  if #keep == #ids then return end
+  redis.call('DEL', held)
+  for _, id in ipairs(keep) do redis.call('RPUSH', held, id) end
+  for i = #free, 1, -1 do
+    local job = job_prefix .. free[i]
+    local priority = redis.call('HGET', job, 'priority') or '0'
+    local producer = redis.call('HGET', job, 'producer')
+    redis.call('LPUSH', backlog_prefix .. priority .. ':' .. producer, free[i])
+    local round = redis.call('HGET', backlog_rounds, priority)
+    redis.call('ZADD', turns_prefix .. priority, 'LT', round or 0, producer)
+  end
+end
+
+if redis.call('LLEN', held) > 0 then release_held() end
 if tonumber(redis.call('GET', admission_paused_until) or '0') > t then
   return {admitted, expired}
 end
@@ -41,6 +81,8 @@ while budget > 0 and redis.call('SCARD', active) < tonumber(quota) do
       if tonumber(redis.call('HGET', job, 'deadline_at')) <= t then
         expire_in_backlog(id, job, now)
         table.insert(expired, id)
+      elseif uses_draining(job) then
+        redis.call('RPUSH', held, id)
       else
         move(id, job, 'admit', {'admitted_at', now, 'updated_at', now})
         redis.call('ZADD', due, now, id)

@@ -2,7 +2,8 @@
 -- was lost, or the request came again after the job store lost its data): it becomes
 -- running, takes a slot (it is active remotely) and is polled at once.
 -- Returns 1 if adopted.
-local job, due, active, queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+local job, due, active, queued_by_deadline, published_by_time, retained_by_time,
+      draining_evaluators = unpack(KEYS)
 local request_id, now = unpack(ARGV, 1, 2)
 -- ARGV[3..]: field/value pairs
 -- include: moves

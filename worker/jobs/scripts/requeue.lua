@@ -2,7 +2,8 @@
 -- (the account said it is full); the producer gets its turn back (the current round).
 -- Returns 1 if the job was requeued.
 local job, due, backlog, backlog_turns, backlog_rounds, admission_paused_until,
-      active, queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+      active, queued_by_deadline, published_by_time, retained_by_time,
+      draining_evaluators = unpack(KEYS)
 local request_id, producer, now, pause_until = unpack(ARGV)
 -- include: moves
 

@@ -3,7 +3,8 @@
 -- move a job twice. Writes the field/value pairs with the new state, and sets (a
 -- number), keeps ('') or clears ('-') the job's timer.
 -- Returns {1 if moved else 0, the state before ('' if there is no record)}.
-local job, due, active, queued_by_deadline, published_by_time, retained_by_time = unpack(KEYS)
+local job, due, active, queued_by_deadline, published_by_time, retained_by_time,
+      draining_evaluators = unpack(KEYS)
 local request_id, move_name, expected, due_at = unpack(ARGV, 1, 4)
 -- ARGV[5..]: field/value pairs
 -- include: moves

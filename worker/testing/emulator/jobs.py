@@ -316,6 +316,7 @@ class Job:
             "stop_requested_at": self.stop_requested_at,
             "deleted_at": self.deleted_at,
             "tags": dict(self.request.get("tags") or {}),
+            "evaluators": [e["evaluatorId"] for e in self.request.get("evaluators") or []],
             "sessions": self.plan.sessions,
             "sessions_named": self.sessions_named,
             "sessions_found": self.sessions_found,

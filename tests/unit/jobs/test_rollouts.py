@@ -1,0 +1,303 @@
+"""Evaluator rollouts over fakeredis and the in-process emulator (real boto3 over HTTP):
+registration once, the drain (admission passes over jobs that use the evaluator and keeps
+them in order), UpdateEvaluator after the last running user ended, GetEvaluator until it
+settles, dead letters with their reasons."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from api_contracts import ReasonCode
+from tests.unit.conftest import reconfigure
+from tests.unit.driving import run_until, submit
+from worker.backends.agentcore import client_token, make_control_client
+from worker.jobs.advance import advance
+from worker.jobs.rollout_intake import accept_rollout
+from worker.jobs.states import JobState
+
+JUDGE: dict[str, Any] = {
+    "llmAsAJudge": {
+        "instructions": "Rate how well the answer uses {context}.",
+        "ratingScale": {
+            "numerical": [
+                {"definition": "Bad", "value": 0.0, "label": "bad"},
+                {"definition": "Good", "value": 1.0, "label": "good"},
+            ]
+        },
+        "modelConfig": {"bedrockEvaluatorModelConfig": {"modelId": "judge-model-v1"}},
+    }
+}
+ROLE = "arn:aws:iam::123456789012:role/evaluations"
+
+
+def _control(emulator, path):
+    with urllib.request.urlopen(emulator.url + "/_emulator/" + path) as response:
+        return json.loads(response.read())
+
+
+def _wait(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def control_plane(settings):
+    return make_control_client(settings)
+
+
+@pytest.fixture
+def judge(control_plane) -> str:
+    return _create(control_plane, "judge")
+
+
+def _create(control_plane, name, **kw) -> str:
+    out = control_plane.create_evaluator(
+        evaluatorName=name, evaluatorConfig=JUDGE, level="SESSION", **kw
+    )
+    evaluator_id = str(out["evaluatorId"])
+    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE")
+    return evaluator_id
+
+
+def _rollout(evaluator_id, request_id="roll-1", **overrides):
+    request = {
+        "schema_version": 1,
+        "request_id": request_id,
+        "producer": "quality",
+        "evaluator_id": evaluator_id,
+        "update": {"description": "v2: cites sources"},
+        "reply_to": ["quality.rollouts"],
+        "correlation": {"ticket": "Q-12"},
+    }
+    request.update(overrides)
+    return request
+
+
+def _uses(evaluator_id):
+    return {"evaluators": [{"evaluatorId": evaluator_id}],
+            "dataSourceConfig": {"cloudWatchLogs": {
+                "serviceNames": ["demo-agent"], "logGroupNames": ["/aws/agent"]}}}  # fmt: skip
+
+
+def _submit_using(services, request_id, evaluator_id, producer="p"):
+    return submit(services, request_id=request_id, producer=producer,
+                  evaluation=_uses(evaluator_id))  # fmt: skip
+
+
+def _update_calls(emulator, evaluator_id):
+    (view,) = [e for e in _control(emulator, "evaluators") if e["evaluatorId"] == evaluator_id]
+    return view["update_calls"]
+
+
+def _draining(services):
+    return services.redis.hgetall(services.keys.target("default").draining_evaluators)
+
+
+def test_a_drained_rollout_updates_after_its_last_running_user_and_holds_new_ones(
+    services, clock, emulator, judge
+):
+    _submit_using(services, "uses-1", judge)
+    assert advance(services, "uses-1") == "started"
+
+    result = accept_rollout(services, _rollout(judge))
+    assert (result.outcome, result.state) == ("created", "DRAINING")
+    assert _draining(services) == {judge: "1"}
+    assert advance(services, "roll-1") == "draining"  # uses-1 still runs
+
+    # Admission passes over a job using the judge and admits one that does not.
+    _submit_using(services, "uses-2", judge)
+    _submit_using(services, "other-1", "Builtin.Helpfulness", producer="q")
+    assert services.store.get("uses-2").state == JobState.QUEUED
+    assert services.store.get("other-1").state == JobState.ADMITTED
+    assert services.redis.lrange(services.keys.target("default").held, 0, -1) == ["uses-2"]
+    assert _update_calls(emulator, judge) == []
+
+    run_until(services, "uses-1", JobState.PUBLISHED, clock)
+    assert services.store.get("uses-2").state == JobState.QUEUED  # still held
+    assert advance(services, "roll-1") == "update_called"
+    (call,) = _update_calls(emulator, judge)
+    assert call["clientToken"] == client_token("roll-1")
+    assert services.store.get("roll-1").state == JobState.UPDATING
+    assert services.store.get("uses-2").state == JobState.QUEUED  # held until ACTIVE
+
+    job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
+    assert job.outcome_status == "UPDATED"
+    assert _draining(services) == {}
+    assert services.store.get("uses-2").state == JobState.ADMITTED  # released at once
+    outcome, queues = services.publisher.published[-1]
+    assert queues == ["evals.evaluator-updates", "quality.rollouts"]
+    assert (outcome.request_id, outcome.evaluator_id, outcome.status) == (
+        "roll-1", judge, "UPDATED",
+    )  # fmt: skip
+    assert outcome.evaluator["description"] == "v2: cites sources"
+    assert outcome.update_called_at <= outcome.active_at
+    assert outcome.correlation == {"ticket": "Q-12"}
+    assert outcome.error is None
+
+
+def test_held_jobs_keep_their_order_and_others_pass_them_fairly(services, clock, emulator, judge):
+    accept_rollout(services, _rollout(judge))  # nothing uses it yet: it is not advanced
+    for request_id in ("a-uses-1", "a-uses-2"):
+        _submit_using(services, request_id, judge, producer="a")
+    _submit_using(services, "a-other", "Builtin.Helpfulness", producer="a")
+    _submit_using(services, "b-other", "Builtin.Helpfulness", producer="b")
+    admitted = {j.request_id for j in services.store.iter_jobs() if j.state == "ADMITTED"}
+    assert admitted == {"a-other", "b-other"}  # the quota (2) holds
+    assert services.store.backlog_size("default") == 2
+
+    run_until(services, "roll-1", JobState.PUBLISHED, clock)
+    backlog = services.keys.target("default").backlog("a", 0)
+    assert services.redis.lrange(backlog, 0, -1) == ["a-uses-1", "a-uses-2"]
+    run_until(services, "a-other", JobState.PUBLISHED, clock)
+    assert services.store.get("a-uses-1").state == JobState.ADMITTED
+    assert services.store.get("a-uses-2").state == JobState.QUEUED
+
+
+def test_without_drain_the_update_is_called_at_once(services, emulator, judge):
+    _submit_using(services, "uses-1", judge)
+    advance(services, "uses-1")
+    accept_rollout(services, _rollout(judge, drain=False))
+    assert _draining(services) == {}
+    assert advance(services, "roll-1") == "update_called"
+    _submit_using(services, "uses-2", judge)
+    assert services.store.get("uses-2").state == JobState.ADMITTED
+
+
+def test_a_locked_evaluator_is_a_dead_letter_naming_the_lock_and_releases_the_drain(
+    services, emulator, judge, control_plane
+):
+    out = control_plane.create_online_evaluation_config(
+        onlineEvaluationConfigName="prod_watch",
+        rule={"samplingConfig": {"samplingPercentage": 10.0}},
+        dataSourceConfig=_uses(judge)["dataSourceConfig"],
+        evaluators=[{"evaluatorId": judge}],
+        evaluationExecutionRoleArn=ROLE,
+        enableOnCreate=True,
+    )
+    config_id = out["onlineEvaluationConfigId"]
+    accept_rollout(services, _rollout(judge))
+    _submit_using(services, "uses-1", judge)
+    assert services.store.get("uses-1").state == JobState.QUEUED  # held by the drain
+
+    assert advance(services, "roll-1") == "dead"
+    (letter,) = services.dead_letters.iter()
+    assert letter.reason == ReasonCode.evaluator_locked
+    assert f"prod_watch ({config_id})" in letter.error
+    assert letter.request["evaluator_id"] == judge
+    assert _draining(services) == {}
+    assert services.store.get("uses-1").state == JobState.ADMITTED  # released
+    assert _update_calls(emulator, judge) == []
+
+
+def test_an_unknown_evaluator_is_an_invalid_request_with_the_services_message(services, emulator):
+    accept_rollout(services, _rollout("ghost-abcdefghij"))
+    assert advance(services, "roll-1") == "dead"
+    (letter,) = services.dead_letters.iter()
+    assert letter.reason == ReasonCode.invalid_request
+    assert letter.error == "Evaluator ghost-abcdefghij not found"
+
+
+def test_a_builtin_evaluator_is_refused_before_any_call(services, emulator):
+    result = accept_rollout(services, _rollout("Builtin.Helpfulness"))
+    assert result.outcome == "rejected"
+    (letter,) = services.dead_letters.iter()
+    assert letter.reason == ReasonCode.invalid_request
+    assert "cannot be updated" in letter.error
+    assert letter.task_name == "evals.evaluator.update"
+    assert services.store.get("roll-1") is None
+    calls = _control(emulator, "stats")["calls"]
+    assert calls.get("GetEvaluator", 0) == calls.get("UpdateEvaluator", 0) == 0
+
+
+def test_a_rollout_is_registered_once_per_request_id(services, emulator, judge):
+    assert accept_rollout(services, _rollout(judge)).outcome == "created"
+    assert accept_rollout(services, _rollout(judge)).outcome == "duplicate"
+    other = accept_rollout(services, _rollout(judge, update={"description": "v3"}))
+    assert other.outcome == "conflict"
+    (letter,) = services.dead_letters.iter()
+    assert letter.reason == ReasonCode.idempotency_conflict
+    assert _draining(services) == {judge: "1"}
+
+
+def test_update_failed_ends_the_rollout_and_the_drain(services, clock, emulator, control_plane):
+    judge = _create(control_plane, "flaky", tags={"emulator:update-outcome": "UPDATE_FAILED"})
+    accept_rollout(services, _rollout(judge))
+    job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
+    assert job.outcome_status == "UPDATE_FAILED"
+    outcome, _ = services.publisher.published[-1]
+    assert outcome.status == "UPDATE_FAILED"
+    assert outcome.active_at is None
+    assert "ended UPDATE_FAILED" in outcome.error
+    assert _draining(services) == {}
+
+
+def test_a_rollout_names_its_target_or_goes_to_the_default(services, emulator, judge):
+    result = accept_rollout(services, _rollout(judge, target="elsewhere"))
+    assert result.outcome == "rejected"
+    (letter,) = services.dead_letters.iter()
+    assert letter.reason == ReasonCode.no_target
+    assert accept_rollout(services, _rollout(judge, "roll-2", target="default")).outcome == (
+        "created"
+    )
+    assert services.store.get("roll-2").target == "default"
+
+
+def test_a_replayed_locked_rollout_drains_again(services, clock, emulator, judge, control_plane):
+    config = control_plane.create_online_evaluation_config(
+        onlineEvaluationConfigName="watch",
+        rule={"samplingConfig": {"samplingPercentage": 10.0}},
+        dataSourceConfig=_uses(judge)["dataSourceConfig"],
+        evaluators=[{"evaluatorId": judge}],
+        evaluationExecutionRoleArn=ROLE,
+        enableOnCreate=True,
+    )
+    accept_rollout(services, _rollout(judge))
+    assert advance(services, "roll-1") == "dead"
+    control_plane.update_online_evaluation_config(
+        onlineEvaluationConfigId=config["onlineEvaluationConfigId"], executionStatus="DISABLED"
+    )
+    _wait(lambda: not control_plane.get_evaluator(evaluatorId=judge)["lockedForModification"])
+    again = accept_rollout(services, _rollout(judge))
+    assert (again.outcome, again.state) == ("requeued", "DRAINING")
+    assert _draining(services) == {judge: "1"}
+    reconfigure(services)  # a fresh process: no cached answers
+    job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
+    assert job.outcome_status == "UPDATED"
+
+
+def test_a_dead_lettered_rollout_is_replayed_to_its_own_task(services, emulator, judge):
+    from worker.dead_letters import replay
+
+    accept_rollout(services, _rollout("Builtin.Helpfulness", "roll-b"))
+    services.dead_letters.record(
+        reason=ReasonCode.evaluator_locked, error="locked", request=_rollout(judge),
+        request_id="roll-1", now=1.0,
+    )  # fmt: skip
+    candidates, _ = replay.select(services.dead_letters, services.store, everything=True)
+    assert {replay.intake_task(c.request) for c in candidates} == {"evals.evaluator.update"}
+    assert replay.intake_task({"request_id": "r", "evaluation": {}}) == "evals.submit"
+
+
+def test_a_rollout_waits_while_another_update_of_its_evaluator_runs(
+    services, clock, emulator, control_plane
+):
+    # 20,000 emulated s at 10,000x: each update stays UPDATING for 2 s real.
+    judge = _create(control_plane, "slow", tags={"emulator:update-duration": "20000"})
+    accept_rollout(services, _rollout(judge, "roll-1"))
+    assert advance(services, "roll-1") == "update_called"
+    accept_rollout(services, _rollout(judge, "roll-2", update={"description": "v3"}))
+    assert advance(services, "roll-2") == "waiting"
+    assert advance(services, "roll-2") == "waiting"
+    job = services.store.get("roll-2")
+    assert (job.state, job.attempts, job.remote_status) == (JobState.DRAINING, 0, "UPDATING")
+    assert len(_update_calls(emulator, judge)) == 1
+    _wait(lambda: control_plane.get_evaluator(evaluatorId=judge)["status"] == "ACTIVE")
+    assert advance(services, "roll-2") == "update_called"
+    assert len(_update_calls(emulator, judge)) == 2
