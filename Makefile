@@ -25,8 +25,10 @@ $(TOOLS):
 
 tools: $(TOOLS)
 
+# Two pytest processes (pytest-xdist): the integration tests mostly wait on the real
+# processes they start, so two halve the wall time on two cores (docs in README).
 test: lint typecheck $(TOOLS)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(BIN)/evalq
 	$(BIN)/ruff check .
@@ -39,7 +41,7 @@ unit: $(BIN)/evalq
 	$(BIN)/pytest tests/unit
 
 integration: $(BIN)/evalq
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest -n 2 tests/integration
 
 bench: $(BIN)/evalq
 	$(BIN)/python -m tests.bench

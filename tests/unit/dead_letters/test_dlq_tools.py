@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from api_contracts import ReasonCode
@@ -24,7 +25,8 @@ runner = CliRunner()
 def sent(services, monkeypatch) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """Wire the CLI and the tasks to the unit-test stores; record what they send."""
     recorded: list[tuple[dict[str, Any], dict[str, str]]] = []
-    monkeypatch.setenv("COLUMNS", "250")  # rich tables at full width
+    # Rich tables at full width (the module's console read COLUMNS when it was imported).
+    monkeypatch.setattr(dlq, "console", Console(width=250))
     monkeypatch.setattr(dlq, "_stores", lambda: (services.dead_letters, services.store))
     monkeypatch.setattr(dlq, "_send_to_intake", lambda r, h: recorded.append((r, h)))
     monkeypatch.setattr(dlq_tasks, "services", lambda: services)
