@@ -132,9 +132,7 @@ def test_the_exporter_counts_what_happened(emulator_factory, cluster_factory, pr
     served = {op: n for op, n in emulator.stats()["calls"].items() if n}
     assert {_OPERATIONS[op]: n for op, n in calls.items()} == served
     assert scrape.by("evalq_remote_call_duration_seconds_count", "operation") == calls
-    assert scrape.value(
-        "evalq_remote_calls_total", operation="start", result="ok"
-    ) == len(requests)
+    assert scrape.value("evalq_remote_calls_total", operation="start", result="ok") == len(requests)
     assert scrape.value("evalq_remote_call_duration_seconds_bucket", le="+Inf") == sum(
         calls.values()
     )
