@@ -7,12 +7,10 @@ import json
 import logging
 import signal
 import socket
-import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ from . import eventstream, sts, wire
 from .config import EmulatorConfig, FaultConfig, FaultConfigError
 from .errors import ApiError
 from .harness import StreamPlan, stream_error_body
+from .http import EmulatorHTTPServer, KeepAliveHandler
 from .state import EmulatorState
 from .validation import validate_input
 
@@ -29,51 +28,14 @@ log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_emulator/"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many workers connect at once in load tests; the default backlog of 5 drops SYNs.
-    request_queue_size = 128
-    allow_reuse_address = True
-
+class _HTTPServer(EmulatorHTTPServer):
     def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
         self.state = state
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse-DNS getfqdn() that can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 so botocore's connection pool can keep connections alive.
-    protocol_version = "HTTP/1.1"
-    # Close idle keep-alive connections eventually so handler threads do not pile up.
-    timeout = 300
-    # Headers and body go out in two writes; with Nagle on, the body waits for the
-    # client's delayed ACK (~40 ms per call).
-    disable_nagle_algorithm = True
+class _Handler(KeepAliveHandler):
     server: _HTTPServer
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
 
     def _handle(self) -> None:
         url = urlsplit(self.path)

@@ -13,17 +13,16 @@ import json
 import logging
 import signal
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import FaultConfigError
+from ..http import EmulatorHTTPServer, KeepAliveHandler
 
 if TYPE_CHECKING:
     from .service import JsonService
@@ -67,46 +66,14 @@ class ServiceError(Exception):
         self.reply = reply
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    allow_reuse_address = True
-
+class _HTTPServer(EmulatorHTTPServer):
     def __init__(self, address: tuple[str, int], service: JsonService) -> None:
         self.service = service
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse-DNS getfqdn() that can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 300
-    disable_nagle_algorithm = True
+class _Handler(KeepAliveHandler):
     server: _HTTPServer
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
 
     def _handle(self) -> None:
         url = urlsplit(self.path)
