@@ -13,6 +13,8 @@ import redis
 
 from api_contracts.examples import sample_request
 from worker.backends.agentcore import client_token
+from worker.keys import Keys
+from worker.observability.metrics import REMOTE_CALLS, field
 from worker.testing.processes import evalq_command
 
 
@@ -105,6 +107,11 @@ def test_a_drained_rollout_waits_for_the_last_running_user_and_no_user_starts_un
     # Others passed the held jobs during the drain.
     assert max(jobs[r]["created_at"] for r in ("other-2", "other-3")) < called_at
     assert emulator.stats()["max_active"] <= 5
+    # The rollout's control-plane calls are counted like the backend's own.
+    calls = Keys().metrics(REMOTE_CALLS.name)
+    update_calls = field("update_evaluator", "ok", "agentcore", "default")
+    assert store.hget(calls, update_calls) == "1"
+    assert int(store.hget(calls, field("get_evaluator", "ok", "agentcore", "default")) or 0) >= 2
 
 
 def test_rollouts_that_cannot_run_are_dead_letters_with_their_reasons_and_the_cli_waits(

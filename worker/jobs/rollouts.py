@@ -32,6 +32,7 @@ from worker.jobs.record import Job
 from worker.jobs.remote import rate_limited
 from worker.jobs.results import StepResult
 from worker.jobs.states import JobState, Move
+from worker.observability import metrics
 from worker.services import Services
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
         # another update is changing is waited for (no retry spent).
         if rate_limited(svc, job, "get"):
             return StepResult.RATE_LIMITED
-        status = client.check_updatable(request.evaluator_id).get("status")
+        with _calls(svc, job).measure("get_evaluator"):
+            status = client.check_updatable(request.evaluator_id).get("status")
         svc.store.update(job.request_id, remote_status=status, updated_at=now)
         if not users and status in BUSY_STATUSES:
             svc.store.update(job.request_id, polls=job.polls + 1)
@@ -71,8 +73,9 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
     if users:
         svc.store.schedule(job.request_id, now + svc.settings.tick_interval)
         return StepResult.DRAINING
-    answer = client.update(request.evaluator_id, request.update.to_boto3_kwargs(),
-                           request.request_id)  # fmt: skip
+    with _calls(svc, job).measure("update_evaluator"):
+        answer = client.update(request.evaluator_id, request.update.to_boto3_kwargs(),
+                               request.request_id)  # fmt: skip
     moved = svc.store.transition(
         job,
         Move.UPDATE,
@@ -96,7 +99,8 @@ def await_active(svc: Services, job: Job) -> StepResult:
     if rate_limited(svc, job, "get"):
         return StepResult.RATE_LIMITED
     assert job.evaluator_id is not None
-    body = evaluators_of(svc, job).get(job.evaluator_id)
+    with _calls(svc, job).measure("get_evaluator"):
+        body = evaluators_of(svc, job).get(job.evaluator_id)
     now = svc.clock()
     status = body.get("status")
     if status == "ACTIVE":
@@ -142,6 +146,13 @@ def evaluators_of(svc: Services, job: Job) -> EvaluatorClient:
     if client is None:
         raise PermanentError(f"target {target.name!r} runs no AgentCore evaluators")
     return client
+
+
+def _calls(svc: Services, job: Job) -> metrics.RemoteCalls:
+    """The rollout's GetEvaluator and UpdateEvaluator calls, counted and timed like the
+    backend's own (``evalq_remote_calls_total{operation="update_evaluator"}``)."""
+    target = svc.targets[job.target]
+    return metrics.RemoteCalls(svc.redis, svc.keys, target.backend.name, target.name)
 
 
 def _failure(body: dict[str, Any]) -> str:
