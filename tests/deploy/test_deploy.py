@@ -40,7 +40,7 @@ def _exported_names() -> set[str]:
     from worker.jobs.store import JobStore
     from worker.keys import Keys
     from worker.observability import metrics
-    from worker.observability.exporter import EvalqCollector
+    from worker.observability.exporter import EvalqCollector, RedisBrokerDepths
 
     client, keys = fakeredis.FakeRedis(decode_responses=True), Keys()
     pipe = client.pipeline()
@@ -60,7 +60,7 @@ def _exported_names() -> set[str]:
         reason=ReasonCode.invalid_request, error="e", request={}, request_id=None, now=1.0
     )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EvalqCollector(client, client, Settings()))
+    registry.register(EvalqCollector(client, RedisBrokerDepths(client), Settings()))
     text = generate_latest(registry).decode()
     names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
     return names | {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}

@@ -10,8 +10,12 @@ import time
 import pytest
 import redis
 from kombu import Connection, Queue
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from api_contracts.examples import sample_request
+from worker.observability.exporter import build_registry
+from worker.settings import Settings
 from worker.testing.pytest_plugin import Producer
 
 QUORUM = {"x-queue-type": "quorum"}
@@ -99,3 +103,26 @@ def test_quorum_queues_outcomes_bound_before_or_after_and_a_refused_outcome_sent
     consumers = broker.vhost.list("consumers", "queue_name", "prefetch_count")
     assert {c["prefetch_count"] for c in consumers if c["queue_name"] == "evals.requests"} == {"8"}
     assert emulator.stats()["jobs"]["total"] == 2
+
+
+def test_the_exporter_reads_queue_depths_from_rabbitmq(broker):
+    # Three requests wait (no worker runs); the outcome queue was never declared.
+    producer = Producer(broker.url)
+    for i in range(3):
+        producer.submit(_request(f"depth-{i}", []))
+    settings = Settings(broker_url=broker.url)
+    registry = build_registry(settings)
+
+    text = generate_latest(registry).decode()
+    depths = {
+        s.labels["queue"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "evalq_broker_queue_messages"
+    }
+
+    assert depths["evals.requests"] == 3
+    assert depths["evals.results"] == 0
+    assert depths["evals.control"] == 0
+    # AMQP does not tell unacknowledged messages: no gauge rather than a wrong zero.
+    assert "evalq_broker_unacked_messages" not in text

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from prometheus_client import start_http_server
@@ -37,16 +37,23 @@ from worker.targets.config import TargetConfig, load_targets
 _PAGE = 500
 
 
+class BrokerDepths(Protocol):
+    def depths(self, queues: Sequence[str]) -> tuple[dict[str, int], int | None]:
+        """Messages waiting per queue, and delivered but unacknowledged ones (None: the
+        broker does not tell)."""
+        ...
+
+
 class EvalqCollector(Collector):
     def __init__(
         self,
         store: redis.Redis,
-        broker: redis.Redis | None,
+        broker: BrokerDepths | None,
         settings: Settings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store: Any = store
-        self.broker: Any = broker
+        self.broker = broker
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.clock = clock
@@ -196,20 +203,65 @@ class EvalqCollector(Collector):
         settings = self.settings
         queues = [settings.requests_queue, settings.control_queue, settings.synchronous_queue,
                   settings.results_queue, settings.evaluator_updates_queue]  # fmt: skip
-        pipe = self.broker.pipeline(transaction=False)
+        waiting, unacked = self.broker.depths(queues)
+        yield _gauge(
+            "evalq_broker_queue_messages",
+            "Messages waiting on a broker queue (RabbitMQ: ready, not yet delivered).",
+            ["queue"],
+            {(queue,): n for queue, n in waiting.items()},
+        )
+        if unacked is not None:
+            yield GaugeMetricFamily(
+                "evalq_broker_unacked_messages",
+                "Messages delivered to a worker and not yet acknowledged.",
+                value=unacked,
+            )
+
+
+class RedisBrokerDepths:
+    """Queue lengths of kombu's Redis transport: a list per queue, and the hash of
+    delivered, unacknowledged messages."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client: Any = client
+
+    def depths(self, queues: Sequence[str]) -> tuple[dict[str, int], int | None]:
+        pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             pipe.llen(queue)
-        pipe.hlen("unacked")  # kombu's Redis transport keeps delivered, unacked messages here
+        pipe.hlen("unacked")
         *lengths, unacked = pipe.execute()
-        waiting = {(queue,): n for queue, n in zip(queues, lengths, strict=True)}
-        yield _gauge(
-            "evalq_broker_queue_messages", "Messages waiting on a broker queue.", ["queue"], waiting
-        )
-        yield GaugeMetricFamily(
-            "evalq_broker_unacked_messages",
-            "Messages delivered to a worker and not yet acknowledged.",
-            value=unacked,
-        )
+        return dict(zip(queues, lengths, strict=True)), unacked
+
+
+class AmqpBrokerDepths:
+    """Queue depths on RabbitMQ from a passive declare (AMQP's own answer: the messages
+    ready on the queue). AMQP does not tell unacknowledged messages; RabbitMQ's
+    Prometheus plugin does (``rabbitmq_queue_messages_unacked``)."""
+
+    def __init__(self, url: str, ssl: Any) -> None:
+        self.url = url
+        self.ssl = ssl
+
+    def depths(self, queues: Sequence[str]) -> tuple[dict[str, int], int | None]:
+        from kombu.connection import Connection
+        from kombu.exceptions import OperationalError
+
+        depths: dict[str, int] = {}
+        with Connection(self.url, ssl=self.ssl, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+            for queue in queues:
+                # A queue nobody declared yet (no outcome published) holds nothing; the
+                # broker answers NOT_FOUND and closes the channel, so one channel each.
+                channel = conn.channel()
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except (OperationalError, *conn.channel_errors):
+                    depths[queue] = 0
+                finally:
+                    if channel.is_open:
+                        channel.close()
+        return depths, None
 
 
 def _parse(raw: str) -> dict[str, Any]:
@@ -280,11 +332,14 @@ def _histogram(family: metrics.Family, fields: dict[str, str]) -> HistogramMetri
 
 
 def build_registry(settings: Settings) -> CollectorRegistry:
+    from worker.runtime.connections import broker_kind, broker_settings
     from worker.runtime.root import redis_client
 
-    broker = None
-    if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
-        broker = redis_client(settings, settings.broker_url)
+    broker: BrokerDepths
+    if broker_kind(settings) == "amqp":
+        broker = AmqpBrokerDepths(settings.broker_url, broker_settings(settings)["broker_use_ssl"])
+    else:
+        broker = RedisBrokerDepths(redis_client(settings, settings.broker_url))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EvalqCollector(redis_client(settings), broker, settings))
     return registry

@@ -13,7 +13,7 @@ from api_contracts.examples import sample_request
 from worker.dead_letters.store import DeadLetterStore
 from worker.errors import BackPressure, RemoteConflict, RetryableError, Throttled
 from worker.observability import metrics
-from worker.observability.exporter import EvalqCollector
+from worker.observability.exporter import EvalqCollector, RedisBrokerDepths
 from worker.settings import Settings
 
 NOW = 1_800_000_000.0
@@ -21,7 +21,8 @@ NOW = 1_800_000_000.0
 
 def _scrape(client, settings=None, broker=None) -> dict[tuple[str, tuple], float]:
     registry = CollectorRegistry(auto_describe=False)
-    collector = EvalqCollector(client, broker, settings or Settings(), clock=lambda: NOW)
+    depths = None if broker is None else RedisBrokerDepths(broker)
+    collector = EvalqCollector(client, depths, settings or Settings(), clock=lambda: NOW)
     registry.register(collector)
     text = generate_latest(registry).decode()
     return {
