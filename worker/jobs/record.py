@@ -136,6 +136,9 @@ class Job:
     evaluator_id: str | None = None
     drain_evaluator: str | None = None
     update_called_at: float | None = None
+    #: UpdateEvaluator's ``updatedAt`` (the service's clock, ISO 8601): a GetEvaluator
+    #: saying ACTIVE with an older one was read before the update took (``rollouts``).
+    update_answered_updated_at: str | None = None
     active_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -20,6 +20,7 @@ dead letters as every job.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -82,6 +83,7 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
         from_state=JobState.DRAINING,
         due_at=now + svc.settings.poll_initial,
         update_called_at=now,
+        update_answered_updated_at=answer.get("updatedAt"),
         remote_status=answer.get("status"),
         polls=0,
         attempts=0,
@@ -103,6 +105,10 @@ def await_active(svc: Services, job: Job) -> StepResult:
         body = evaluators_of(svc, job).get(job.evaluator_id)
     now = svc.clock()
     status = body.get("status")
+    if status == "ACTIVE" and _read_before_the_update(body, job):
+        # An eventually consistent read of the old judge: releasing the held jobs now
+        # would run them on it while the update lands.
+        status = "UPDATING"
     if status == "ACTIVE":
         return finish(svc, job, EvaluatorUpdateStatus.UPDATED, body, error=None, active_at=now)
     if status == "UPDATE_FAILED":
@@ -116,6 +122,18 @@ def await_active(svc: Services, job: Job) -> StepResult:
         polls=job.polls + 1, remote_status=status, updated_at=now,
     )  # fmt: skip
     return StepResult.POLLED
+
+
+def _read_before_the_update(body: dict[str, Any], job: Job) -> bool:
+    """GetEvaluator's ``updatedAt`` is older than UpdateEvaluator's answer: the body is
+    the evaluator as it was before the update (both times are the service's)."""
+    answered, read = job.update_answered_updated_at, body.get("updatedAt")
+    if not answered or not isinstance(read, str):
+        return False
+    try:
+        return datetime.fromisoformat(read) < datetime.fromisoformat(answered)
+    except ValueError:
+        return False  # a shape evalq does not know: trust the status
 
 
 def _backoff(svc: Services, polls: int) -> float:

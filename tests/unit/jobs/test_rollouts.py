@@ -16,6 +16,7 @@ from api_contracts import ReasonCode
 from tests.unit.conftest import reconfigure
 from tests.unit.driving import run_until, submit
 from worker.backends.agentcore import client_token, make_control_client
+from worker.backends.agentcore.evaluators import EvaluatorClient
 from worker.jobs.advance import advance
 from worker.jobs.rollout_intake import accept_rollout
 from worker.jobs.states import JobState
@@ -301,3 +302,28 @@ def test_a_rollout_waits_while_another_update_of_its_evaluator_runs(
     _wait(lambda: control_plane.get_evaluator(evaluatorId=judge)["status"] == "ACTIVE")
     assert advance(services, "roll-2") == "update_called"
     assert len(_update_calls(emulator, judge)) == 2
+
+
+def test_an_active_read_from_before_the_update_does_not_end_the_rollout(
+    services, clock, emulator, judge, monkeypatch
+):
+    # The service's reads may lag its writes: a GetEvaluator right after UpdateEvaluator
+    # can still show the old judge, ACTIVE, with the old updatedAt.
+    before = services.targets["default"].backend.evaluators.get(judge)
+    accept_rollout(services, _rollout(judge, drain=False))
+    assert advance(services, "roll-1") == "update_called"
+    real_get = EvaluatorClient.get
+    stale_reads = [before]
+
+    def get(self, evaluator_id):
+        return stale_reads.pop() if stale_reads else real_get(self, evaluator_id)
+
+    monkeypatch.setattr(EvaluatorClient, "get", get)
+
+    assert before["status"] == "ACTIVE"
+    assert advance(services, "roll-1") == "polled"  # not UPDATED on the old judge
+    assert services.store.get("roll-1").state == JobState.UPDATING
+    job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
+    assert job.outcome_status == "UPDATED"
+    outcome, _ = services.publisher.published[-1]
+    assert outcome.evaluator["description"] == "v2: cites sources"
