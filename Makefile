@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit integration bench schemas clean tools
+.PHONY: demo test lint typecheck unit integration bench schemas clean
 
 $(BIN)/evalq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +16,12 @@ $(BIN)/evalq: pyproject.toml
 demo: $(BIN)/evalq
 	$(BIN)/evalq demo
 
-# Linters of deploy/ that PyPI lacks (tests/deploy): dockerfile-utils from npm here;
-# promtool (Debian's prometheus package) and kubectl come from the machine (.ci/run).
-TOOLS := .tools/node_modules/.bin/dockerfile-utils
-
-$(TOOLS):
-	npm install --silent --no-save --no-package-lock --prefix .tools dockerfile-utils@0.16.3
-
-tools: $(TOOLS)
+# Linters of deploy/ that PyPI lacks (tests/deploy): promtool (Debian's prometheus
+# package) and kubectl come from the machine (.ci/run).
 
 # Two pytest processes (pytest-xdist): the integration tests mostly wait on the real
 # processes they start, so two halve the wall time on two cores (docs in README).
-test: lint typecheck $(TOOLS)
+test: lint typecheck
 	$(BIN)/pytest -n 2
 
 lint: $(BIN)/evalq
@@ -50,4 +44,4 @@ schemas: $(BIN)/evalq
 	$(BIN)/python -m api_contracts.schema
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

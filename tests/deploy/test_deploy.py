@@ -88,6 +88,7 @@ BREAKAGES = [
      " EVALQ_AWS_REGION: us-east-1"),
     ("compose", "compose.yaml", "stop_grace_period: 3m", "stop_grace_periods: 3m"),
     ("dockerfile", "Dockerfile", 'ENTRYPOINT ["evalq"]', 'ENTRYPONT ["evalq"]'),
+    ("dockerfile", "Dockerfile", "USER 10001:10001", "USER root"),
     ("iam", "iam-policy.json", "bedrock-agentcore:GetBatchEvaluation\"",
      "bedrock-agentcore:GetBatchEvaluations\""),
     ("iam", "iam-policy.json", "batch-evaluate/*", "batch-evaluation/*"),
