@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     agno_connect_timeout: float = Field(default=5.0, gt=0)
     #: For reads, renames and deletes; a run's timeout is given per call (its deadline).
     agno_read_timeout: float = Field(default=30.0, gt=0)
+    #: Databases (``db_id``) or tables (``db_id/table``) that requests name, which the
+    #: janitor lists besides AgentOS's default one, comma-separated: a run there whose job
+    #: record was lost is then found and deleted too (docs/backends.md).
+    agno_janitor_tables: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Per-account quotas and rates: the defaults of every target.
     #: The account quota of started-and-not-terminal batch evaluations.
@@ -248,7 +252,7 @@ class Settings(BaseSettings):
     #: "json" for machines, "console" for people.
     log_format: str = "json"
 
-    @field_validator("redis_sentinels", mode="before")
+    @field_validator("redis_sentinels", "agno_janitor_tables", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # "host1:26379,host2:26379" in the environment, a list in code.

@@ -13,7 +13,10 @@ import pytest
 from api_contracts import AgnoEvaluation, EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_agno_request
 from worker.backends.agno import PAGE_SIZE, AgnoClient, RunRef
+from worker.backends.agno.runs import AgnoBackend
 from worker.errors import PermanentError, RemoteJobNotFound, RetryableError, Throttled
+from worker.settings import Settings
+from worker.targets.config import load_targets
 
 KEY = "agno-os-key-77c1d2"
 RUN = {"id": "run-1", "eval_type": "accuracy", "eval_data": {"avg_score": 10.0}, "name": "n"}
@@ -188,3 +191,33 @@ def test_bulk_delete_sends_one_call_per_database_and_table() -> None:
     }
     assert {r.method for r in seen.requests} == {"DELETE"}
     assert client.delete_runs([]) == 0
+
+
+def test_the_janitor_lists_the_default_database_then_each_configured_table(monkeypatch) -> None:
+    # One run per database/table the call names; AgentOS's default has no query params.
+    def answer(request: httpx.Request) -> httpx.Response:
+        where = "/".join(request.url.params.get(k, "") for k in ("db_id", "table")).strip("/")
+        data = [{**RUN, "id": f"run-in-{where or 'default'}"}]
+        meta = {"page": 1, "limit": PAGE_SIZE, "total_count": 1, "total_pages": 1}
+        return httpx.Response(200, json={"data": data, "meta": meta})
+
+    client, _ = client_for(answer)
+    monkeypatch.setattr(AgnoClient, "from_settings", classmethod(lambda cls, s: client))
+    settings = Settings(
+        agno_base_url="http://agentos.test", agno_janitor_tables="evals_db, reports/runs_v2"
+    )
+    (target,) = [t for t in load_targets(settings).targets if t.backend == "agno"]
+    backend = AgnoBackend.for_target(settings, target)
+
+    pages, token = [], None
+    while True:
+        page, token = backend.list_page(token)
+        pages.append([(job.id, job.scope) for job in page])
+        if token is None:
+            break
+
+    assert pages == [
+        [("run-in-default", {})],
+        [("run-in-evals_db", {"db_id": "evals_db"})],
+        [("run-in-reports/runs_v2", {"db_id": "reports", "table": "runs_v2"})],
+    ]

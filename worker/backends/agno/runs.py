@@ -32,10 +32,15 @@ class AgnoBackend(RunsByName[AgnoClient]):
         watch_by_list=False,
     )  # fmt: skip
 
+    #: What the janitor lists: AgentOS's default database first, then the configured ones.
+    listed: tuple[Scope, ...] = ({},)
+
     @classmethod
     def for_target(cls, settings: Settings, target: TargetConfig) -> AgnoBackend:
         client = AgnoClient.from_settings(settings)
-        return cls(client, target.job_name_prefix, settings.agno_read_timeout)
+        backend = cls(client, target.job_name_prefix, settings.agno_read_timeout)
+        backend.listed = ({}, *(_listed(entry) for entry in settings.agno_janitor_tables))
+        return backend
 
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         if timeout is None:
@@ -65,8 +70,19 @@ class AgnoBackend(RunsByName[AgnoClient]):
         self.client.delete_runs([_ref(remote_id, scope) for remote_id, scope in jobs])
 
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
-        """Every run of the default database's eval table (the client reads all pages)."""
-        return [_remote(run, {}) for run in self.client.list_runs()], None
+        """Every run of one listed database or table (the client reads all its pages);
+        the token names the next one."""
+        index = int(token or 0)
+        scope = self.listed[index]
+        runs = self.client.list_runs(db_id=scope.get("db_id"), table=scope.get("table"))
+        following = str(index + 1) if index + 1 < len(self.listed) else None
+        return [_remote(run, scope) for run in runs], following
+
+
+def _listed(entry: str) -> Scope:
+    """``db_id`` or ``db_id/table`` (``EVALQ_AGNO_JANITOR_TABLES``) as a scope."""
+    db_id, _, table = entry.partition("/")
+    return {k: v for k, v in {"db_id": db_id.strip(), "table": table.strip()}.items() if v}
 
 
 def _scope(evaluation: AgnoEvaluation) -> Scope:
