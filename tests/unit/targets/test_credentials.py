@@ -50,3 +50,24 @@ def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
     assert len(temporary) >= 2  # the calls moved on to the refreshed credentials
     assert sum(temporary.values()) == calls  # every call was signed by an assumed role
     assert "base" not in sts["calls_by_key"]
+
+
+def test_assumed_credentials_stay_valid_through_an_emulator_reset(account):
+    # As on AWS, a reset of the emulated account does not revoke issued credentials.
+    settings = Settings(aws_access_key_id="base", aws_secret_access_key="base")  # type: ignore[arg-type]
+    target = TargetSpec(
+        name="other-account",
+        region="us-east-1",
+        endpoint_url=account.url,
+        sts_endpoint_url=account.url,
+        role_arn="arn:aws:iam::111111111111:role/evalq",
+    ).resolve(settings)
+    client = make_client(settings, target)
+    client.list_batch_evaluations(maxResults=1)
+
+    account.state.reset()
+
+    client.list_batch_evaluations(maxResults=1)  # ExpiredTokenException if forgotten
+    sts = account.state.stats()["sts"]
+    assert sts["assume_role_calls"] == 0  # counters start again; the key was kept
+    assert sum(n for key, n in sts["calls_by_key"].items() if key.startswith("ASIA")) == 1

@@ -57,6 +57,13 @@ class IssuedCredentials:
         )
         return 200, xml.encode()
 
+    def keep_issued(self, other: IssuedCredentials) -> None:
+        """Honour what ``other`` issued (its counters are not carried over)."""
+        with other._lock:
+            issued = dict(other._expiry)
+        with self._lock:
+            self._expiry.update(issued)
+
     def check(self, authorization: str | None) -> None:
         """Refuse a call signed with temporary credentials the emulator did not issue or
         that expired (as AWS does: 403 ExpiredTokenException)."""
