@@ -37,6 +37,8 @@ log = structlog.stdlib.get_logger("evalq.watch")
 PAGE_SIZE = 100
 #: A listing stays fresh this many tick intervals.
 FRESH_TICKS = 10
+#: What the listing reads of each slot holder's record.
+_WATCHED_FIELDS = ("batch_evaluation_id", "state", "remote_status", "progress_last")
 
 
 @dataclass
@@ -111,15 +113,21 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
     # leaves the jobs to their own polls.
     pipe.set(keys.watching, now, px=max(1, int(FRESH_TICKS * 1000 * svc.settings.tick_interval)))
     pipe.execute()
-    named = [job for job in remote if job.name]
-    owners = svc.store.redis.hmget(keys.remote_names, [j.name for j in named]) if named else []
-    mine = [(job, owner) for job, owner in zip(named, owners, strict=True) if owner]
+    # The target's slot holders, by remote id: every job that may skip its own polls is
+    # one, whatever its name (records from before the name index have none).
+    owners = sorted(svc.store.redis.smembers(keys.active))
     pipe = svc.store.redis.pipeline(transaction=False)
-    for _, owner in mine:
-        pipe.hmget(svc.keys.job(owner), ("state", "remote_status", "progress_last"))
+    for owner in owners:
+        pipe.hmget(svc.keys.job(owner), _WATCHED_FIELDS)
+    by_id = {
+        remote_id: (owner, text, stored, progress)
+        for owner, (remote_id, text, stored, progress) in zip(owners, pipe.execute(), strict=True)
+        if remote_id
+    }
     report.ended = []
-    for (job, owner), (text, stored, progress) in zip(mine, pipe.execute(), strict=True):
-        if text not in REMOTE_LIVE_STATES:
+    for job in remote:
+        owner, text, stored, progress = by_id.get(job.id, (None, None, None, None))
+        if owner is None or text not in REMOTE_LIVE_STATES:
             continue
         state, ref = JobState(text), Ref(owner, target.name)
         if is_terminal(job.status):

@@ -47,6 +47,21 @@ def test_a_watched_job_is_read_once_at_its_end(services, emulator, clock):
     assert services.store.get("r1").remote_ended_at is not None
 
 
+def test_a_job_missing_from_the_name_index_is_still_seen_ending(services, emulator, clock):
+    # Records registered without a remote name (by older versions, or straight into the
+    # store) skip their polls while watched: the listing must find them by remote id.
+    submit(services, "r1")
+    assert advance(services, "r1") == "started"
+    services.redis.delete(services.keys.target("default").remote_names)
+    services.dispatched.clear()
+    time.sleep(0.05)
+
+    report = watch.watch(services, "default")
+
+    assert report.ended == ["r1"]
+    assert _run_dispatched(services) == ["published"]
+
+
 def test_a_watched_jobs_own_timer_rechecks_without_a_call(services, emulator, clock):
     submit(services, "r1", tags=LONG)
     advance(services, "r1")
