@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from worker.keys import Keys
 from worker.testing.processes import (
     ManagedProcess,
     RedisServer,
@@ -64,9 +65,15 @@ class Rig:
         return started
 
     def start_beat(self) -> ManagedProcess:
+        """Start beat and wait for its first tick to have run (the workers are up): a run
+        measures evalq at work, not beat's start-up, during which nothing ticks and no
+        listing watches the first jobs."""
+        started = time.time()
         argv = evalq_command("beat", "--schedule", str(self.logs / "beat"))
         proc = ManagedProcess("beat", argv, env=self.env, log_path=self.logs / "beat.log")
         self.processes.append(proc.start())
+        last_tick = Keys(self.env.get("EVALQ_KEY_PREFIX", "evalq")).last_tick
+        wait_until(lambda: float(self.store.get(last_tick) or 0) > started, 60)
         return proc
 
     def start_baselines(self, names: list[str], concurrency: int) -> list[ManagedProcess]:
