@@ -149,7 +149,7 @@ def _share_before_fork(**_: Any) -> None:
     move everything allocated so far out of the garbage collector's reach, so that it
     does not write to those pages in each child and the children keep sharing them.
     About 20 MB less PSS for a worker of two processes (tests/bench/backlog.py)."""
-    from worker.runtime.root import import_backends
+    from worker.backends.catalog import import_backends
 
     import_backends(get_settings())
     gc.freeze()

@@ -14,7 +14,6 @@ retries reach the promoted replica.
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import time
@@ -28,10 +27,10 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from api_contracts import Backend as BackendName
 from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 from worker import task_names
 from worker.backends.base import Backend
+from worker.backends.catalog import build_backend
 from worker.backends.ratelimit import SharedRateLimits
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
@@ -160,7 +159,7 @@ def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Target
 
     def backend(config: TargetConfig) -> Backend:
         calls = RemoteCalls(client, keys, config.backend.value, config.name)
-        return MeasuredBackend(_backend(settings, config), calls)
+        return MeasuredBackend(build_backend(settings, config), calls)
 
     def make(config: TargetConfig) -> Target:
         target_keys = keys.target(config.name)
@@ -169,36 +168,6 @@ def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Target
 
     watch = TargetsFileWatch(settings) if settings.targets_file else None
     return Targets(load_targets(settings), make, watch)
-
-
-_BACKEND_MODULES = {
-    BackendName.AGENTCORE: "worker.backends.agentcore.batch",
-    BackendName.AYMARA: "worker.backends.aymara.runs",
-    BackendName.AGNO: "worker.backends.agno.runs",
-}
-
-
-def import_backends(settings: Settings) -> None:
-    """Import the modules (and client libraries) of every configured target's backend,
-    without building a client (the worker does it before it forks its pool)."""
-    for backend in {t.backend for t in load_targets(settings).targets}:
-        importlib.import_module(_BACKEND_MODULES[backend])
-
-
-def _backend(settings: Settings, target: TargetConfig) -> Backend:
-    # Imported on first use: a client library costs a process megabytes (boto3 ~15 MB),
-    # and the consumer's main process (the guard) never calls a backend.
-    if target.backend is BackendName.AYMARA:
-        from worker.backends.aymara.runs import AymaraBackend
-
-        return AymaraBackend.for_target(settings, target)
-    if target.backend is BackendName.AGNO:
-        from worker.backends.agno.runs import AgnoBackend
-
-        return AgnoBackend.for_target(settings, target)
-    from worker.backends.agentcore import AgentCoreBackend
-
-    return AgentCoreBackend.for_target(settings, target)
 
 
 _services: Services | None = None

@@ -4,7 +4,8 @@
 
 from .faults import Fault, FaultPlan, parse_faults
 from .markers import markers_in
-from .server import JsonApiServer, Reply, Request, ServiceError, serve_forever
+from .messages import Reply, Request, ServiceError
+from .server import JsonApiServer, serve_forever
 from .service import JsonService
 
 __all__ = [

@@ -15,14 +15,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import FaultConfigError
 from ..http import EmulatorHTTPServer, KeepAliveHandler
+from .messages import Reply, Request, ServiceError
 
 if TYPE_CHECKING:
     from .service import JsonService
@@ -30,40 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_emulator/"
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Mapping[str, str]
-    body: bytes
-
-    def param(self, name: str) -> str | None:
-        """The last value of query parameter ``name`` (as FastAPI and Stainless read it)."""
-        values = self.query.get(name)
-        return values[-1] if values else None
-
-    def json(self) -> Any:
-        """The body as JSON; ``ValueError`` when it is not."""
-        return json.loads(self.body or b"null")
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    #: JSON document, or None for an empty body (204).
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class ServiceError(Exception):
-    """Raised by a service to answer with ``reply`` (an error status and its envelope)."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(f"HTTP {reply.status}")
-        self.reply = reply
 
 
 class _HTTPServer(EmulatorHTTPServer):

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import FaultConfig
 from .faults import FAULT_KINDS, Fault, FaultPlan, parse_faults
-from .server import Reply, Request
+from .messages import Reply, Request
 
 
 class JsonService(ABC):
