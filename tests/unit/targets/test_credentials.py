@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,8 @@ def account() -> Iterator[EmulatorServer]:
         yield server
 
 
-def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
+def _client_of_a_role(account: EmulatorServer) -> Any:
+    """A boto3 client of a target whose role is assumed through the emulator's STS."""
     settings = Settings(aws_access_key_id="base", aws_secret_access_key="base")  # type: ignore[arg-type]
     target = TargetSpec(
         name="other-account",
@@ -35,7 +37,11 @@ def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
         role_arn="arn:aws:iam::111111111111:role/evalq",
         external_id="evalq-test",
     ).resolve(settings)
-    client = make_client(settings, target)
+    return make_client(settings, target)
+
+
+def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
+    client = _client_of_a_role(account)
 
     started = time.monotonic()
     calls = 0
@@ -54,15 +60,7 @@ def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
 
 def test_assumed_credentials_stay_valid_through_an_emulator_reset(account):
     # As on AWS, a reset of the emulated account does not revoke issued credentials.
-    settings = Settings(aws_access_key_id="base", aws_secret_access_key="base")  # type: ignore[arg-type]
-    target = TargetSpec(
-        name="other-account",
-        region="us-east-1",
-        endpoint_url=account.url,
-        sts_endpoint_url=account.url,
-        role_arn="arn:aws:iam::111111111111:role/evalq",
-    ).resolve(settings)
-    client = make_client(settings, target)
+    client = _client_of_a_role(account)
     client.list_batch_evaluations(maxResults=1)
 
     account.state.reset()
