@@ -347,3 +347,28 @@ def test_a_broker_that_refuses_every_wait_raises_instead_of_spinning(url, broker
             _drain_idle(conn, times=10)
     finally:
         broker.execute_command("ACL", "DELUSER", "noblock")
+
+
+def test_closing_a_channel_of_a_released_connection_keeps_the_message_and_raises_no_bug(
+    url, broker
+):
+    # Mid-failover, Celery's consumer releases its connection and kombu then closes the
+    # channel, whose restore of unacked messages finds the transport's client gone. kombu's
+    # AttributeError there killed the worker; a connection error is what kombu ignores.
+    _publish(url, "q", {"n": 1})
+    held: list[Any] = []
+    conn = Connection(url, transport=ReliableRedisTransport)
+    consumer = conn.Consumer([Queue("q", Exchange("q"), "q")],
+                             callbacks=[lambda body, message: held.append(message)])  # fmt: skip
+    consumer.consume()
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0.5)
+    assert len(held) == 1  # taken, not acked: in the unacked hash
+    channel = conn.default_channel
+    conn.transport.client = None  # what the release had done by then
+
+    conn.maybe_close_channel(channel)  # raised AttributeError before
+
+    assert broker.hlen("unacked") == 1  # still recorded, for the restore after the timeout

@@ -38,6 +38,7 @@ import time
 from queue import Empty
 from typing import Any
 
+import redis
 import structlog
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
@@ -122,6 +123,17 @@ class ReliableChannel(kombu_redis.Channel):
         """True (once) if the script recorded the message with this tag itself."""
         recorded, self._recorded_tag = self._recorded_tag == delivery_tag, None
         return recorded
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            # Celery's consumer, when the broker connection is lost (a failover), releases
+            # the connection, and kombu then closes its channel, whose restore of unacked
+            # messages would build a new pool from a connection already let go: kombu's
+            # AttributeError there kills the worker. A connection error is what kombu
+            # ignores there and Celery reconnects after; the messages stay in the unacked
+            # hash, which every worker restores after the visibility timeout.
+            raise redis.ConnectionError("the broker connection was already released")
+        return super()._connparams(asynchronous=asynchronous)
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         no_ack = kwargs.get("no_ack", args[0] if args else False)
