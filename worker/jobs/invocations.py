@@ -31,9 +31,9 @@ import structlog
 from api_contracts import EvaluationRequest
 from worker.errors import PermanentError, RetryableError, StreamInterrupted
 from worker.jobs.items import CallResult, Invocation, ScenarioItems
+from worker.jobs.remote import remote_calls
 from worker.jobs.scenarios import hand_out_invocations
 from worker.jobs.states import JobState
-from worker.observability import metrics
 from worker.observability.redaction import redact
 from worker.services import Services
 from worker.targets.registry import Target
@@ -114,8 +114,7 @@ def _call(
         run = EvaluationRequest.model_validate(raw_request).scenarios
         assert run is not None  # a PREPARING job has scenarios
         item = run.items[index]
-        calls = metrics.RemoteCalls(svc.redis, svc.keys, target.backend.name, target.name)
-        with calls.measure("invoke_harness"):
+        with remote_calls(svc, target).measure("invoke_harness"):
             answer = harness.invoke(
                 run.harnessArn, session, item.harness_messages(), run.qualifier,
                 on_event=heartbeat,

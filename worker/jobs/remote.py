@@ -6,11 +6,19 @@ from __future__ import annotations
 from worker.backends.base import Backend
 from worker.backends.ratelimit import Operation
 from worker.jobs.record import Job
+from worker.observability.metrics import RemoteCalls
 from worker.services import Services
+from worker.targets.registry import Target
 
 
 def backend_of(svc: Services, job: Job) -> Backend:
     return svc.targets[job.target].backend
+
+
+def remote_calls(svc: Services, target: Target) -> RemoteCalls:
+    """Counts and times a target's calls that are not ``Backend`` operations (InvokeHarness,
+    GetEvaluator, UpdateEvaluator) like the backend's own (``evalq_remote_calls_total``)."""
+    return RemoteCalls(svc.redis, svc.keys, target.backend.name, target.name)
 
 
 def rate_limited(svc: Services, job: Job, operation: Operation) -> bool:

@@ -30,10 +30,9 @@ from api_contracts.request import MAX_DEADLINE_SECONDS
 from worker.errors import PermanentError
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
-from worker.jobs.remote import rate_limited
+from worker.jobs.remote import rate_limited, remote_calls
 from worker.jobs.results import StepResult
 from worker.jobs.states import JobState, Move
-from worker.observability import metrics
 from worker.services import Services
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
         # another update is changing is waited for (no retry spent).
         if rate_limited(svc, job, "get"):
             return StepResult.RATE_LIMITED
-        with _calls(svc, job).measure("get_evaluator"):
+        with remote_calls(svc, svc.targets[job.target]).measure("get_evaluator"):
             status = client.check_updatable(request.evaluator_id).get("status")
         svc.store.update(job.request_id, remote_status=status, updated_at=now)
         if not users and status in BUSY_STATUSES:
@@ -74,7 +73,7 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
     if users:
         svc.store.schedule(job.request_id, now + svc.settings.tick_interval)
         return StepResult.DRAINING
-    with _calls(svc, job).measure("update_evaluator"):
+    with remote_calls(svc, svc.targets[job.target]).measure("update_evaluator"):
         answer = client.update(request.evaluator_id, request.update.to_boto3_kwargs(),
                                request.request_id)  # fmt: skip
     moved = svc.store.transition(
@@ -101,7 +100,7 @@ def await_active(svc: Services, job: Job) -> StepResult:
     if rate_limited(svc, job, "get"):
         return StepResult.RATE_LIMITED
     assert job.evaluator_id is not None
-    with _calls(svc, job).measure("get_evaluator"):
+    with remote_calls(svc, svc.targets[job.target]).measure("get_evaluator"):
         body = evaluators_of(svc, job).get(job.evaluator_id)
     now = svc.clock()
     status = body.get("status")
@@ -164,13 +163,6 @@ def evaluators_of(svc: Services, job: Job) -> EvaluatorClient:
     if client is None:
         raise PermanentError(f"target {target.name!r} runs no AgentCore evaluators")
     return client
-
-
-def _calls(svc: Services, job: Job) -> metrics.RemoteCalls:
-    """The rollout's GetEvaluator and UpdateEvaluator calls, counted and timed like the
-    backend's own (``evalq_remote_calls_total{operation="update_evaluator"}``)."""
-    target = svc.targets[job.target]
-    return metrics.RemoteCalls(svc.redis, svc.keys, target.backend.name, target.name)
 
 
 def _failure(body: dict[str, Any]) -> str:

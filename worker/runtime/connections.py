@@ -51,26 +51,20 @@ def queue_arguments(settings: Settings) -> dict[str, str] | None:
 def redis_tls_options(settings: Settings) -> dict[str, Any]:
     """redis-py's TLS keywords for a ``rediss://`` server: the certificate is always
     verified (against ``tls_ca_file``, else the system's CAs)."""
-    options: dict[str, Any] = {"ssl_cert_reqs": "required"}
-    if settings.tls_ca_file:
-        options["ssl_ca_certs"] = settings.tls_ca_file
-    if settings.tls_cert_file:
-        options["ssl_certfile"] = settings.tls_cert_file
-    if settings.tls_key_file:
-        options["ssl_keyfile"] = settings.tls_key_file
-    return options
+    files = _tls_files(settings, ca="ssl_ca_certs", cert="ssl_certfile", key="ssl_keyfile")
+    return {"ssl_cert_reqs": "required", **files}
 
 
 def _amqp_tls_options(settings: Settings) -> dict[str, Any]:
     """py-amqp's TLS options for an ``amqps://`` broker (same files as Redis's)."""
-    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
-    if settings.tls_ca_file:
-        options["ca_certs"] = settings.tls_ca_file
-    if settings.tls_cert_file:
-        options["certfile"] = settings.tls_cert_file
-    if settings.tls_key_file:
-        options["keyfile"] = settings.tls_key_file
-    return options
+    files = _tls_files(settings, ca="ca_certs", cert="certfile", key="keyfile")
+    return {"cert_reqs": ssl.CERT_REQUIRED, **files}
+
+
+def _tls_files(settings: Settings, *, ca: str, cert: str, key: str) -> dict[str, str]:
+    """The configured CA bundle, client certificate and key, under each library's names."""
+    files = {ca: settings.tls_ca_file, cert: settings.tls_cert_file, key: settings.tls_key_file}
+    return {name: path for name, path in files.items() if path}
 
 
 def sentinel_broker_url(settings: Settings) -> str:

@@ -50,6 +50,9 @@ class EmulatorState:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        # Credentials AWS issued stay valid through anything a test resets: a worker that
+        # holds them keeps working (``reset`` only starts their counts again).
+        self.credentials = IssuedCredentials(config.sts_credential_seconds, clock)
         self._init_locked()
 
     def _init_locked(self) -> None:
@@ -67,12 +70,7 @@ class EmulatorState:
         self._calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
         self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
         self._throttled = 0
-        # Credentials AWS issued stay valid through anything a test resets: a worker that
-        # holds them keeps working; only the counts start again.
-        issued = getattr(self, "credentials", None)
-        self.credentials = IssuedCredentials(cfg.sts_credential_seconds, self._clock)
-        if issued is not None:
-            self.credentials.keep_issued(issued)
+        self.credentials.reset_counts()
         self._max_active = 0
         self._harnesses = Harnesses()
         self._registry = EvaluatorRegistry(cfg, self._new_suffix, self._faults_roll_update_failure)

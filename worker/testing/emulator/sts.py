@@ -57,12 +57,11 @@ class IssuedCredentials:
         )
         return 200, xml.encode()
 
-    def keep_issued(self, other: IssuedCredentials) -> None:
-        """Honour what ``other`` issued (its counters are not carried over)."""
-        with other._lock:
-            issued = dict(other._expiry)
+    def reset_counts(self) -> None:
+        """Start the counters again; what was issued stays valid until it expires."""
         with self._lock:
-            self._expiry.update(issued)
+            self.assume_role_calls = 0
+            self.calls_by_key.clear()
 
     def check(self, authorization: str | None) -> None:
         """Refuse a call signed with temporary credentials the emulator did not issue or
