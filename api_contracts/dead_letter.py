@@ -31,6 +31,11 @@ class ReasonCode(StrEnum):
     #: the evaluator is locked by an enabled online evaluation configuration (named in
     #: the error); disable that configuration, then replay
     evaluator_locked = "evaluator_locked"
+    #: the task may not be sent to the queue it came on (a producer's queue runs the
+    #: public task names only: docs/security.md)
+    forbidden_task = "forbidden_task"
+    #: the message nests lists and objects deeper than evalq reads
+    payload_too_deep = "payload_too_deep"
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     dead_letter_max_age_seconds: int = 180 * 24 * 3600
     #: Largest message body the worker reads (bytes); bigger ones are dead-lettered unread.
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    #: Deepest nesting of lists and objects a message may carry (body and headers); a
+    #: deeper one is dead-lettered ``payload_too_deep`` before anything decodes it further.
+    max_payload_depth: int = Field(default=64, ge=16, le=200)
     #: Replays per second when ops replay dead letters (`evalq dlq replay`).
     dlq_replay_rate: float = Field(default=10.0, gt=0)
 

@@ -24,3 +24,14 @@ DLQ_REPLAY = "evals.dlq.replay"
 DLQ_PURGE = "evals.dlq.purge"
 #: Does nothing: a health check, and the no-op baseline of the intake benchmark.
 PING = "evals.ping"
+
+#: What producers may send (on the requests queue; ``evals.ping`` does nothing). Everything
+#: else is evalq's own and runs only from the queues producers cannot write
+#: (docs/security.md).
+PUBLIC = frozenset({SUBMIT, EVALUATOR_UPDATE, PING})
+#: What evalq and ops send on the control queue: its own steps, the janitor, dead-letter
+#: operations, and replays (a replay is an intake call that ops sent).
+CONTROL = frozenset({SUBMIT, EVALUATOR_UPDATE, ADVANCE, TICK, WATCH, JANITOR, DLQ_REPLAY,
+                     DLQ_PURGE, PING})  # fmt: skip
+#: Long remote calls, on the synchronous queue.
+SYNCHRONOUS = frozenset({RUN, INVOKE})

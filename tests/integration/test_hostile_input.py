@@ -347,8 +347,9 @@ def _cases(on_rabbitmq: bool) -> list[Case]:
         "bad_task_signature",
         lambda t: lambda s: s.task("evals.submit", args=[t], kwargs={"request": {}}),
     )
-    add("bad_task_signature", lambda t: lambda s: s.task("evals.advance", kwargs={"nope": t}))
-    add("bad_task_signature", lambda t: lambda s: s.task("evals.tick", args=[t]))
+    # evalq's internal tasks run only from its own queues (test_hostile_producers.py).
+    add("forbidden_task", lambda t: lambda s: s.task("evals.advance", kwargs={"nope": t}))
+    add("forbidden_task", lambda t: lambda s: s.task("evals.tick", args=[t]))
     add("bad_task_signature", raw(lambda t: json.dumps([[], [t], {}]).encode()))
     add("bad_task_signature", raw(lambda t: json.dumps({"x": t}).encode()))
     add("bad_task_signature", raw(lambda t: json.dumps(f"just a string {t}").encode()))

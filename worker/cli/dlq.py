@@ -173,7 +173,7 @@ def replay(
     )
     report = replays.replay(
         dead_letters,
-        _send_to_intake,
+        _send_replay,
         candidates,
         rate=rate or settings.dlq_replay_rate,
         dry_run=dry_run,
@@ -244,10 +244,10 @@ def _print_replay(report: Any, letters: dict[str, DeadLetter]) -> None:
         )
 
 
-def _send_to_intake(request: dict[str, Any], headers: dict[str, str]) -> None:
-    from worker.runtime.app import send_to_intake  # imported late: the app is not cheap
+def _send_replay(request: dict[str, Any], headers: dict[str, str]) -> None:
+    from worker.runtime.app import send_replay  # imported late: the app is not cheap
 
-    send_to_intake(request, headers)
+    send_replay(request, headers)
 
 
 def _stores() -> tuple[DeadLetterStore, JobStore]:

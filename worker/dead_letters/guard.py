@@ -8,8 +8,15 @@ task. Both lose the message. ``IntakeGuard`` instead:
   transport (worker/broker.py) hands over as a substitute (``undecodable_message``);
 * dead-letters a body over ``max_payload_bytes`` before anything parses it
   (``payload_too_large``);
+* runs only the tasks the queue a message came from may carry: a producer's queue runs
+  the public task names only, anything else there is ``forbidden_task`` and runs nothing
+  (the reliable fetch, worker/runtime/broker.py, names the list a Redis message came
+  from; RabbitMQ's delivery names the routing key the broker matched);
 * checks, before Celery builds a request, that the body is ``[args, kwargs, embed]`` and
-  that the arguments fit the task's signature (``bad_task_signature``);
+  that the arguments fit the task's signature (``bad_task_signature``), and that neither
+  body nor headers nest deeper than ``max_depth`` (``payload_too_deep``: Celery's pool
+  pickles the decoded arguments, which raises RecursionError in the worker's main
+  process from a few hundred levels on and stopped every worker that took the message);
 * turns Celery's hooks for undecodable bodies (``undecodable_message``), content types
   other than JSON (``unsupported_content_type``), unknown task names and other invalid
   messages (``bad_task_signature``) into dead letters.
@@ -22,7 +29,7 @@ stored; when the store cannot be written, it goes back to the queue instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -32,8 +39,14 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 
 from api_contracts import ReasonCode
 from worker.dead_letters import replay
-from worker.dead_letters.messages import UNREADABLE_HEADER, call_of, call_problem, raw_body_text
-from worker.dead_letters.store import DeadLetterStore
+from worker.dead_letters.messages import (
+    UNREADABLE_HEADER,
+    call_of,
+    call_problem,
+    deeper_than,
+    raw_body_text,
+)
+from worker.dead_letters.store import DeadLetterStore, fingerprint_of
 from worker.jobs.store import IntakeOutcome, JobStore
 
 log = structlog.stdlib.get_logger("evalq.intake_guard")
@@ -41,6 +54,8 @@ _celery_logger = get_logger(__name__)
 
 #: Raw bodies are kept up to this multiple of the size limit (an oversized one is cut).
 KEEP_FACTOR = 4
+#: Default of the deepest nesting of lists and mappings a message may carry.
+MAX_DEPTH = 64
 
 Strategy = Callable[..., Any]
 
@@ -57,6 +72,9 @@ class IntakeGuard:
         accept: frozenset[str] = frozenset({"application/json"}),
         clock: Callable[[], float] = time.time,
         connection_errors: tuple[type[BaseException], ...] = (),
+        allowed_tasks: Mapping[str, frozenset[str]] | None = None,
+        max_depth: int = MAX_DEPTH,
+        replay_queue: str | None = None,
     ) -> None:
         self.dead_letters = dead_letters
         self.jobs = jobs
@@ -64,6 +82,11 @@ class IntakeGuard:
         self.accept = accept
         self.clock = clock
         self.connection_errors = connection_errors
+        #: Queue -> the task names it may carry (None: any task from any queue).
+        self.allowed_tasks = allowed_tasks
+        self.max_depth = max_depth
+        #: The only queue whose messages may settle a replay (``replay.mark_of``).
+        self.replay_queue = replay_queue
 
     # -- checks -------------------------------------------------------------------------
     def unreadable(self, message: Any) -> bool:
@@ -92,9 +115,29 @@ class IntakeGuard:
         )
         return True
 
+    def forbidden(self, task_name: str, message: Any) -> str | None:
+        """Why ``task_name`` may not run from the queue the message came from (None if it
+        may)."""
+        if self.allowed_tasks is None:
+            return None
+        queue = (message.delivery_info or {}).get("routing_key")
+        allowed = self.allowed_tasks.get(queue) if isinstance(queue, str) else None
+        if allowed is not None and task_name in allowed:
+            return None
+        may = ", ".join(sorted(allowed)) if allowed else "no task"
+        return f"task {task_name!r} may not be sent to queue {queue!r} (it carries {may})"
+
+    def too_deep(self, message: Any, payload: Any) -> str | None:
+        """Why the decoded body or the headers nest too deep (None if they do not)."""
+        for part, value in (("body", payload), ("headers", _headers(message))):
+            if deeper_than(value, self.max_depth):
+                return f"the message {part} nests lists and objects over {self.max_depth} deep"
+        return None
+
     def problem_with_call(self, task: Any, message: Any, body: Any) -> str | None:
         """Why the message cannot be a call of ``task`` (None if it can). Bodies that do not
-        decode raise kombu's errors, which Celery hands to the consumer's hooks."""
+        decode raise kombu's errors, which Celery hands to the consumer's hooks; a body
+        nested too deep raises :class:`TooDeep`."""
         if body is None:
             content_type = message.content_type or "application/data"
             # kombu passes its "raw" content types through undecoded: not JSON either.
@@ -103,6 +146,9 @@ class IntakeGuard:
             if not message.body:
                 raise DecodeError("the body is empty")
         payload = message.payload if body is None else body
+        deep = self.too_deep(message, payload)
+        if deep is not None:
+            raise TooDeep(deep)
         problem = call_problem(payload)
         if problem is not None:
             return problem
@@ -127,7 +173,15 @@ class IntakeGuard:
         request, and a body that is not a call would only fail later in the pool)."""
 
         def screen_then_run(message: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
-            problem = self.problem_with_call(task, message, body)
+            forbidden = self.forbidden(task.name, message)
+            if forbidden is not None:
+                self.dead_letter(message, ReasonCode.forbidden_task, forbidden)
+                return None
+            try:
+                problem = self.problem_with_call(task, message, body)
+            except TooDeep as exc:
+                self.dead_letter(message, ReasonCode.payload_too_deep, str(exc))
+                return None
             if problem is not None:
                 raise InvalidTaskError(problem)
             return strategy(message, body, *args, **kwargs)
@@ -172,7 +226,7 @@ class IntakeGuard:
     # -- dead-lettering -----------------------------------------------------------------
     def dead_letter(self, message: Any, reason: ReasonCode, error: str) -> None:
         headers = _headers(message)
-        task_name = headers.get("task")
+        task_name = headers.get("task") if isinstance(headers.get("task"), str) else None
         raw, cut = raw_body_text(message.body, keep_bytes=KEEP_FACTOR * self.max_payload_bytes)
         if cut:
             error += f" (body kept: the first {KEEP_FACTOR * self.max_payload_bytes} bytes)"
@@ -183,12 +237,19 @@ class IntakeGuard:
                 request=raw,
                 request_id=None,
                 now=self.clock(),
-                task_name=task_name if isinstance(task_name, str) else None,
+                task_name=task_name,
+                # One entry per body and task: the same arguments sent to two tasks
+                # (purge and replay, say) are two failures.
+                fingerprint=fingerprint_of(f"{task_name or ''}\n{raw}"),
             )
             replay.settle(
                 self.dead_letters,
                 self.jobs,
-                replay.ReplayMark.from_header(headers.get(replay.REPLAY_HEADER)),
+                replay.mark_of(
+                    headers.get(replay.REPLAY_HEADER),
+                    (message.delivery_info or {}).get("routing_key"),
+                    replay_queue=self.replay_queue,
+                ),
                 outcome=IntakeOutcome.REJECTED,
                 request_id=None,
                 new_entry_id=letter.dead_letter_id,
@@ -205,6 +266,10 @@ class IntakeGuard:
             task_name=letter.task_name,
         )
         message.ack_log_error(_celery_logger, self.connection_errors)
+
+
+class TooDeep(ValueError):
+    """A message nests deeper than the guard's ``max_depth``."""
 
 
 def _headers(message: Any) -> dict[str, Any]:

@@ -73,6 +73,26 @@ def call_in_text(text: str) -> tuple[list[Any], dict[str, Any]] | None:
         return None
 
 
+def deeper_than(value: Any, limit: int) -> bool:
+    """True if ``value`` nests lists and mappings more than ``limit`` deep. Iterative, and
+    it stops at the first branch past the limit: a hostile body cannot make it recurse
+    (Celery's pool pickles decoded arguments, and pickle raises RecursionError from a
+    few hundred levels on, in the worker's main process)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _call(args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]] | None:
     if isinstance(args, list | tuple) and isinstance(kwargs, dict):
         return list(args), kwargs

@@ -1,10 +1,12 @@
 """Replaying and purging dead letters (the logic behind ``evalq dlq`` and ``evals.dlq.*``).
 
-A replay sends the original request through intake again, as a producer would:
-``evals.submit`` (an evaluator rollout: ``evals.evaluator.update``, :func:`intake_task`)
-by name on the requests queue, with one extra message header
+A replay sends the original request through intake again: ``evals.submit`` (an evaluator
+rollout: ``evals.evaluator.update``, :func:`intake_task`) by name on the control queue,
+which producers cannot write, with one extra message header
 ``evalq_replay: "<dead_letter_id>:<token>"``. Before sending, the entry is marked with that
-token. Intake settles the replay:
+token. Intake honours the header only on a message from the control queue
+(:func:`mark_of`), and settles a replay only if the entry still holds that token (one
+atomic claim), so a forged or stale header settles nothing. Intake settles the replay:
 
 * accepted (a new job, a dead job requeued, or a job that already exists): the entry leaves
   the store. The same request_id means the same clientToken, so a request that already has
@@ -23,11 +25,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from api_contracts import DeadLetter
 from worker import task_names
 from worker.dead_letters.messages import BASE64_MARKER, call_in_text, call_of
 from worker.dead_letters.store import DeadLetterStore, dead_letter_id
 from worker.jobs.store import ACCEPTED, IntakeOutcome, JobStore
+
+log = structlog.stdlib.get_logger("evalq.replay")
 
 #: Message header that ties an intake message to the dead letter it replays.
 REPLAY_HEADER = "evalq_replay"
@@ -65,6 +71,18 @@ class ReplayMark:
             return None
         entry_id, token = value.split(":")
         return cls(entry_id, token) if entry_id and token else None
+
+
+def mark_of(header: Any, queue: Any, *, replay_queue: str | None) -> ReplayMark | None:
+    """The replay a message carries: only one from ``replay_queue`` (the control queue) may
+    carry one. A header on a message from anywhere else (a producer's) is ignored; None
+    for ``replay_queue`` takes it from any queue (tests without a broker)."""
+    mark = ReplayMark.from_header(header)
+    if mark is not None and replay_queue is not None and queue != replay_queue:
+        log.warning("replay header ignored on a message from a producer's queue",
+                    queue=queue, dead_letter_id=mark.dead_letter_id)  # fmt: skip
+        return None
+    return mark
 
 
 @dataclass(frozen=True)
@@ -286,7 +304,10 @@ def _settle_accepted(
     request_id: str,
     outcome: IntakeOutcome,
 ) -> None:
-    """Intake accepted the replayed request: the entry leaves the store."""
+    """Intake accepted the replayed request: the entry leaves the store, if the mark still
+    holds the token (exactly one delivery of the replay settles it)."""
+    if not dead_letters.unmark_replaying(mark.dead_letter_id, mark.token):
+        return
     letter = dead_letters.get(mark.dead_letter_id)
     dead_letters.remove(mark.dead_letter_id)
     if letter is None or outcome == IntakeOutcome.DUPLICATE:

@@ -25,6 +25,7 @@ from worker.jobs.admission import hand_out
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome
 from worker.observability import metrics
+from worker.observability.redaction import redact
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.intake")
@@ -144,10 +145,33 @@ def _reject(
     svc: Services, raw: Any, exc: ValidationError, task_name: str, now: float
 ) -> IntakeResult:
     reason = reason_for_validation_error(exc)
+    return dead_letter_raw(svc, raw, reason, describe_validation_error(exc), task_name, now)
+
+
+def refuse_unexpected(
+    svc: Services,
+    raw: Any,
+    task_name: str,
+    exc: Exception,
+    replay_mark: replay.ReplayMark | None = None,
+) -> IntakeResult:
+    """Dead-letter a request whose intake raised what no check foresaw (``internal_error``),
+    so it is never acknowledged with nothing done; settles the replay it carries."""
+    error = redact(f"intake failed: {type(exc).__name__}: {exc}")
+    result = dead_letter_raw(svc, raw, ReasonCode.internal_error, error, task_name, svc.clock())
+    replay.settle(svc.dead_letters, svc.store, replay_mark, outcome=result.outcome,
+                  request_id=None, new_entry_id=result.dead_letter_id)  # fmt: skip
+    return result
+
+
+def dead_letter_raw(
+    svc: Services, raw: Any, reason: ReasonCode, error: str, task_name: str, now: float
+) -> IntakeResult:
+    """Dead-letter a request as it came (it did not parse, or intake failed on it)."""
     request_id = raw.get("request_id") if isinstance(raw, dict) else None
     letter = svc.dead_letters.record(
         reason=reason,
-        error=describe_validation_error(exc),
+        error=error,
         request=raw if isinstance(raw, dict | str) else repr(raw),
         request_id=request_id if isinstance(request_id, str) else None,
         now=now,

@@ -25,7 +25,7 @@ from api_contracts import (
 from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
-from worker.jobs.intake import IntakeResult
+from worker.jobs.intake import IntakeResult, dead_letter_raw
 from worker.jobs.rollouts import ROLLOUT_DEADLINE_SECONDS
 from worker.jobs.store import IntakeOutcome
 from worker.services import Services
@@ -54,13 +54,9 @@ def _register(svc: Services, raw: Any) -> IntakeResult:
     try:
         request = EvaluatorUpdateRequest.model_validate(raw)
     except ValidationError as exc:
-        request_id = raw.get("request_id") if isinstance(raw, dict) else None
-        rejected = IntakeResult(None, IntakeOutcome.REJECTED)
-        return _dead_letter(
-            svc, rejected, reason_for_validation_error(exc), describe_validation_error(exc),
-            raw if isinstance(raw, dict | str) else repr(raw),
-            request_id if isinstance(request_id, str) else None, None, now,
-        )  # fmt: skip
+        return dead_letter_raw(svc, raw, reason_for_validation_error(exc),
+                               describe_validation_error(exc), task_names.EVALUATOR_UPDATE,
+                               now)  # fmt: skip
     structlog.contextvars.bind_contextvars(request_id=request.request_id)
     dump = request.model_dump(mode="json")
     try:

@@ -55,6 +55,10 @@ def create_app(settings: Settings | None = None) -> Celery:
             task_names.INVOKE: {"queue": settings.synchronous_queue},
         },
         broker_connection_retry_on_startup=True,
+        # No remote control: anyone who can write to the broker could otherwise shut the
+        # workers down or make them consume other queues (docs/security.md). Nothing in
+        # evalq uses it; `evalq health` reads heartbeats.
+        worker_enable_remote_control=False,
         # Dispatching a step must survive a broker restart of a few seconds.
         task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         worker_cancel_long_running_tasks_on_connection_loss=True,
@@ -132,14 +136,29 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
 def send_to_intake(request: Any, headers: dict[str, str] | None = None) -> None:
     """Send a request exactly as a producer does: by task name (a rollout's by its own,
     ``replay.intake_task``), on the requests queue."""
+    _send_intake(request, headers, get_settings().requests_queue)
+
+
+def send_replay(request: Any, headers: dict[str, str]) -> None:
+    """Send a dead letter's request back to intake with its replay header, on the control
+    queue: only there does intake honour the header (producers cannot write to it)."""
+    _send_intake(request, headers, get_settings().control_queue)
+
+
+def allowed_tasks(settings: Settings) -> dict[str, frozenset[str]]:
+    """The task names each queue may carry (the consumer's guard refuses the rest)."""
+    return {
+        settings.requests_queue: task_names.PUBLIC,
+        settings.control_queue: task_names.CONTROL,
+        settings.synchronous_queue: task_names.SYNCHRONOUS,
+    }
+
+
+def _send_intake(request: Any, headers: dict[str, str] | None, queue: str) -> None:
     from worker.dead_letters.replay import intake_task
 
-    app.send_task(
-        intake_task(request),
-        kwargs={"request": request},
-        queue=get_settings().requests_queue,
-        headers=headers,
-    )
+    app.send_task(intake_task(request), kwargs={"request": request}, queue=queue,
+                  headers=headers)  # fmt: skip
 
 
 @worker_before_create_process.connect

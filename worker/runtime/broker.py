@@ -255,6 +255,10 @@ class ReliableChannel(kombu_redis.Channel):
                 # What kombu's Message does next, which fails on base64 that is not.
                 if payload.get("body"):
                     self.decode_body(payload["body"], payload["properties"].get("body_encoding"))
+                # The queue it came from, not the route its sender wrote: the consumer's
+                # guard decides by it which tasks may run (as the script records it).
+                info = payload["properties"]["delivery_info"]
+                info["exchange"], info["routing_key"] = "", queue
                 return {"payload": payload, "recorded": True}
         except Exception as exc:
             problem = f"cannot be decoded: {exc}"

@@ -11,6 +11,7 @@ from celery.worker.consumer import Consumer
 from kombu.serialization import prepare_accept_content
 
 from worker.dead_letters.guard import IntakeGuard
+from worker.runtime.app import allowed_tasks
 from worker.runtime.root import services
 
 
@@ -34,6 +35,9 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             max_payload_bytes=svc.settings.max_payload_bytes,
             accept=frozenset(prepare_accept_content(self.app.conf.accept_content)),
             connection_errors=tuple(self.connection_errors or ()),
+            allowed_tasks=allowed_tasks(svc.settings),
+            max_depth=svc.settings.max_payload_depth,
+            replay_queue=svc.settings.control_queue,
         )
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:

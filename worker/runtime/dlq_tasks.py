@@ -11,7 +11,7 @@ from typing import Any
 
 from worker import task_names
 from worker.dead_letters import replay
-from worker.runtime.app import app, send_to_intake
+from worker.runtime.app import app, send_replay
 from worker.runtime.root import services
 
 #: Longest one replay task runs before it hands the rest to the next.
@@ -41,7 +41,7 @@ def replay_dead_letters(
     )
     report = replay.replay(
         svc.dead_letters,
-        send_to_intake,
+        send_replay,
         candidates,
         rate=rate or svc.settings.dlq_replay_rate,
         dry_run=dry_run,

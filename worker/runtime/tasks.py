@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import structlog
+from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 
 from worker import task_names
-from worker.dead_letters.replay import REPLAY_HEADER, ReplayMark
+from worker.dead_letters.replay import REPLAY_HEADER, mark_of
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, invocations, rollout_intake, watch
+from worker.jobs.intake import IntakeResult
 from worker.jobs.start import synchronous_step
 from worker.observability import metrics
 from worker.runtime.app import app, synchronous_lease
@@ -21,19 +24,38 @@ from worker.runtime.root import services, wait_for_replicas
 
 log = structlog.stdlib.get_logger("evalq.tasks")
 
+#: An intake call: ``intake.accept`` or ``rollout_intake.accept_rollout``.
+Accept = Callable[..., IntakeResult]
+
 #: A request refused because the job store is full waits this long before it goes back
 #: to the queue (a requeued message comes straight back to a free worker).
 FULL_STORE_PAUSE_SECONDS = 1.0
 
 
-@app.task(name=task_names.SUBMIT)
-def submit(request: Any) -> dict[str, Any]:
+@app.task(name=task_names.SUBMIT, bind=True)
+def submit(self: Task, request: Any) -> dict[str, Any]:
     """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``.
     A call with other arguments never gets here: the consumer's guard dead-letters it
     (``bad_task_signature``) with the raw message."""
-    mark = ReplayMark.from_header(getattr(submit.request, REPLAY_HEADER, None))
+    return _intake(self, intake.accept, request)
+
+
+@app.task(name=task_names.EVALUATOR_UPDATE, bind=True)
+def evaluator_update(self: Task, request: Any) -> dict[str, Any]:
+    """Evaluator rollouts (public contract v1): ``send_task("evals.evaluator.update",
+    kwargs={"request": {...}})``; validated, registered and dead-lettered like a submit."""
+    return _intake(self, rollout_intake.accept_rollout, request)
+
+
+def _intake(task: Task, accept: Accept, request: Any) -> dict[str, Any]:
+    """Run one intake call. Whatever happens, the request ends registered, dead-lettered,
+    or back on the queue: never acknowledged with nothing done."""
+    svc = services()
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    header = getattr(task.request, REPLAY_HEADER, None)
+    mark = mark_of(header, queue, replay_queue=svc.settings.control_queue)
     try:
-        result = intake.accept(services(), request, replay_mark=mark)
+        return accept(svc, request, replay_mark=mark).as_dict()
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Nothing was decided. Acked as a failed task, the request would be gone; back
         # on the queue it waits for the job store (the connection retried for a while).
@@ -49,20 +71,11 @@ def submit(request: Any) -> dict[str, Any]:
         # Intake is idempotent: the request goes back on the queue, never away.
         log.warning("intake ran past its time limit; request back on the queue")
         raise Reject(exc, requeue=True) from exc
-    return result.as_dict()
-
-
-@app.task(name=task_names.EVALUATOR_UPDATE)
-def evaluator_update(request: Any) -> dict[str, Any]:
-    """Evaluator rollouts (public contract v1): ``send_task("evals.evaluator.update",
-    kwargs={"request": {...}})``; validated, registered and dead-lettered like a submit."""
-    mark = ReplayMark.from_header(getattr(evaluator_update.request, REPLAY_HEADER, None))
-    try:
-        result = rollout_intake.accept_rollout(services(), request, replay_mark=mark)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        log.warning("job store unreachable; rollout back on the queue", error=str(exc))
-        raise Reject(exc, requeue=True) from exc
-    return result.as_dict()
+    except Exception as exc:
+        # A bug, or input no check foresaw: the request becomes a dead letter that ops
+        # can read and replay once it is fixed.
+        log.exception("intake failed; request dead-lettered")
+        return intake.refuse_unexpected(svc, request, task.name, exc, mark).as_dict()
 
 
 @app.task(name=task_names.INVOKE)

@@ -46,6 +46,8 @@ def test_reason_codes_are_stable() -> None:
         "internal_error",
         "no_target",
         "evaluator_locked",
+        "forbidden_task",
+        "payload_too_deep",
     ]
     assert all(code.name == code.value for code in ReasonCode)
 

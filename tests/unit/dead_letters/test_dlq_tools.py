@@ -28,9 +28,9 @@ def sent(services, monkeypatch) -> list[tuple[dict[str, Any], dict[str, str]]]:
     # Rich tables at full width (the module's console read COLUMNS when it was imported).
     monkeypatch.setattr(dlq, "console", Console(width=250))
     monkeypatch.setattr(dlq, "_stores", lambda: (services.dead_letters, services.store))
-    monkeypatch.setattr(dlq, "_send_to_intake", lambda r, h: recorded.append((r, h)))
+    monkeypatch.setattr(dlq, "_send_replay", lambda r, h: recorded.append((r, h)))
     monkeypatch.setattr(dlq_tasks, "services", lambda: services)
-    monkeypatch.setattr(dlq_tasks, "send_to_intake", lambda r, h: recorded.append((r, h)))
+    monkeypatch.setattr(dlq_tasks, "send_replay", lambda r, h: recorded.append((r, h)))
     return recorded
 
 

@@ -348,3 +348,81 @@ def test_any_body_can_be_dead_lettered_and_read_back(guard, dead_letters, body):
     guard.dead_letter(_message(body), ReasonCode.undecodable_message, "e")
     (letter,) = dead_letters.find()
     assert raw_body_bytes(letter.request) == body or "[REDACTED" in letter.request
+
+
+# -- queues by trust, depth -------------------------------------------------------------------
+QUEUES = {"evals.requests": frozenset({"t.add"}), "evals.control": frozenset({"t.anything"})}
+
+
+def _on(queue: str | None, message: Message) -> Message:
+    message.delivery_info = {} if queue is None else {"routing_key": queue, "exchange": ""}
+    return message
+
+
+@pytest.fixture
+def strict_guard(dead_letters, store) -> IntakeGuard:
+    return IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, clock=lambda: NOW,
+                       allowed_tasks=QUEUES, max_depth=16)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("queue", "task"),
+    [("evals.requests", "t.anything"), ("evals.control", "t.add"), ("elsewhere", "t.add"),
+     (None, "t.add")],
+)  # fmt: skip
+def test_a_task_runs_only_from_a_queue_that_may_carry_it(strict_guard, dead_letters, queue, task):
+    ran: list[Any] = []
+    screened = strict_guard.screened(tasks.tasks[task], lambda m, b, *rest: ran.append(m))
+    message = _on(queue, _message(_call([1], {"y": 2}), task=task))
+    screened(message, None, "ack", "reject", [])
+    assert ran == []
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "forbidden_task"
+    assert f"task {task!r} may not be sent to queue {queue!r}" in letter.error
+    assert message.channel.acked == ["tag-1"]
+
+
+def test_allowed_tasks_run_from_their_queue(strict_guard, dead_letters):
+    ran: list[Any] = []
+    for queue, task in [("evals.requests", "t.add"), ("evals.control", "t.anything")]:
+        screened = strict_guard.screened(tasks.tasks[task], lambda m, b, *rest: ran.append(m))
+        screened(_on(queue, _message(_call([1, 2]), task=task)), None, "ack", "reject", [])
+    assert len(ran) == 2
+    assert dead_letters.count() == 0
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_message_nested_too_deep_is_dead_lettered_before_celery_builds_a_request(
+    strict_guard, dead_letters, where
+):
+    # 600 deep: pickling the decoded arguments for the pool raised RecursionError in the
+    # worker's main process, which stopped the worker (and the next one, after restore).
+    deep = _nested(600)
+    ran: list[Any] = []
+    screened = strict_guard.screened(add, lambda m, b, *rest: ran.append(m))
+    if where == "body":
+        message = _message(_call([deep, 1]))
+    else:
+        message = _message(_call([1, 2]), headers={"x-deep": deep})
+    assert len(message.body) < 4 * 1024
+    screened(_on("evals.requests", message), None, "ack", "reject", [])
+    assert ran == []
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "payload_too_deep"
+    assert f"message {where} nests lists and objects over 16 deep" in letter.error
+    assert message.channel.acked == ["tag-1"]
+
+
+def test_a_message_at_the_depth_limit_runs(strict_guard):
+    ran: list[Any] = []
+    screened = strict_guard.screened(add, lambda m, b, *rest: ran.append(m))
+    # [args, kwargs, embed] is one level, args another: 14 more fit in 16.
+    screened(_on("evals.requests", _message(_call([_nested(14), 1]))), None, "a", "r", [])
+    assert len(ran) == 1

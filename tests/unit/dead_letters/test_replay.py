@@ -308,3 +308,36 @@ def test_purge_by_id_prefix_age_and_all(services, clock):
 
 def _token(intake):
     return replay.ReplayMark.from_header(intake.sent[-1][1][replay.REPLAY_HEADER]).token
+
+
+# -- a replay header nobody sent -------------------------------------------------------------
+def test_a_forged_token_settles_nothing_and_the_entry_stays(services):
+    accept(services, _eleven_evaluators())
+    (letter,) = services.dead_letters.find()
+    # A valid request carrying someone's dead letter id with a made-up token.
+    forged = replay.ReplayMark(letter.dead_letter_id, "123-made-up")
+    result = accept(services, sample_request(request_id="other"), replay_mark=forged)
+    assert result.outcome == "created"
+    assert services.dead_letters.get(letter.dead_letter_id) is not None
+
+
+def test_a_replay_header_counts_only_on_the_control_queue():
+    header = "entry:123-token"
+    taken = replay.mark_of(header, "evals.control", replay_queue="evals.control")
+    assert taken == replay.ReplayMark("entry", "123-token")
+    assert replay.mark_of(header, "evals.requests", replay_queue="evals.control") is None
+    assert replay.mark_of(header, None, replay_queue="evals.control") is None
+    assert replay.mark_of(None, "evals.control", replay_queue="evals.control") is None
+
+
+def test_a_real_replay_settles_once_even_when_delivered_twice(services, intake):
+    accept(services, _eleven_evaluators())
+    (letter,) = services.dead_letters.find()
+    services.dead_letters.set_replay_count(letter.dead_letter_id, 0)
+    fixed = _eleven_evaluators()
+    fixed["evaluation"]["evaluators"] = fixed["evaluation"]["evaluators"][:3]
+    services.dead_letters.mark_replaying(letter.dead_letter_id, "1-tok")
+    mark = replay.ReplayMark(letter.dead_letter_id, "1-tok")
+    assert accept(services, fixed, replay_mark=mark).outcome == "created"
+    assert services.dead_letters.get(letter.dead_letter_id) is None
+    assert accept(services, fixed, replay_mark=mark).outcome == "duplicate"

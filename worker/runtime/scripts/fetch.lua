@@ -75,9 +75,10 @@ for i = 1, lists do
         properties = {body_encoding = 'base64', delivery_tag = tag, priority = 0,
                       delivery_info = {exchange = exchange, routing_key = routing_key}}})
     else
+      -- Restored to the list it was taken from, whatever route the sender wrote into
+      -- its properties (a producer could name another queue there: docs/security.md).
       tag = properties.delivery_tag
-      exchange = properties.delivery_info.exchange
-      routing_key = properties.delivery_info.routing_key
+      exchange, routing_key = '', ARGV[3 + i]
     end
     if ARGV[3 + lists + i] == '1' then
       redis.call('ZADD', index, ARGV[1], tag)
