@@ -36,6 +36,11 @@ class ReasonCode(StrEnum):
     forbidden_task = "forbidden_task"
     #: the message nests lists and objects deeper than evalq reads
     payload_too_deep = "payload_too_deep"
+    #: the producer may not ask this (unlisted, another producer's broker user, a
+    #: priority above its highest, evaluator rollouts): docs/security.md
+    producer_not_allowed = "producer_not_allowed"
+    #: the producer already has as many requests waiting in the target as it may
+    producer_quota = "producer_quota"
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

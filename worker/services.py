@@ -1,5 +1,6 @@
 """What every job step, janitor sweep and intake call is given: the stores, the targets
-(each with its backend and rate limits), the publisher and the dispatcher, and a clock.
+(each with its backend and rate limits), the producers' policies, the publisher and the
+dispatcher, and a clock.
 
 This module only says what they are; ``worker.runtime.root`` builds them (the one
 composition root), and unit tests build them around fakeredis.
@@ -20,6 +21,7 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.producers.policy import Producers
 from worker.settings import Settings
 from worker.targets.registry import Targets
 
@@ -48,6 +50,7 @@ class Services:
     store: JobStore
     dead_letters: DeadLetterStore
     targets: Targets
+    producers: Producers
     publisher: Publisher
     dispatch: Dispatch
     dispatch_watch: DispatchWatch

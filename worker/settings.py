@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     #: A changed targets file is picked up within this many seconds, without a restart.
     targets_reload_seconds: float = Field(default=10.0, gt=0)
 
+    #: What each producer may do (docs/security.md), YAML or JSON; picked up again within
+    #: ``targets_reload_seconds`` of a change. Unset: every producer gets the defaults below.
+    producers_file: str | None = None
+    #: Defaults of every producer (the producers file may set each per producer): the
+    #: highest priority its requests may carry, the most of its requests waiting in one
+    #: target's backlog, whether it may roll out evaluators.
+    producer_max_priority: int = Field(default=9, ge=0, le=9)
+    producer_backlog_cap: int = Field(default=100_000, ge=1)
+    producer_evaluator_updates: bool = True
+
     #: Redis Sentinel: ``host:port`` of each sentinel, comma-separated. With
     #: ``redis_sentinel_master``, the job store and a ``redis://`` broker ask them for the
     #: primary and follow it when it moves; the URLs' credentials and db numbers still

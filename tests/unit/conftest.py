@@ -14,6 +14,7 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.producers.policy import Producers
 from worker.runtime.root import build_targets
 from worker.services import Services
 from worker.settings import Settings
@@ -82,6 +83,7 @@ def reconfigure(services: Services, **settings: Any) -> None:
     changed = {**services.settings.model_dump(), **settings}
     services.settings = type(services.settings).model_validate(changed)
     services.targets = build_targets(services.settings, services.redis, services.keys)
+    services.producers = Producers(services.settings)
 
 
 @pytest.fixture
@@ -101,6 +103,7 @@ def services(fake_redis, keys, store, settings, clock) -> Services:
         store=store,
         dead_letters=DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600),
         targets=build_targets(settings, fake_redis, keys),
+        producers=Producers(settings),
         publisher=RecordingPublisher(),
         dispatch=lambda rid, token, countdown: dispatched.append((rid, token, countdown)),
         dispatch_watch=lambda target: watched.append(target),

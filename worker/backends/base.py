@@ -89,8 +89,9 @@ class Backend(Protocol):
     #: never came, evalq looks for the run only once this has passed.
     call_timeout: float
 
-    def remote_name(self, request: EvaluationRequest) -> str:
-        """The name the request's remote job will carry (indexed for reconciliation)."""
+    def remote_name(self, request: EvaluationRequest, job_id: str) -> str:
+        """The name the remote job of ``request``, registered as ``job_id``, will carry
+        (indexed for reconciliation)."""
         ...
 
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:

@@ -24,9 +24,9 @@ class RunsByName(Generic[Client]):
         self.name_prefix = name_prefix
         self.call_timeout = call_timeout
 
-    def remote_name(self, request: EvaluationRequest) -> str:
+    def remote_name(self, request: EvaluationRequest, job_id: str) -> str:
         given = getattr(request.evaluation_of(self.kind), "name", None)  # type: ignore[type-var]
-        return run_name(self.name_prefix, request.request_id, given)
+        return run_name(self.name_prefix, job_id, given)
 
     def delete(self, remote_id: str, scope: Scope | None = None) -> None:
         raise NotImplementedError

@@ -146,12 +146,16 @@ def _parse_requests(text: str) -> list[dict[str, Any]]:
 @app.command()
 def status(
     request_id: str,
+    producer: Annotated[
+        str | None, typer.Option(help="the producer whose request_id it is (ids are per producer)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Show one job: state, remote status, progress."""
-    job = services().store.get(request_id)
+    """Show one job (by its job id, or a producer's request_id): state, remote status,
+    progress."""
+    job = services().store.find(request_id, producer)
     if job is None:
-        console.print(f"[red]no job with request_id {request_id!r}[/red]")
+        console.print(f"no job with request_id {request_id!r}", style="red", markup=False)
         raise typer.Exit(1)
     view = job_view(job)
     if as_json:

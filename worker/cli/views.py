@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from worker.jobs.record import Job
+from worker.observability.redaction import redact
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -17,7 +18,8 @@ def job_view(job: Job) -> dict[str, Any]:
         p = job.progress_last
         progress = f"{p['completed'] + p['failed']}/{p['total']}"
     return {
-        "request_id": job.request_id,
+        "request_id": job.producer_request_id,
+        "job_id": job.request_id,
         "producer": job.producer,
         "target": job.target,
         "state": job.state.value,
@@ -32,7 +34,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "deadline_at": iso(job.deadline_at),
         "polls": job.polls,
         "attempts": job.attempts,
-        "error": job.error or job.last_error,
+        # Redacted again here: records written before a redaction rule existed.
+        "error": redact(job.error or job.last_error or "") or None,
     }
 
 

@@ -109,7 +109,8 @@ def _retry_later(
         return StepResult.DEAD
     step = min(settings.retry_max, settings.retry_initial * 2 ** max(attempts - 1, 0))
     delay = step / 2 + svc.rng.uniform(0, step / 2)
-    svc.store.update(job.request_id, attempts=attempts, first_error_at=first, last_error=str(exc))
+    svc.store.update(job.request_id, attempts=attempts, first_error_at=first,
+                     last_error=redact(str(exc)))  # fmt: skip
     svc.store.schedule(job.request_id, now + delay)
     log.info("retrying later", error=str(exc), attempts=attempts, delay=round(delay, 3))
     return StepResult.RETRY

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api_contracts import (
     EvaluationRequest,
+    EvaluatorUpdateRequest,
     ReasonCode,
     describe_validation_error,
     reason_for_validation_error,
@@ -23,7 +24,7 @@ from worker.dead_letters import replay
 from worker.errors import PermanentError
 from worker.jobs.admission import hand_out
 from worker.jobs.states import JobState
-from worker.jobs.store import IntakeOutcome
+from worker.jobs.store import IntakeOutcome, Registration
 from worker.observability import metrics
 from worker.observability.redaction import redact
 from worker.services import Services
@@ -49,9 +50,11 @@ def accept(
     *,
     task_name: str = task_names.SUBMIT,
     replay_mark: replay.ReplayMark | None = None,
+    broker_user: str | None = None,
 ) -> IntakeResult:
-    """Register ``raw`` once (or dead-letter it) and settle the replay it carries."""
-    result = _register(svc, raw, task_name)
+    """Register ``raw`` once (or dead-letter it) and settle the replay it carries.
+    ``broker_user``: who sent it, as the broker vouches (RabbitMQ's ``user_id``)."""
+    result = _register(svc, raw, task_name, broker_user)
     replay.settle(
         svc.dead_letters,
         svc.store,
@@ -63,7 +66,7 @@ def accept(
     return result
 
 
-def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
+def _register(svc: Services, raw: Any, task_name: str, broker_user: str | None) -> IntakeResult:
     now = svc.clock()
     try:
         request = EvaluationRequest.model_validate(raw)
@@ -72,16 +75,23 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
 
     structlog.contextvars.bind_contextvars(request_id=request.request_id)
     settings = svc.settings
+    rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
+    refusal = svc.producers.check(request.producer, priority=request.priority,
+                                  reply_to=request.reply_to, broker_user=broker_user)  # fmt: skip
+    if refusal is not None:
+        return dead_letter_valid(svc, request, rejected, refusal.reason, refusal.error, task_name,
+                            now, None)  # fmt: skip
     try:
         target = svc.targets.route(request)
     except PermanentError as exc:
-        rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
-        return _dead_letter(svc, request, rejected, exc.reason, str(exc), task_name, now, None)
+        return dead_letter_valid(svc, request, rejected, exc.reason, str(exc), task_name, now, None)
+    policy = svc.producers.policy(request.producer)
     registration, admission = svc.store.register(
         request,
         target=target.name,
-        remote_name=target.backend.remote_name(request),
+        remote_name=lambda job_id: target.backend.remote_name(request, job_id),
         admit_quota=target.quota,
+        backlog_cap=policy.backlog_cap if policy is not None else None,
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
         # 0 is a valid retention (delete as soon as the outcome is out), not "unset".
@@ -92,14 +102,17 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         ),
     )
     hand_out(svc, admission)
+    job_id = registration.job_id
+    if job_id != request.request_id:
+        structlog.contextvars.bind_contextvars(request_id=job_id)
     started = registration.outcome in (IntakeOutcome.CREATED, IntakeOutcome.REQUEUED)
     if started and registration.state == JobState.PREPARING:
-        svc.dispatch(request.request_id, None, 0.0)  # its scenario items start now
-    if registration.outcome == IntakeOutcome.CONFLICT:
-        error = f"request_id {request.request_id!r} was already accepted with another payload"
-        conflict = IntakeResult(request.request_id, registration.outcome, registration.state)
-        reason = ReasonCode.idempotency_conflict
-        return _dead_letter(svc, request, conflict, reason, error, task_name, now, target.name)
+        svc.dispatch(job_id, None, 0.0)  # its scenario items start now
+    result = IntakeResult(job_id, registration.outcome, registration.state)
+    refused = refused_by(registration, request, policy.backlog_cap if policy else 0, target.name)
+    if refused is not None:
+        reason, error = refused
+        return dead_letter_valid(svc, request, result, reason, error, task_name, now, target.name)
     # Debug only: Celery's own "succeeded" line already carries the result (request_id,
     # outcome, state) at INFO, and one more line per request was an eighth of intake.
     log.debug(
@@ -108,12 +121,29 @@ def _register(svc: Services, raw: Any, task_name: str) -> IntakeResult:
         producer=request.producer,
         target=target.name,
     )
-    return IntakeResult(request.request_id, registration.outcome, registration.state)
+    return result
 
 
-def _dead_letter(
+def refused_by(
+    registration: Registration,
+    request: EvaluationRequest | EvaluatorUpdateRequest,
+    backlog_cap: int,
+    target: str,
+) -> tuple[ReasonCode, str] | None:
+    """Why a registration took nothing (None when it took the request)."""
+    if registration.outcome == IntakeOutcome.CONFLICT:
+        error = f"request_id {request.request_id!r} was already accepted with another payload"
+        return ReasonCode.idempotency_conflict, error
+    if registration.outcome == IntakeOutcome.QUOTA:
+        error = (f"producer {request.producer!r} already has {backlog_cap} requests waiting "
+                 f"in target {target!r}, as many as it may")  # fmt: skip
+        return ReasonCode.producer_quota, error
+    return None
+
+
+def dead_letter_valid(
     svc: Services,
-    request: EvaluationRequest,
+    request: EvaluationRequest | EvaluatorUpdateRequest,
     result: IntakeResult,
     reason: ReasonCode,
     error: str,
@@ -121,19 +151,21 @@ def _dead_letter(
     now: float,
     target: str | None,
 ) -> IntakeResult:
-    """A valid request intake cannot take: a conflict (in ``target``), or no target to
-    run in (counted as rejected; register.lua counts conflicts)."""
+    """A valid request intake cannot take: a conflict or a producer over its backlog cap
+    (in ``target``), a producer's policy or no target to run in (counted as rejected;
+    register.lua counts conflicts and quotas). The entry names the job id."""
     rejected = result.outcome == IntakeOutcome.REJECTED
+    dump = request.model_dump(mode="json")
     letter = svc.dead_letters.record(
         reason=reason,
         error=error,
-        request=request.model_dump(mode="json"),
-        request_id=request.request_id,
+        request=dump,
+        request_id=result.request_id or request.request_id,
         now=now,
         task_name=task_name,
         fingerprint=request.payload_hash(),
         target=target,
-        also=(lambda pipe: metrics.count_request(pipe, svc.keys, "rejected", request.backend))
+        also=(lambda pipe: metrics.count_request(pipe, svc.keys, "rejected", _backend_of(dump)))
         if rejected
         else None,
     )

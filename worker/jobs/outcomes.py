@@ -21,7 +21,7 @@ def build_outcome(job: Job, *, now: float) -> EvaluationOutcome:
     status = OutcomeStatus(job.outcome_status or "FAILED")
     return EvaluationOutcome(
         event_id=make_event_id(job.request_id, status.value),
-        request_id=job.request_id,
+        request_id=job.producer_request_id,
         producer=job.producer,
         backend=job.backend,
         target=job.target,
@@ -46,7 +46,7 @@ def build_rollout_outcome(job: Job, *, now: float) -> EvaluatorUpdateOutcome:
     status = EvaluatorUpdateStatus(job.outcome_status or "UPDATE_FAILED")
     return EvaluatorUpdateOutcome(
         event_id=make_evaluator_update_event_id(job.request_id, status.value),
-        request_id=job.request_id,
+        request_id=job.producer_request_id,
         producer=job.producer,
         evaluator_id=job.evaluator_id or "",
         status=status,

@@ -147,6 +147,13 @@ class Job:
         return self.kind == ROLLOUT
 
     @property
+    def producer_request_id(self) -> str:
+        """The request_id as its producer sent it (the job id may be scoped by producer:
+        ``producer/request_id``, where another producer's record holds the id)."""
+        given = self.request.get("request_id")
+        return given if isinstance(given, str) else self.request_id
+
+    @property
     def reply_to(self) -> list[str]:
         return list(self.request.get("reply_to") or [])
 

@@ -9,7 +9,6 @@ once (``worker.jobs.rollouts``).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -25,7 +24,7 @@ from api_contracts import (
 from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
-from worker.jobs.intake import IntakeResult, dead_letter_raw
+from worker.jobs.intake import IntakeResult, dead_letter_raw, dead_letter_valid, refused_by
 from worker.jobs.rollouts import ROLLOUT_DEADLINE_SECONDS
 from worker.jobs.store import IntakeOutcome
 from worker.services import Services
@@ -34,10 +33,14 @@ log = structlog.stdlib.get_logger("evalq.intake")
 
 
 def accept_rollout(
-    svc: Services, raw: Any, *, replay_mark: replay.ReplayMark | None = None
+    svc: Services,
+    raw: Any,
+    *,
+    replay_mark: replay.ReplayMark | None = None,
+    broker_user: str | None = None,
 ) -> IntakeResult:
     """Register the rollout ``raw`` once (or dead-letter it) and settle its replay."""
-    result = _register(svc, raw)
+    result = _register(svc, raw, broker_user)
     replay.settle(
         svc.dead_letters,
         svc.store,
@@ -49,66 +52,52 @@ def accept_rollout(
     return result
 
 
-def _register(svc: Services, raw: Any) -> IntakeResult:
+def _register(svc: Services, raw: Any, broker_user: str | None) -> IntakeResult:
     now = svc.clock()
+    task = task_names.EVALUATOR_UPDATE
     try:
         request = EvaluatorUpdateRequest.model_validate(raw)
     except ValidationError as exc:
         return dead_letter_raw(svc, raw, reason_for_validation_error(exc),
-                               describe_validation_error(exc), task_names.EVALUATOR_UPDATE,
-                               now)  # fmt: skip
+                               describe_validation_error(exc), task, now)  # fmt: skip
     structlog.contextvars.bind_contextvars(request_id=request.request_id)
-    dump = request.model_dump(mode="json")
+    rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
+    refusal = svc.producers.check(request.producer, reply_to=request.reply_to,
+                                  broker_user=broker_user, evaluator_update=True)  # fmt: skip
+    if refusal is not None:
+        return dead_letter_valid(svc, request, rejected, refusal.reason, refusal.error, task,
+                                 now, None)  # fmt: skip
     try:
-        target = svc.targets.named_or_default(request.target)
-        if target.config.backend is not Backend.AGENTCORE:
-            raise PermanentError(
-                f"target {target.name!r} runs {target.config.backend.value}: evaluators are "
-                "AgentCore's",
-                ReasonCode.no_target,
-            )
+        target = agentcore_target(svc, request.target)
     except PermanentError as exc:
-        rejected = IntakeResult(request.request_id, IntakeOutcome.REJECTED)
-        return _dead_letter(svc, rejected, exc.reason, str(exc), dump, request.request_id,
-                            request.payload_hash(), now)  # fmt: skip
+        return dead_letter_valid(svc, request, rejected, exc.reason, str(exc), task, now, None)
     registration = svc.store.register_rollout(
-        request, target=target.name, now=now, deadline_at=now + ROLLOUT_DEADLINE_SECONDS
+        request, target=target, now=now, deadline_at=now + ROLLOUT_DEADLINE_SECONDS
     )
-    result = IntakeResult(request.request_id, registration.outcome, registration.state)
-    if registration.outcome == IntakeOutcome.CONFLICT:
-        error = f"request_id {request.request_id!r} was already accepted with another payload"
-        return _dead_letter(svc, result, ReasonCode.idempotency_conflict, error, dump,
-                            request.request_id, request.payload_hash(), now)  # fmt: skip
+    result = IntakeResult(registration.job_id, registration.outcome, registration.state)
+    refused = refused_by(registration, request, 0, target)
+    if refused is not None:
+        reason, error = refused
+        return dead_letter_valid(svc, request, result, reason, error, task, now, target)
     if registration.outcome != IntakeOutcome.DUPLICATE:
-        svc.dispatch(request.request_id, None, 0.0)  # its first step (its timer is due now)
+        svc.dispatch(registration.job_id, None, 0.0)  # its first step (its timer is due now)
     log.info(
         "rollout accepted",
         outcome=registration.outcome.value,
         evaluator_id=request.evaluator_id,
         drain=request.drain,
-        target=target.name,
+        target=target,
     )
     return result
 
 
-def _dead_letter(
-    svc: Services,
-    result: IntakeResult,
-    reason: ReasonCode,
-    error: str,
-    request: Any,
-    request_id: str | None,
-    fingerprint: str | None,
-    now: float,
-) -> IntakeResult:
-    letter = svc.dead_letters.record(
-        reason=reason,
-        error=error,
-        request=request,
-        request_id=request_id,
-        now=now,
-        task_name=task_names.EVALUATOR_UPDATE,
-        fingerprint=fingerprint,
-    )
-    log.warning("rollout dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
-    return replace(result, dead_letter_id=letter.dead_letter_id)
+def agentcore_target(svc: Services, name: str | None) -> str:
+    """The AgentCore target a rollout names, or the default one."""
+    target = svc.targets.named_or_default(name)
+    if target.config.backend is not Backend.AGENTCORE:
+        raise PermanentError(
+            f"target {target.name!r} runs {target.config.backend.value}: evaluators are "
+            "AgentCore's",
+            ReasonCode.no_target,
+        )
+    return target.name

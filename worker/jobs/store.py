@@ -9,7 +9,7 @@ not the state. Replies are read as text: every Redis client evalq builds decodes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -35,6 +35,8 @@ class IntakeOutcome(StrEnum):
     DUPLICATE = "duplicate"  #: the same request again: nothing new happened
     REQUEUED = "requeued"  #: a dead-lettered job went back on the backlog (a replay)
     CONFLICT = "conflict"  #: the request_id came before with another payload
+    #: the producer has as many requests waiting in the target as it may (nothing written)
+    QUOTA = "quota"
     REJECTED = "rejected"  #: the request is invalid (never registered)
 
 
@@ -63,7 +65,11 @@ class Ref:
 @dataclass(frozen=True)
 class Registration:
     outcome: IntakeOutcome
-    state: JobState
+    #: None when nothing was registered (``QUOTA`` for a new request).
+    state: JobState | None
+    #: The job's id: the request_id, or ``producer/request_id`` where another producer's
+    #: record holds the request_id (request ids are scoped by producer).
+    job_id: str
 
 
 @dataclass(frozen=True)
@@ -111,12 +117,15 @@ class JobStore:
         now: float,
         deadline_at: float,
         retention: float,
-        remote_name: str | None = None,
+        remote_name: Callable[[str], str | None] = lambda _job_id: None,
         admit_quota: int | None = None,
+        backlog_cap: int | None = None,
     ) -> tuple[Registration, Admission]:
-        """Register once; ``remote_name`` (the name the remote job will get) is indexed so
-        a remote job can be matched to its request without scanning. With ``admit_quota``
-        the target's free slots are filled right after, in the same round trip."""
+        """Register once; ``remote_name`` gives the name the remote job of a job id will get,
+        indexed so a remote job can be matched to its request without scanning. With
+        ``admit_quota`` the target's free slots are filled right after, in the same round
+        trip; with ``backlog_cap``, a producer with that many requests waiting in the
+        target gets ``QUOTA`` and nothing is written."""
         record = {
             "request_id": request.request_id,
             "request": request.model_dump(mode="json"),
@@ -129,28 +138,46 @@ class JobStore:
             "updated_at": now,
             "deadline_at": deadline_at,
             "retention_seconds": retention,
-            "remote_name": remote_name,
+            "remote_name": remote_name(request.request_id),
             **_drain_and_scenario_fields(request),
         }
-        backlog = self._backlog(self.keys.target(target), request.producer, request.priority)
+        scoped_name = remote_name(scoped_job_id(request.producer, request.request_id))
+        target_keys = self.keys.target(target)
+        backlog = self._backlog(target_keys, request.producer, request.priority)
         keys = self._keys(target, request.request_id, **backlog)
         args = {
-            "request_id": request.request_id,
-            "payload_hash": record["payload_hash"],
-            "producer": request.producer,
-            "now": now,
+            **self._registration_args(request, now, target_keys, backlog_cap),
             # With scenarios its items run first (PREPARING), else to the backlog.
             "first": "prepare" if request.scenarios is not None else "create",
             "metric_labels": metrics.request_labels(request, target),
+            "scoped_remote_name": scoped_name or "",
         }
         calls: list[Call] = [(self.scripts["register"], keys, args, encode_fields(record))]
         if admit_quota is not None:
             calls.append(self._admit_call(target, now=now, quota=admit_quota))
         replies = run_together(self.redis, calls)
-        outcome, state = replies[0]
-        registration = Registration(IntakeOutcome(outcome), JobState(state))
+        registration = _registration(replies[0])
         admitted, expired = replies[1] if admit_quota is not None else ([], [])
         return registration, Admission(list(admitted), list(expired))
+
+    def _registration_args(
+        self,
+        request: EvaluationRequest | EvaluatorUpdateRequest,
+        now: float,
+        target_keys: TargetKeys,
+        backlog_cap: int | None,
+    ) -> dict[str, Any]:
+        """What register.lua takes of every registration."""
+        return {
+            "request_id": request.request_id,
+            "payload_hash": request.payload_hash(),
+            "producer": request.producer,
+            "now": now,
+            "job_prefix": self.keys.job(""),
+            "backlog_prefix": target_keys.backlog_prefix,
+            "backlog_cap": "" if backlog_cap is None else backlog_cap,
+            "highest_priority": HIGHEST_PRIORITY,
+        }
 
     def register_rollout(
         self, request: EvaluatorUpdateRequest, *, target: str, now: float, deadline_at: float
@@ -173,18 +200,17 @@ class JobStore:
             "deadline_at": deadline_at,
             "retention_seconds": 0,
         }
-        backlog = self._backlog(self.keys.target(target), request.producer, 0)
+        target_keys = self.keys.target(target)
         args = {
-            "request_id": request.request_id,
-            "payload_hash": record["payload_hash"],
-            "producer": request.producer,
-            "now": now,
+            **self._registration_args(request, now, target_keys, None),
             "first": "roll_out",
             "metric_labels": metrics.field("agentcore", metrics.target_label(target)),
+            "scoped_remote_name": "",
         }
-        keys = self._keys(target, request.request_id, **backlog)
-        outcome, state = self.scripts["register"](keys, args, encode_fields(record))
-        return Registration(IntakeOutcome(outcome), JobState(state))
+        keys = self._keys(
+            target, request.request_id, **self._backlog(target_keys, request.producer, 0)
+        )
+        return _registration(self.scripts["register"](keys, args, encode_fields(record)))
 
     def enqueue(self, job: Job, *, now: float, **values: Any) -> bool:
         """A request whose scenario sessions are ready: to the back of its producer's
@@ -312,6 +338,17 @@ class JobStore:
         raw = self.redis.hgetall(self.keys.job(request_id))
         return Job.from_hash(raw) if raw else None
 
+    def find(self, request_id: str, producer: str | None = None) -> Job | None:
+        """A job by its id, or the job of ``producer``'s ``request_id`` (its record is
+        ``producer/request_id`` where another producer's record holds the id)."""
+        if producer is None:
+            return self.get(request_id)
+        scoped = self.get(scoped_job_id(producer, request_id))
+        if scoped is not None:
+            return scoped
+        plain = self.get(request_id)
+        return plain if plain is not None and plain.producer == producer else None
+
     def iter_jobs(self, *, newest_first: bool = True, batch: int = 200) -> Iterator[Job]:
         start = 0
         while True:
@@ -344,6 +381,16 @@ class JobStore:
     def lock(self, request_id: str, lease: float) -> Any:
         """A short per-job lease so two deliveries of a task don't advance one job twice."""
         return self.redis.lock(self.keys.job_lock(request_id), timeout=lease, blocking=False)
+
+
+def scoped_job_id(producer: str, request_id: str) -> str:
+    """The job id of a request whose request_id another producer's record holds."""
+    return f"{producer}/{request_id}"
+
+
+def _registration(reply: list[Any]) -> Registration:
+    outcome, state, job_id = reply
+    return Registration(IntakeOutcome(outcome), JobState(state) if state else None, job_id)
 
 
 def _drain_and_scenario_fields(request: EvaluationRequest) -> dict[str, Any]:

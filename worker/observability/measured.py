@@ -29,8 +29,8 @@ class MeasuredBackend:
         # wrapped backend's.
         return getattr(self.backend, name)
 
-    def remote_name(self, request: EvaluationRequest) -> str:
-        return self.backend.remote_name(request)  # no remote call
+    def remote_name(self, request: EvaluationRequest, job_id: str) -> str:
+        return self.backend.remote_name(request, job_id)  # no remote call
 
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         with self.calls.measure("start"):

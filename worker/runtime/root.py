@@ -38,11 +38,12 @@ from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.observability.measured import MeasuredBackend
 from worker.observability.metrics import RemoteCalls
+from worker.producers.policy import Producers
 from worker.runtime.connections import redis_tls_options, scheme
 from worker.services import Dispatch, Publisher, Services
 from worker.settings import Settings, get_settings
 from worker.targets.config import TargetConfig, load_targets
-from worker.targets.registry import Target, Targets, TargetsFileWatch, rates_of
+from worker.targets.registry import Target, Targets, rates_of, targets_file_watch
 
 log = structlog.stdlib.get_logger("evalq.root")
 
@@ -143,6 +144,7 @@ def build_services(
             max_age=settings.dead_letter_max_age_seconds,
         ),
         targets=build_targets(settings, client, keys),
+        producers=Producers(settings),
         publisher=publisher,
         dispatch=dispatch,
         dispatch_watch=dispatch_watch,
@@ -166,7 +168,7 @@ def build_targets(settings: Settings, client: redis.Redis, keys: Keys) -> Target
         limits = SharedRateLimits(client, rates_of(config), target_keys, settings.rate_limit_margin)
         return Target(config, target_keys, limits, backend)
 
-    watch = TargetsFileWatch(settings) if settings.targets_file else None
+    watch = targets_file_watch(settings) if settings.targets_file else None
     return Targets(load_targets(settings), make, watch)
 
 

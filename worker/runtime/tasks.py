@@ -54,8 +54,9 @@ def _intake(task: Task, accept: Accept, request: Any) -> dict[str, Any]:
     queue = (task.request.delivery_info or {}).get("routing_key")
     header = getattr(task.request, REPLAY_HEADER, None)
     mark = mark_of(header, queue, replay_queue=svc.settings.control_queue)
+    user = svc.producers.vouched((task.request.properties or {}).get("user_id"))
     try:
-        return accept(svc, request, replay_mark=mark).as_dict()
+        return accept(svc, request, replay_mark=mark, broker_user=user).as_dict()
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Nothing was decided. Acked as a failed task, the request would be gone; back
         # on the queue it waits for the job store (the connection retried for a while).

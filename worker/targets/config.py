@@ -9,17 +9,16 @@ those settings, so they stay the defaults for all targets.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_contracts import Backend
 from api_contracts.request import TargetName
+from worker.config_files import read_data
 from worker.keys import DEFAULT_TARGET
 from worker.settings import Settings
 
@@ -164,7 +163,7 @@ def load_targets(settings: Settings) -> TargetSet:
             control_endpoint_url=settings.agentcore_control_endpoint_url,
         )  # fmt: skip
         return TargetSet([only.resolve(settings), *extra], DEFAULT_TARGET)
-    file = TargetsFile.model_validate(_read(Path(settings.targets_file)))
+    file = TargetsFile.model_validate(read_data(Path(settings.targets_file)))
     listed = [t.resolve(settings) for t in file.targets]
     taken = {t.name for t in listed}
     return TargetSet([*listed, *(t for t in extra if t.name not in taken)], file.default_target)
@@ -187,12 +186,3 @@ def service_targets(settings: Settings) -> list[TargetConfig]:
         )  # fmt: skip
         found.append(spec.resolve(settings))
     return found
-
-
-def _read(path: Path) -> Any:
-    """The file's data; a file that does not parse raises ValueError saying where."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {exc}") from exc

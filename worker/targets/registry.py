@@ -9,7 +9,6 @@ by name, routes requests, and picks up a changed targets file within
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from functools import cached_property
 from api_contracts import EvaluationRequest, ReasonCode
 from worker.backends.base import Backend
 from worker.backends.ratelimit import OPERATIONS, Operation, SharedRateLimits
+from worker.config_files import FileWatch
 from worker.errors import PermanentError
 from worker.keys import TargetKeys
 from worker.settings import Settings
@@ -56,38 +56,12 @@ def rates_of(config: TargetConfig) -> dict[Operation, float]:
     return {op: float(getattr(config, f"{op}_rate")) for op in OPERATIONS}
 
 
-class TargetsFileWatch:
-    """Hands out the targets file again when it changed, looking at most every
-    ``interval`` seconds; a file that no longer parses is ignored until it does."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
-        assert settings.targets_file is not None
-        self._settings = settings
-        self._path = settings.targets_file
-        self._clock = clock
-        self._checked_at = clock()
-        self._stamp = self._mtime()
-
-    def changed(self) -> TargetSet | None:
-        now = self._clock()
-        if now - self._checked_at < self._settings.targets_reload_seconds:
-            return None
-        self._checked_at = now
-        stamp = self._mtime()
-        if stamp == self._stamp:
-            return None
-        try:
-            file = load_targets(self._settings)
-        except (OSError, ValueError):
-            return None
-        self._stamp = stamp
-        return file
-
-    def _mtime(self) -> float | None:
-        try:
-            return os.stat(self._path).st_mtime
-        except OSError:
-            return None
+def targets_file_watch(settings: Settings, clock: Callable[[], float] = time.monotonic
+                       ) -> FileWatch[TargetSet]:  # fmt: skip
+    """The targets file, loaded again when it changed (``EVALQ_TARGETS_RELOAD_SECONDS``)."""
+    assert settings.targets_file is not None
+    return FileWatch(settings.targets_file, lambda: load_targets(settings),
+                     settings.targets_reload_seconds, clock)  # fmt: skip
 
 
 class Targets:
@@ -97,7 +71,7 @@ class Targets:
         self,
         file: TargetSet,
         make: Callable[[TargetConfig], Target],
-        watch: TargetsFileWatch | None = None,
+        watch: FileWatch[TargetSet] | None = None,
     ) -> None:
         self._make = make
         self._watch = watch

@@ -48,6 +48,8 @@ def test_reason_codes_are_stable() -> None:
         "evaluator_locked",
         "forbidden_task",
         "payload_too_deep",
+        "producer_not_allowed",
+        "producer_quota",
     ]
     assert all(code.name == code.value for code in ReasonCode)
 

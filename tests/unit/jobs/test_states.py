@@ -110,7 +110,9 @@ def _run_register(store: JobStore, payload_hash: str, first: str = "create") -> 
     )
     args = {
         "request_id": "r", "payload_hash": payload_hash, "producer": "p", "now": NOW,
-        "first": first, "metric_labels": "agentcore|default",
+        "first": first, "metric_labels": "agentcore|default", "job_prefix": store.keys.job(""),
+        "scoped_remote_name": "", "backlog_prefix": store.keys.target("default").backlog_prefix,
+        "backlog_cap": 1000, "highest_priority": 9,
     }  # fmt: skip
     fields = ["request_id", "r", "producer", "p", "priority", "0", "deadline_at", str(NOW + 60)]
     store.scripts["register"](keys, args, [*fields, "payload_hash", payload_hash])

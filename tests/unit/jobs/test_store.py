@@ -100,6 +100,6 @@ def test_remote_name_is_indexed_once_for_reconciliation(store, keys):
     request = EvaluationRequest.model_validate(sample_request(request_id="named"))
     for _ in range(2):
         store.register(request, target="default", now=NOW, deadline_at=NOW + 60, retention=60.0,
-                       remote_name="evalq_abc")  # fmt: skip
+                       remote_name=lambda _job_id: "evalq_abc")  # fmt: skip
     assert store.redis.hgetall(keys.target("default").remote_names) == {"evalq_abc": "named"}
     assert store.get("named").remote_name == "evalq_abc"

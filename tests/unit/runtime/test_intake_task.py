@@ -18,7 +18,7 @@ from worker.runtime import tasks
 
 
 def _task(name: str, queue: str = "evals.requests", **headers: Any) -> Any:
-    request = SimpleNamespace(delivery_info={"routing_key": queue}, **headers)
+    request = SimpleNamespace(delivery_info={"routing_key": queue}, properties={}, **headers)
     return SimpleNamespace(name=name, request=request)
 
 

@@ -69,10 +69,10 @@ class AgentCoreBackend:
             raise RuntimeError("this backend was built without settings: no control client")
         return EvaluatorClient(make_control_client(self._settings, self._target))
 
-    def remote_name(self, request: EvaluationRequest) -> str:
+    def remote_name(self, request: EvaluationRequest, job_id: str) -> str:
         """The name the request's remote job gets: the producer's, else the derived one."""
         given = request.evaluation_of(AgentCoreEvaluation).batchEvaluationName
-        return given or derive_job_name(self.name_prefix, request.request_id)
+        return given or derive_job_name(self.name_prefix, job_id)
 
     def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
         request = EvaluationRequest.model_validate(job.request)

@@ -1,0 +1,1 @@
+"""Producers: what each calling service may ask of evalq (docs/security.md)."""
