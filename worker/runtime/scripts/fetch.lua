@@ -60,7 +60,8 @@ for i = 1, lists do
   if item then
     local original = item
     local why, properties = unusable(item)
-    local tag, exchange, routing_key
+    -- Restored to the queue it was taken from: its own delivery_info is the sender's word.
+    local tag, exchange, routing_key = nil, '', ARGV[3 + i]
     if why then
       local now = redis.call('TIME')
       tag = 'unreadable-' .. redis.sha1hex(original) .. '-' .. now[1] .. '.' .. now[2]
@@ -68,7 +69,6 @@ for i = 1, lists do
       if #kept < #item then
         why = why .. ' (the first ' .. #kept .. ' of ' .. #item .. ' bytes kept)'
       end
-      exchange, routing_key = '', ARGV[3 + i]  -- the queue's name: restore routes it there
       item = cjson.encode({
         body = base64(kept), ['content-type'] = 'application/octet-stream',
         ['content-encoding'] = 'binary', headers = {[ARGV[2]] = why},
@@ -76,8 +76,6 @@ for i = 1, lists do
                       delivery_info = {exchange = exchange, routing_key = routing_key}}})
     else
       tag = properties.delivery_tag
-      exchange = properties.delivery_info.exchange
-      routing_key = properties.delivery_info.routing_key
     end
     if ARGV[3 + lists + i] == '1' then
       redis.call('ZADD', index, ARGV[1], tag)
