@@ -79,6 +79,8 @@ def test_every_alert_has_a_runbook_line():
 
 
 # -- a broken copy fails ----------------------------------------------------------------------
+#: The start of the producer template's rules in users.acl.
+_PRODUCER = "user evalq-producer on >change-me-producer resetchannels resetkeys -@all"
 BREAKAGES = [
     ("kubernetes", "k8s/worker-deployment.yaml", "terminationGracePeriodSeconds",
      "terminationGracePeriod"),
@@ -95,6 +97,22 @@ BREAKAGES = [
     ("alert_rules", "observability/alerts.yaml", "> 3 * evalq_tick_interval_seconds",
      "> 3 * (evalq_tick_interval_seconds"),
     ("alert_rules", "observability/alerts.yaml", "for: 2m", "for: 20m"),
+    # A producer's Redis user given more than it needs (docs/roles.md).
+    *[("roles", "redis/users.acl", _PRODUCER, f"{_PRODUCER} {extra}")
+      for extra in ("~*", "&*", "+@all", "+eval", "+flushdb", "+del", "+keys", "~evalq:* +get")],
+    ("roles", "redis/users.acl", "+discard (%W~evals.requests", "+discard (~evals.requests"),
+    ("roles", "redis/users.acl", "(~team-a.* ~_kombu", "(~evals.* ~_kombu"),
+    ("roles", "redis/users.acl", "user default off", "user default on nopass"),
+    ("roles", "redis/users.acl", "%R~unacked -@all +ping", "%R~unacked -@all +ping +hset"),
+    ("roles", "redis/users.acl", "%W~evals.control %W", "%W~evals.* %W"),
+    # A RabbitMQ producer given more than the exchange evals.requests and its own queues.
+    ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"', '"write": ".*"'),
+    ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"',
+     '"write": "evals\\\\.requests"'),
+    ("roles", "rabbitmq/definitions.json", '"read": "^team-a\\\\..+$"',
+     '"read": "^(team-a\\\\..+|evals\\\\.requests)$"'),
+    ("roles", "rabbitmq/definitions.json", '"configure": "^team-a\\\\..+$"', '"configure": ".*"'),
+    ("roles", "rabbitmq/definitions.json", '"write": ""', '"write": ".*"'),  # the exporter
 ]  # fmt: skip
 
 
