@@ -86,6 +86,8 @@ BREAKAGES = [
      "terminationGracePeriod"),
     ("kubernetes", "k8s/exporter.yaml", "containerPort: 9808", "containerPort: nine"),
     ("kubernetes", "k8s/kustomization.yaml", "  - pdb.yaml", "  - pdb-missing.yaml"),
+    ("kubernetes", "k8s/networkpolicy.yaml", "  podSelector: {}", "  podSelecter: {}"),
+    ("kubernetes", "k8s/networkpolicy.yaml", "    - from:", "    - form:"),
     ("yamllint", "k8s/configmap.yaml", "  EVALQ_AWS_REGION: us-east-1",
      " EVALQ_AWS_REGION: us-east-1"),
     ("compose", "compose.yaml", "stop_grace_period: 3m", "stop_grace_periods: 3m"),
@@ -202,3 +204,43 @@ def test_keda_scales_the_worker_on_the_request_queue_and_never_to_zero():
     assert host.split(".")[0] == broker[1]
     assert port == broker[2]
     assert trigger["metadata"]["databaseIndex"] == broker[3]
+
+
+#: The Secret each component's credentials come from (docs/roles.md).
+_CREDENTIALS = {
+    "evalq-worker": "evalq-worker-secrets",
+    "evalq-worker-synchronous": "evalq-worker-secrets",
+    "evalq-beat": "evalq-worker-secrets",
+    "evalq-exporter": "evalq-exporter-secrets",
+}
+
+
+def test_each_component_has_its_network_policy_and_its_own_credentials():
+    docs = _rendered("k8s")
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    (deny,) = [p for p in policies if p["spec"]["podSelector"] == {}]
+    assert sorted(deny["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == set(_CREDENTIALS)
+    for deployment in deployments:
+        name, pod = deployment["metadata"]["name"], deployment["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        (policy,) = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {0: 0})
+                     .items() <= labels.items()]  # fmt: skip
+        spec = policy["spec"]
+        assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"], name
+        ports = {port["port"] for rule in spec["egress"] for port in rule["ports"]}
+        assert {53, 6379} <= ports <= {53, 6379, 26379, 5671, 5672, 443}, name
+        if name == "evalq-exporter":
+            (rule,) = spec["ingress"]
+            assert [p["port"] for p in rule["ports"]] == [9808]
+            assert rule["from"][0]["podSelector"]["matchLabels"]
+        else:
+            assert "ingress" not in spec, name  # nothing may connect to it
+        if name == "evalq-beat":
+            assert 443 not in ports  # beat talks to no AWS API
+        secrets = [s["secretRef"]["name"] for s in pod["spec"]["containers"][0]["envFrom"]
+                   if "secretRef" in s]  # fmt: skip
+        assert secrets == [_CREDENTIALS[name]], name
