@@ -9,6 +9,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
     producer_max_priority: int = Field(default=9, ge=0, le=9)
     producer_backlog_cap: int = Field(default=100_000, ge=1)
     producer_evaluator_updates: bool = True
+
+    #: RabbitMQ: users besides the broker URL's own whose messages may carry evalq's
+    #: internal tasks (the control and synchronous queues), comma-separated: ops' user,
+    #: whose replays go there. RabbitMQ vouches for every message's ``user_id``, and evalq
+    #: stamps its own; a producer's message there is dead-lettered ``forbidden_task``.
+    internal_broker_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     #: Redis Sentinel: ``host:port`` of each sentinel, comma-separated. With
     #: ``redis_sentinel_master``, the job store and a ``redis://`` broker ask them for the
@@ -265,13 +272,25 @@ class Settings(BaseSettings):
     #: "json" for machines, "console" for people.
     log_format: str = "json"
 
-    @field_validator("redis_sentinels", "agno_janitor_tables", mode="before")
+    @field_validator("redis_sentinels", "agno_janitor_tables", "internal_broker_users",
+                     mode="before")  # fmt: skip
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # "host1:26379,host2:26379" in the environment, a list in code.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        """RabbitMQ, which checks each message's ``user_id`` against its sender's user."""
+        return self.broker_url.partition("://")[0].lower() in ("amqp", "amqps", "pyamqp")
+
+    @property
+    def broker_user(self) -> str:
+        """The user of ``broker_url`` (kombu's default, guest, when it names none)."""
+        username = urlsplit(self.broker_url).username
+        return unquote(username) if username else "guest"
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """``(host, port)`` of each sentinel; empty when Sentinel is not used."""

@@ -79,11 +79,15 @@ def test_every_alert_has_a_runbook_line():
 
 
 # -- a broken copy fails ----------------------------------------------------------------------
+#: The start of the producer template's rules in users.acl.
+_PRODUCER = "user evalq-producer on >change-me-producer resetchannels resetkeys -@all"
 BREAKAGES = [
     ("kubernetes", "k8s/worker-deployment.yaml", "terminationGracePeriodSeconds",
      "terminationGracePeriod"),
     ("kubernetes", "k8s/exporter.yaml", "containerPort: 9808", "containerPort: nine"),
     ("kubernetes", "k8s/kustomization.yaml", "  - pdb.yaml", "  - pdb-missing.yaml"),
+    ("kubernetes", "k8s/networkpolicy.yaml", "  podSelector: {}", "  podSelecter: {}"),
+    ("kubernetes", "k8s/networkpolicy.yaml", "    - from:", "    - form:"),
     ("yamllint", "k8s/configmap.yaml", "  EVALQ_AWS_REGION: us-east-1",
      " EVALQ_AWS_REGION: us-east-1"),
     ("compose", "compose.yaml", "stop_grace_period: 3m", "stop_grace_periods: 3m"),
@@ -95,6 +99,22 @@ BREAKAGES = [
     ("alert_rules", "observability/alerts.yaml", "> 3 * evalq_tick_interval_seconds",
      "> 3 * (evalq_tick_interval_seconds"),
     ("alert_rules", "observability/alerts.yaml", "for: 2m", "for: 20m"),
+    # A producer's Redis user given more than it needs (docs/roles.md).
+    *[("roles", "redis/users.acl", _PRODUCER, f"{_PRODUCER} {extra}")
+      for extra in ("~*", "&*", "+@all", "+eval", "+flushdb", "+del", "+keys", "~evalq:* +get")],
+    ("roles", "redis/users.acl", "+discard (%W~evals.requests", "+discard (~evals.requests"),
+    ("roles", "redis/users.acl", "(~team-a.* ~_kombu", "(~evals.* ~_kombu"),
+    ("roles", "redis/users.acl", "user default off", "user default on nopass"),
+    ("roles", "redis/users.acl", "%R~unacked -@all +ping", "%R~unacked -@all +ping +hset"),
+    ("roles", "redis/users.acl", "%W~evals.control %W", "%W~evals.* %W"),
+    # A RabbitMQ producer given more than the exchange evals.requests and its own queues.
+    ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"', '"write": ".*"'),
+    ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"',
+     '"write": "evals\\\\.requests"'),
+    ("roles", "rabbitmq/definitions.json", '"read": "^team-a\\\\..+$"',
+     '"read": "^(team-a\\\\..+|evals\\\\.requests)$"'),
+    ("roles", "rabbitmq/definitions.json", '"configure": "^team-a\\\\..+$"', '"configure": ".*"'),
+    ("roles", "rabbitmq/definitions.json", '"write": ""', '"write": ".*"'),  # the exporter
 ]  # fmt: skip
 
 
@@ -184,3 +204,43 @@ def test_keda_scales_the_worker_on_the_request_queue_and_never_to_zero():
     assert host.split(".")[0] == broker[1]
     assert port == broker[2]
     assert trigger["metadata"]["databaseIndex"] == broker[3]
+
+
+#: The Secret each component's credentials come from (docs/roles.md).
+_CREDENTIALS = {
+    "evalq-worker": "evalq-worker-secrets",
+    "evalq-worker-synchronous": "evalq-worker-secrets",
+    "evalq-beat": "evalq-worker-secrets",
+    "evalq-exporter": "evalq-exporter-secrets",
+}
+
+
+def test_each_component_has_its_network_policy_and_its_own_credentials():
+    docs = _rendered("k8s")
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    (deny,) = [p for p in policies if p["spec"]["podSelector"] == {}]
+    assert sorted(deny["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == set(_CREDENTIALS)
+    for deployment in deployments:
+        name, pod = deployment["metadata"]["name"], deployment["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        (policy,) = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {0: 0})
+                     .items() <= labels.items()]  # fmt: skip
+        spec = policy["spec"]
+        assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"], name
+        ports = {port["port"] for rule in spec["egress"] for port in rule["ports"]}
+        assert {53, 6379} <= ports <= {53, 6379, 26379, 5671, 5672, 443}, name
+        if name == "evalq-exporter":
+            (rule,) = spec["ingress"]
+            assert [p["port"] for p in rule["ports"]] == [9808]
+            assert rule["from"][0]["podSelector"]["matchLabels"]
+        else:
+            assert "ingress" not in spec, name  # nothing may connect to it
+        if name == "evalq-beat":
+            assert 443 not in ports  # beat talks to no AWS API
+        secrets = [s["secretRef"]["name"] for s in pod["spec"]["containers"][0]["envFrom"]
+                   if "secretRef" in s]  # fmt: skip
+        assert secrets == [_CREDENTIALS[name]], name

@@ -2,7 +2,8 @@
 the default user off, and evalq's broker and job store each on an ACL user of its own
 that is granted only the commands in deploy/redis/users.acl. evalq runs its whole
 pipeline there (intake, dead letters, replay, outcomes, the janitor, the CLI) without one
-command refused, and no password reaches a log or a dead letter."""
+command refused, and no password reaches a log or a dead letter. (The producer here is
+the test's admin; the producer's own user, and every other role, is in test_roles.py.)"""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from worker.testing.tls import make_certificates
 
 ACL_FILE = Path(__file__).parents[2] / "deploy" / "redis" / "users.acl"
 #: Passwords with characters a URL must escape.
-BROKER_PASSWORD = "broker:p@ss/word-7f3a"
+WORKER_PASSWORD = "worker:p@ss/word-7f3a"
 STORE_PASSWORD = "store:s3cr#t?-91bc"
 ADMIN_PASSWORD = "admin-only-for-the-test"
 
@@ -44,9 +45,9 @@ def _evalq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def locked_down(tmp_path: Path):
     tls = make_certificates(tmp_path / "tls")
     rules = ACL_FILE.read_text()
-    assert ">change-me-broker" in rules
+    assert ">change-me-worker" in rules
     assert ">change-me-store" in rules
-    rules = rules.replace(">change-me-broker", f">{BROKER_PASSWORD}")
+    rules = rules.replace(">change-me-worker", f">{WORKER_PASSWORD}")
     rules = rules.replace(">change-me-store", f">{STORE_PASSWORD}")
     acl = tmp_path / "users.acl"
     acl.write_text(rules + f"user admin on >{ADMIN_PASSWORD} ~* &* +@all\n")
@@ -65,7 +66,7 @@ def test_tls_and_acl_users_for_broker_and_job_store(locked_down, emulator_factor
     server, tls = locked_down
     emulator = emulator_factory("--time-scale", "40")
     host = f"127.0.0.1:{server.port}"
-    broker_url = f"rediss://evalq-broker:{quote(BROKER_PASSWORD, safe='')}@{host}/0"
+    broker_url = f"rediss://evalq-worker:{quote(WORKER_PASSWORD, safe='')}@{host}/0"
     env = {
         "EVALQ_BROKER_URL": broker_url,
         "EVALQ_REDIS_URL": f"rediss://evalq-store:{quote(STORE_PASSWORD, safe='')}@{host}/1",
@@ -85,7 +86,7 @@ def test_tls_and_acl_users_for_broker_and_job_store(locked_down, emulator_factor
         "ssl_certfile": str(tls.client_cert),
         "ssl_keyfile": str(tls.client_key),
     }
-    producer = Producer(broker_url, ssl=client_tls)
+    producer = Producer(f"rediss://admin:{ADMIN_PASSWORD}@{host}/0", ssl=client_tls)
     try:
         cluster.start_worker("w1", concurrency=2)
         cluster.start_beat()
@@ -142,5 +143,5 @@ def test_tls_and_acl_users_for_broker_and_job_store(locked_down, emulator_factor
 
     texts = [path.read_text(errors="replace") for path in tmp_path.glob("*.log")]
     texts += [listed.stdout, status.stdout, sweep.stdout]
-    for secret in (BROKER_PASSWORD, STORE_PASSWORD, quote(BROKER_PASSWORD, safe="")):
+    for secret in (WORKER_PASSWORD, STORE_PASSWORD, quote(WORKER_PASSWORD, safe="")):
         assert not any(secret in text for text in texts), "a password reached a log"

@@ -75,6 +75,8 @@ class IntakeGuard:
         allowed_tasks: Mapping[str, frozenset[str]] | None = None,
         max_depth: int = MAX_DEPTH,
         replay_queue: str | None = None,
+        public_queues: frozenset[str] = frozenset(),
+        trusted_senders: frozenset[str] | None = None,
     ) -> None:
         self.dead_letters = dead_letters
         self.jobs = jobs
@@ -87,6 +89,10 @@ class IntakeGuard:
         self.max_depth = max_depth
         #: The only queue whose messages may settle a replay (``replay.mark_of``).
         self.replay_queue = replay_queue
+        #: Queues producers may write; on every other, where the broker vouches for a
+        #: message's sender (RabbitMQ's ``user_id``), only these senders' messages run.
+        self.public_queues = public_queues
+        self.trusted_senders = trusted_senders
 
     # -- checks -------------------------------------------------------------------------
     def unreadable(self, message: Any) -> bool:
@@ -122,10 +128,16 @@ class IntakeGuard:
             return None
         queue = (message.delivery_info or {}).get("routing_key")
         allowed = self.allowed_tasks.get(queue) if isinstance(queue, str) else None
-        if allowed is not None and task_name in allowed:
+        if allowed is None or task_name not in allowed:
+            may = ", ".join(sorted(allowed)) if allowed else "no task"
+            return f"task {task_name!r} may not be sent to queue {queue!r} (it carries {may})"
+        if self.trusted_senders is None or queue in self.public_queues:
             return None
-        may = ", ".join(sorted(allowed)) if allowed else "no task"
-        return f"task {task_name!r} may not be sent to queue {queue!r} (it carries {may})"
+        sender = (message.properties or {}).get("user_id")
+        if sender in self.trusted_senders:
+            return None
+        return (f"task {task_name!r} on queue {queue!r} comes from broker user {sender!r}, "
+                "not one of evalq's (EVALQ_INTERNAL_BROKER_USERS)")  # fmt: skip
 
     def too_deep(self, message: Any, payload: Any) -> str | None:
         """Why the decoded body or the headers nest too deep (None if they do not)."""
@@ -227,6 +239,7 @@ class IntakeGuard:
     def dead_letter(self, message: Any, reason: ReasonCode, error: str) -> None:
         headers = _headers(message)
         task_name = headers.get("task") if isinstance(headers.get("task"), str) else None
+        queue = (message.delivery_info or {}).get("routing_key")
         raw, cut = raw_body_text(message.body, keep_bytes=KEEP_FACTOR * self.max_payload_bytes)
         if cut:
             error += f" (body kept: the first {KEEP_FACTOR * self.max_payload_bytes} bytes)"
@@ -238,17 +251,15 @@ class IntakeGuard:
                 request_id=None,
                 now=self.clock(),
                 task_name=task_name,
-                # One entry per body and task: the same arguments sent to two tasks
-                # (purge and replay, say) are two failures.
-                fingerprint=fingerprint_of(f"{task_name or ''}\n{raw}"),
+                # One entry per body, task and queue: the same arguments sent to two tasks
+                # (purge and replay, say), or on two queues, are two failures.
+                fingerprint=fingerprint_of(f"{task_name or ''}\n{queue}\n{raw}"),
             )
             replay.settle(
                 self.dead_letters,
                 self.jobs,
                 replay.mark_of(
-                    headers.get(replay.REPLAY_HEADER),
-                    (message.delivery_info or {}).get("routing_key"),
-                    replay_queue=self.replay_queue,
+                    headers.get(replay.REPLAY_HEADER), queue, replay_queue=self.replay_queue
                 ),
                 outcome=IntakeOutcome.REJECTED,
                 request_id=None,

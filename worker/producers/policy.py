@@ -115,7 +115,7 @@ class Producers:
 
     def _broker_vouches(self) -> bool:
         """Whether the broker checks who a message is from (RabbitMQ's user_id)."""
-        return self.settings.broker_url.startswith(("amqp://", "amqps://"))
+        return self.settings.broker_is_amqp
 
 
 def reserved_queue(queue: str, settings: Settings) -> str | None:

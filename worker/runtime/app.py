@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_before_create_process
+from celery.signals import before_task_publish, setup_logging, worker_before_create_process
 from kombu.entity import Exchange, Queue
 
 from worker import task_names
@@ -159,6 +159,16 @@ def _send_intake(request: Any, headers: dict[str, str] | None, queue: str) -> No
 
     app.send_task(intake_task(request), kwargs={"request": request}, queue=queue,
                   headers=headers)  # fmt: skip
+
+
+@before_task_publish.connect
+def _stamp_sender(properties: dict[str, Any] | None = None, **_: Any) -> None:
+    """On RabbitMQ every task evalq sends carries its user as ``user_id``, which the
+    broker checks against the connection: the consumer's guard runs internal tasks only
+    from messages that carry one of evalq's users (docs/security.md)."""
+    settings = get_settings()
+    if properties is not None and settings.broker_is_amqp:
+        properties["user_id"] = settings.broker_user
 
 
 @worker_before_create_process.connect

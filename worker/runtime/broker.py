@@ -16,6 +16,12 @@ Python's json is stricter than Redis's cjson, so what the script let through is 
 again here (``problem_with``) and, if need be, replaced by a substitute under the same tag;
 a record that a dead worker left unreplaced is turned into one when it is restored.
 
+A message's ``delivery_info`` on Redis is whatever its sender wrote, so a producer that
+may only push to ``evals.requests`` could name ``evals.control`` there: kombu's restore
+would then put it on the control queue, and Celery would report it as delivered from
+there. Here a message is recorded, restored and delivered as coming from the queue it
+was popped from, whatever it says (docs/roles.md).
+
 Lua cannot block. After a fetch found nothing, the next fetch is preceded, in the same
 write, by ``BLMOVE q q RIGHT RIGHT wait`` on the queue that delivered last: it moves the
 tail of ``q`` back onto the tail of ``q``, which changes nothing but blocks until ``q``
@@ -183,6 +189,10 @@ class ReliableChannel(kombu_redis.Channel):
             self._queue_cycle.rotate(queue)
             self._watched = queue
             envelope = self._envelope(item, queue, tag)
+            # Delivered as from the queue it was popped from (the module docstring says why):
+            # the consumer's guard decides by it which tasks may run.
+            info = envelope["payload"]["properties"]["delivery_info"]
+            info["exchange"], info["routing_key"] = "", queue
             self._recorded_tag = tag if envelope["recorded"] else None
             self.connection._deliver(envelope["payload"], queue)
             return True
@@ -255,10 +265,6 @@ class ReliableChannel(kombu_redis.Channel):
                 # What kombu's Message does next, which fails on base64 that is not.
                 if payload.get("body"):
                     self.decode_body(payload["body"], payload["properties"].get("body_encoding"))
-                # The queue it came from, not the route its sender wrote: the consumer's
-                # guard decides by it which tasks may run (as the script records it).
-                info = payload["properties"]["delivery_info"]
-                info["exchange"], info["routing_key"] = "", queue
                 return {"payload": payload, "recorded": True}
         except Exception as exc:
             problem = f"cannot be decoded: {exc}"

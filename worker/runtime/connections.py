@@ -41,6 +41,15 @@ def broker_kind(settings: Settings) -> BrokerKind:
     )
 
 
+def internal_senders(settings: Settings) -> frozenset[str] | None:
+    """The users whose messages may carry internal tasks, where the broker vouches for a
+    message's user (RabbitMQ); None where it does not (Redis: there producers cannot
+    write evalq's internal queues at all, deploy/redis/users.acl)."""
+    if broker_kind(settings) != "amqp":
+        return None
+    return frozenset({settings.broker_user, *settings.internal_broker_users})
+
+
 def queue_arguments(settings: Settings) -> dict[str, str] | None:
     """Arguments of every queue evalq declares (RabbitMQ reads them, Redis ignores them)."""
     if broker_kind(settings) == "amqp" and settings.broker_queue_type == "quorum":

@@ -12,6 +12,7 @@ from kombu.serialization import prepare_accept_content
 
 from worker.dead_letters.guard import IntakeGuard
 from worker.runtime.app import allowed_tasks
+from worker.runtime.connections import internal_senders
 from worker.runtime.root import services
 
 
@@ -38,6 +39,8 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             allowed_tasks=allowed_tasks(svc.settings),
             max_depth=svc.settings.max_payload_depth,
             replay_queue=svc.settings.control_queue,
+            public_queues=frozenset({svc.settings.requests_queue}),
+            trusted_senders=internal_senders(svc.settings),
         )
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:

@@ -39,11 +39,19 @@ _PRECONDITION_FAILED = 406
 
 
 class OutcomePublisher:
-    def __init__(self, app: Any, queue_arguments: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        queue_arguments: dict[str, str] | None = None,
+        sender: str | None = None,
+    ) -> None:
         #: The Celery app: its producer pool holds the broker connections.
         self.app = app
         #: Arguments the queues are declared with (``{"x-queue-type": "quorum"}``).
         self.queue_arguments = queue_arguments
+        #: RabbitMQ: evalq's user, stamped as ``user_id`` (the broker checks it), so a
+        #: consumer can tell evalq's outcomes from anyone else's.
+        self.sender = sender
 
     def publish(
         self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
@@ -84,10 +92,10 @@ class OutcomePublisher:
             producer.revive(producer.connection)
             self._send(producer, body, headers, name, declare=[])
 
-    @staticmethod
     def _send(
-        producer: Any, body: Any, headers: dict[str, Any], name: str, declare: list[Queue]
+        self, producer: Any, body: Any, headers: dict[str, Any], name: str, declare: list[Queue]
     ) -> None:
+        stamp = {} if self.sender is None else {"user_id": self.sender}
         producer.publish(
             body,
             serializer="json",
@@ -98,4 +106,5 @@ class OutcomePublisher:
             headers=headers,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
+            **stamp,
         )

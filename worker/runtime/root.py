@@ -239,5 +239,7 @@ class _CeleryPublisher:
         from worker.runtime.connections import queue_arguments
         from worker.runtime.publishing import OutcomePublisher
 
-        publisher = OutcomePublisher(app, queue_arguments(get_settings()))
+        settings = get_settings()
+        sender = settings.broker_user if settings.broker_is_amqp else None
+        publisher = OutcomePublisher(app, queue_arguments(settings), sender)
         return publisher.publish(outcome, queues)

@@ -5,13 +5,20 @@
   see each other's messages.
 * :class:`RabbitNode` starts a RabbitMQ node of its own (its own name, ports, data and
   logs) that a test may SIGKILL and restart without disturbing anyone else.
+* :class:`RabbitRoles` imports ``deploy/rabbitmq/definitions.json`` into a vhost of its
+  own on the shared node, every user renamed for the run and given a fresh password, and
+  deletes those users and the vhost afterwards.
 
 ``EVALQ_TEST_RABBITMQ_URL`` names the shared node (default ``amqp://guest:guest@127.0.0.1:5672``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +27,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from worker.testing.processes import ManagedProcess, free_port
 
@@ -149,3 +158,86 @@ class RabbitNode:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+class RabbitRoles:
+    """A definitions file (``deploy/rabbitmq/definitions.json``) imported into a vhost of
+    its own on the shared node. The vhost and each user get a suffix unique to this run
+    (users are node-wide, and other runs share the node) and each user a fresh password;
+    ``delete`` removes those users and the vhost, and with it everything declared there."""
+
+    def __init__(self, definitions: Path, base_url: str = SHARED_URL) -> None:
+        suffix = uuid.uuid4().hex[:12]
+        self.vhost = f"evalq-roles-{suffix}"
+        document = json.loads(definitions.read_text())
+        #: The file's user names, each to the name it has on the node for this run.
+        self.users = {u["name"]: f"{u['name']}-{suffix}" for u in document["users"]}
+        self.passwords = {name: secrets.token_hex(16) for name in self.users}
+        self.document = self._renamed(document)
+        self.address = urlsplit(base_url).netloc.rpartition("@")[2]
+
+    def _renamed(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The document with this run's vhost, user names and password hashes."""
+        document = json.loads(json.dumps(document))
+        document["vhosts"] = [{"name": self.vhost}]
+        for user in document["users"]:
+            user["password_hash"] = password_hash(self.passwords[user["name"]])
+            user["hashing_algorithm"] = "rabbit_password_hashing_sha256"
+            user["name"] = self.users[user["name"]]
+        for permission in document.get("permissions", []):
+            permission["user"] = self.users[permission["user"]]
+        for kind in ("permissions", "exchanges", "queues", "bindings", "policies"):
+            for entry in document.get(kind, []):
+                entry["vhost"] = self.vhost
+        return document
+
+    def url(self, user: str) -> str:
+        """The AMQP URL of ``user`` (named as in the file) in this run's vhost."""
+        return f"amqp://{self.users[user]}:{self.passwords[user]}@{self.address}/{self.vhost}"
+
+    def create(self, timeout: float = 60.0) -> RabbitRoles:
+        # rabbitmqctl runs as the rabbitmq user, which must be able to read the file.
+        directory = Path(tempfile.mkdtemp(prefix="evalq-definitions-"))
+        try:
+            directory.chmod(0o755)
+            path = directory / "definitions.json"
+            path.write_text(json.dumps(self.document))
+            path.chmod(0o644)
+            rabbitmqctl("import_definitions", str(path))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        # The import may finish after rabbitmqctl returns: wait for every permission.
+        deadline = time.monotonic() + timeout
+        while len(self._permissions()) < len(self.document.get("permissions", [])):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"definitions not imported into {self.vhost} in {timeout}s")
+            time.sleep(0.5)
+        return self
+
+    def _permissions(self) -> list[str]:
+        try:
+            out = rabbitmqctl("list_permissions", "-p", self.vhost, "--quiet", "--no-table-headers")
+        except RuntimeError:
+            return []  # the vhost is not there yet
+        return [line for line in out.splitlines() if line.strip()]
+
+    def delete(self) -> None:
+        """Delete this run's users and vhost; any of them may be missing."""
+        for user in self.users.values():
+            try:
+                rabbitmqctl("delete_user", user)
+            except RuntimeError as exc:
+                if "does not exist" not in str(exc):
+                    raise
+        try:
+            rabbitmqctl("delete_vhost", self.vhost)
+        except RuntimeError as exc:
+            if "does not exist" not in str(exc):
+                raise
+
+
+def password_hash(password: str) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256`` of ``password``: base64 of a 4-byte
+    salt and the SHA-256 of the salt and the password."""
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()

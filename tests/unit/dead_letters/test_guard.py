@@ -426,3 +426,30 @@ def test_a_message_at_the_depth_limit_runs(strict_guard):
     # [args, kwargs, embed] is one level, args another: 14 more fit in 16.
     screened(_on("evals.requests", _message(_call([_nested(14), 1]))), None, "a", "r", [])
     assert len(ran) == 1
+
+
+def test_where_the_broker_vouches_internal_queues_run_only_evalqs_senders(dead_letters, store):
+    guard = IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, clock=lambda: NOW,
+                        allowed_tasks=QUEUES, public_queues=frozenset({"evals.requests"}),
+                        trusted_senders=frozenset({"evalq-worker", "evalq-ops"}))  # fmt: skip
+    ran: list[Any] = []
+    screened = guard.screened(anything, lambda m, b, *rest: ran.append(m))
+    for sender in ("evalq-worker", "evalq-ops"):
+        message = _on("evals.control", _message(_call(), task="t.anything"))
+        message.properties = {"user_id": sender}
+        screened(message, None, "ack", "reject", [])
+    forged = _on("evals.control", _message(_call(), task="t.anything"))
+    forged.properties = {"user_id": "team-a"}
+    screened(forged, None, "ack", "reject", [])
+    unsigned = _on("evals.control", _message(_call([2]), task="t.anything"))
+    screened(unsigned, None, "ack", "reject", [])
+    assert len(ran) == 2
+    letters = dead_letters.find()
+    assert {letter.reason for letter in letters} == {"forbidden_task"}
+    errors = " ".join(letter.error for letter in letters)
+    assert "comes from broker user 'team-a', not one of evalq's" in errors
+    assert "comes from broker user None" in errors
+    # On the producers' queue the sender is anyone's.
+    public = guard.screened(add, lambda m, b, *rest: ran.append(m))
+    public(_on("evals.requests", _message(_call([1, 2]))), None, "ack", "reject", [])
+    assert len(ran) == 3

@@ -60,7 +60,8 @@ for i = 1, lists do
   if item then
     local original = item
     local why, properties = unusable(item)
-    local tag, exchange, routing_key
+    -- Restored to the queue it was taken from: its own delivery_info is the sender's word.
+    local tag, exchange, routing_key = nil, '', ARGV[3 + i]
     if why then
       local now = redis.call('TIME')
       tag = 'unreadable-' .. redis.sha1hex(original) .. '-' .. now[1] .. '.' .. now[2]
@@ -68,17 +69,13 @@ for i = 1, lists do
       if #kept < #item then
         why = why .. ' (the first ' .. #kept .. ' of ' .. #item .. ' bytes kept)'
       end
-      exchange, routing_key = '', ARGV[3 + i]  -- the queue's name: restore routes it there
       item = cjson.encode({
         body = base64(kept), ['content-type'] = 'application/octet-stream',
         ['content-encoding'] = 'binary', headers = {[ARGV[2]] = why},
         properties = {body_encoding = 'base64', delivery_tag = tag, priority = 0,
                       delivery_info = {exchange = exchange, routing_key = routing_key}}})
     else
-      -- Restored to the list it was taken from, whatever route the sender wrote into
-      -- its properties (a producer could name another queue there: docs/security.md).
       tag = properties.delivery_tag
-      exchange, routing_key = '', ARGV[3 + i]
     end
     if ARGV[3 + lists + i] == '1' then
       redis.call('ZADD', index, ARGV[1], tag)
