@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from api_contracts.common import SCHEMA_ID_BASE, UtcDatetime, jsonable
+from api_contracts.common import SCHEMA_ID_BASE, JsonObject, UtcDatetime, jsonable
 
 
 class ReasonCode(StrEnum):
@@ -41,6 +41,9 @@ class ReasonCode(StrEnum):
     producer_not_allowed = "producer_not_allowed"
     #: the producer already has as many requests waiting in the target as it may
     producer_quota = "producer_quota"
+    #: the broker refuses the outcome on the results queue (it is not a queue it can
+    #: write): fix the broker, then replay (the outcome is published again)
+    publish_refused = "publish_refused"
 
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -71,3 +74,14 @@ class DeadLetter(BaseModel):
     first_failed_at: UtcDatetime
     last_failed_at: UtcDatetime
     replay_count: NonNegativeInt = Field(0, description="Times ops replayed this request.")
+    # Added after version 1 shipped (absent from older entries).
+    job_state: str | None = Field(
+        None,
+        description="The state the job was in when it failed (a replay takes it back there: "
+        "a job whose remote run exists resumes it, never starts another).",
+    )
+    outcome: JsonObject | None = Field(
+        None,
+        description="The job's outcome when it failed after its end was known: published "
+        "already (its remote delete failed) or not yet (its publication failed).",
+    )

@@ -61,6 +61,13 @@ class RemoteConflict(RemoteRejected):
     reason = ReasonCode.remote_conflict
 
 
+class QueueRefused(PermanentError):
+    """The broker refuses messages on a queue for good (on Redis, a key of another type;
+    on RabbitMQ, a queue it will not route to): publishing again cannot help."""
+
+    reason = ReasonCode.publish_refused
+
+
 class RemoteJobNotFound(EvalqError):
     """The remote job does not exist (deleted, or never existed under that id)."""
 

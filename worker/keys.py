@@ -196,6 +196,18 @@ class Keys:
         return f"{self.prefix}:due"
 
     @property
+    def stalled(self) -> str:
+        """Sorted set: request_id of jobs whose timer fired without moving them, by how
+        many times in a row (``Job.stalls``)."""
+        return f"{self.prefix}:stalled"
+
+    @property
+    def dead_jobs(self) -> str:
+        """Sorted set: request_id of DEAD job records by when they died (kept by the moves);
+        the janitor forgets a record once its dead letter is gone."""
+        return f"{self.prefix}:dead-jobs"
+
+    @property
     def dead_letters(self) -> str:
         """Sorted set: dead_letter_id by last failure time."""
         return f"{self.prefix}:dead"

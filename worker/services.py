@@ -34,11 +34,22 @@ DispatchSync = Callable[[str], None]
 DispatchInvoke = Callable[[str, int, int, float], None]
 
 
+@dataclass
+class Published:
+    """What one publish of an outcome did: the queues it went to, and each queue that
+    refused it with why (an error of ``worker.errors``: ``QueueRefused`` for good,
+    ``RetryableError`` for now)."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, Exception] = field(default_factory=dict)
+
+
 class Publisher(Protocol):
     def publish(
         self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
-    ) -> list[str]:
-        """Publish ``outcome`` on every queue; returns the queues it went to."""
+    ) -> Published:
+        """Publish ``outcome`` on every queue; one queue's failure does not stop the
+        others."""
         ...
 
 

@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     #: Retry budget for retryable errors, by count and by time.
     retry_max_attempts: int = 12
     retry_max_seconds: float = 3600.0
+    #: A job whose timer fired this many times in a row without moving it (retries, a
+    #: refused delete) is stalled: logged at error, counted by ``evalq_stalled_jobs`` and
+    #: alerted on, listed by ``evalq jobs --stalled``.
+    stall_alert_after: int = Field(default=10, ge=1)
     #: Admission pauses this long after the service said the account quota is full.
     quota_backoff: float = 5.0
 
@@ -198,6 +202,9 @@ class Settings(BaseSettings):
     #: before their retention ends, so starts never meet a full account.
     account_high_water: int = Field(default=1800, ge=1)
 
+    #: A reply queue that refused an outcome this many times is given up on for it (at
+    #: once when it refuses for good); the main queue and the others still get it.
+    reply_publish_attempts: int = Field(default=3, ge=1)
     #: Result queue every outcome goes to (besides the request's reply_to queues).
     results_queue: str = "evals.results"
     #: Where every evaluator rollout's outcome goes (besides its reply_to queues).

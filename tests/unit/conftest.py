@@ -16,7 +16,7 @@ from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.producers.policy import Producers
 from worker.runtime.root import build_targets
-from worker.services import Services
+from worker.services import Published, Services
 from worker.settings import Settings
 from worker.testing.emulator import EmulatorConfig, EmulatorServer
 
@@ -38,9 +38,15 @@ class Clock:
 class RecordingPublisher:
     published: list[tuple[Any, list[str]]] = field(default_factory=list)
 
-    def publish(self, outcome: Any, queues: Any) -> list[str]:
-        self.published.append((outcome, list(queues)))
-        return list(queues)
+    #: queue -> the error each publish to it raises (a broken reply queue).
+    refusing: dict[str, Exception] = field(default_factory=dict)
+
+    def publish(self, outcome: Any, queues: Any) -> Published:
+        wanted = list(queues)
+        sent = [q for q in wanted if q not in self.refusing]
+        if sent:
+            self.published.append((outcome, sent))
+        return Published(sent, {q: self.refusing[q] for q in wanted if q in self.refusing})
 
 
 @pytest.fixture

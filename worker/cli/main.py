@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from worker.cli import dlq, evaluator, janitor_cmd
 from worker.cli.views import job_view
+from worker.jobs.record import Job
 from worker.runtime.root import services
 from worker.settings import get_settings
 
@@ -172,11 +174,20 @@ def jobs(
     state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
     target: Annotated[str | None, typer.Option(help="only jobs of this target")] = None,
     limit: Annotated[int, typer.Option()] = 50,
+    stalled: Annotated[
+        bool, typer.Option("--stalled", help="only jobs whose timer keeps firing in vain")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (stalled ones: most stalls first)."""
     views = []
-    for job in services().store.iter_jobs():
+    store = services().store
+    found: Iterable[Job] = store.iter_jobs()
+    if stalled:
+        at_least = services().settings.stall_alert_after
+        stuck = (store.get(rid) for rid, _ in store.stalled_jobs(at_least, limit * 4))
+        found = (job for job in stuck if job is not None)
+    for job in found:
         if (state and job.state != state.upper()) or (target and job.target != target):
             continue
         views.append(job_view(job))
@@ -187,11 +198,11 @@ def jobs(
             print(json.dumps(view, sort_keys=True))
         return
     table = Table(
-        "request_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
+        "job_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
     )
     for v in views:
         table.add_row(
-            v["request_id"],
+            v["job_id"],
             v["target"],
             v["state"],
             v["remote_status"] or "",

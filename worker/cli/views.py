@@ -34,6 +34,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "deadline_at": iso(job.deadline_at),
         "polls": job.polls,
         "attempts": job.attempts,
+        #: Timer firings in a row that moved it nothing (evalq jobs --stalled).
+        "stalls": job.stalls,
         # Redacted again here: records written before a redaction rule existed.
         "error": redact(job.error or job.last_error or "") or None,
     }

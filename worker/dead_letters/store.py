@@ -65,10 +65,13 @@ class DeadLetterStore:
         fingerprint: str | None = None,
         target: str | None = None,
         also: Callable[[Any], None] | None = None,
+        job_state: str | None = None,
+        outcome: dict[str, Any] | None = None,
     ) -> DeadLetter:
         """Store a failure, or fold it into the entry of an earlier identical one.
         ``target``: the target the job was routed to, if it was (a metric label).
-        ``also`` queues more writes (metrics) in the same transaction."""
+        ``also`` queues more writes (metrics) in the same transaction. ``job_state``: the
+        state the job died in; ``outcome``: its outcome, when its end was known."""
         request, request_id, error = _storable(request), _storable(request_id), _storable(error)
         entry_id = dead_letter_id(reason, request_id, fingerprint or fingerprint_of(request))
         key = self.keys.dead_letter(entry_id)
@@ -93,6 +96,8 @@ class DeadLetterStore:
                 ),
                 last_failed_at=_utc(now),
                 replay_count=max(replay_count, previous.replay_count if previous else 0),
+                job_state=job_state,
+                outcome=None if outcome is None else redact_value(outcome),
             )
             pipe.multi()
             pipe.set(key, letter.model_dump_json())

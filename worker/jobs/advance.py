@@ -9,6 +9,7 @@ permanent ones (and an exhausted budget) make the job a dead letter.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import redis
 import structlog
@@ -17,10 +18,12 @@ from api_contracts import ReasonCode
 from worker import task_names
 from worker.errors import BackPressure, PermanentError, RetryableError
 from worker.jobs.admission import admit_waiting
+from worker.jobs.outcomes import outcome_of
 from worker.jobs.record import Job
 from worker.jobs.results import Step, StepResult
-from worker.jobs.states import JobState, Move
+from worker.jobs.states import JobState, Move, sources
 from worker.jobs.steps import STEPS
+from worker.observability import metrics
 from worker.observability.redaction import redact
 from worker.services import Services
 
@@ -57,12 +60,34 @@ def advance(
         if step is None:
             svc.store.transition(job, Move.DISARM, from_state=job.state, clear_due=True)
             return StepResult.IDLE
-        return _run_step(svc, job, step)
+        result = _run_step(svc, job, step)
+        _count_stall(svc, job, result)
+        return result
     finally:
         try:
             lock.release()
         except Exception:
             log.debug("job lock expired before release")
+
+
+#: What a step ends in when its timer fired and it moved nothing (a retryable error,
+#: throttling included, which spends no attempt): a stall.
+STALLS = frozenset({StepResult.RETRY})
+#: Results that say nothing of the job itself (it was someone else's turn, or a shared rate
+#: said wait): they neither count as a stall nor end a run of them.
+NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED})
+
+
+def _count_stall(svc: Services, job: Job, result: StepResult) -> None:
+    """Count the firings in a row that moved the job nothing (``Keys.stalled``, a metric
+    and an alert); any step that does something ends the run."""
+    if result in STALLS:
+        stalls = svc.store.stalled(job.request_id)
+        if stalls == svc.settings.stall_alert_after:
+            log.error("job stalled: its timer keeps firing without moving it",
+                      stalls=stalls, state=job.state.value)  # fmt: skip
+    elif job.stalls and result not in NEUTRAL:
+        svc.store.unstalled(job.request_id)
 
 
 def _holds_timer(svc: Services, request_id: str, lease_token: float) -> bool:
@@ -81,8 +106,7 @@ def _run_step(svc: Services, job: Job, step: Step) -> StepResult:
         log.info("account quota full; job back on the backlog", error=str(exc))
         return StepResult.REQUEUED
     except PermanentError as exc:
-        _dead_letter(svc, job, exc.reason, str(exc))
-        return StepResult.DEAD
+        return _dead_letter(svc, job, exc.reason, str(exc))
     except redis.RedisError:
         raise  # the store itself is unreachable; the timer lease brings the job back
     except Exception as exc:
@@ -105,8 +129,7 @@ def _retry_later(
     first = job.first_error_at or now
     if attempts > settings.retry_max_attempts or now - first > settings.retry_max_seconds:
         error = f"gave up after {attempts} attempts: {exc}"
-        _dead_letter(svc, job, exhausted, error, attempts=attempts)
-        return StepResult.DEAD
+        return _dead_letter(svc, job, exhausted, error, attempts=attempts)
     step = min(settings.retry_max, settings.retry_initial * 2 ** max(attempts - 1, 0))
     delay = step / 2 + svc.rng.uniform(0, step / 2)
     svc.store.update(job.request_id, attempts=attempts, first_error_at=first,
@@ -118,10 +141,22 @@ def _retry_later(
 
 def _dead_letter(
     svc: Services, job: Job, reason: ReasonCode, error: str, attempts: int | None = None
-) -> None:
+) -> StepResult:
+    """Move the job to DEAD and record its dead letter; a move the table refuses (the
+    job moved meanwhile) is logged at error and counted, never passed over in silence."""
     now = svc.clock()
-    if not svc.store.transition(job, Move.DEAD_LETTER, clear_due=True, updated_at=now, error=error):
-        return
+    ended = job.state in (JobState.FINISHED, JobState.PUBLISHED)
+    # The outcome of a job whose end is known stays as it was (a replay republishes it).
+    fields: dict[str, Any] = {"updated_at": now, "dead_from": job.state.value,
+                              "last_error" if ended else "error": error}  # fmt: skip
+    moved = job.state in sources(Move.DEAD_LETTER) and svc.store.transition(
+        job, Move.DEAD_LETTER, from_state=job.state, clear_due=True, **fields
+    )
+    if not moved:
+        log.error("dead-letter move refused: the job is no longer where its step was",
+                  state=job.state.value, reason=reason.value, error=error)  # fmt: skip
+        metrics.move_refused(svc.redis, svc.keys, Move.DEAD_LETTER.value, job)
+        return StepResult.RACED
     letter = svc.dead_letters.record(
         reason=reason,
         error=error,
@@ -134,6 +169,11 @@ def _dead_letter(
         replay_count=job.replays,
         fingerprint=job.payload_hash,
         target=job.target,
+        job_state=job.state.value,
+        outcome=outcome_of(job, now=now) if ended else None,
     )
-    log.warning("dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id)
+    svc.store.update(job.request_id, dead_letter_id=letter.dead_letter_id)
+    log.warning("dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id,
+                state=job.state.value)  # fmt: skip
     admit_waiting(svc, job.target)
+    return StepResult.DEAD

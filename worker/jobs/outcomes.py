@@ -4,6 +4,7 @@ rollout's ``EvaluatorUpdateOutcome``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from api_contracts import (
     EvaluationOutcome,
@@ -62,3 +63,9 @@ def build_rollout_outcome(job: Job, *, now: float) -> EvaluatorUpdateOutcome:
 
 def _utc(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def outcome_of(job: Job, *, now: float) -> dict[str, Any]:
+    """The job's outcome as JSON (a request's or a rollout's)."""
+    built = build_rollout_outcome(job, now=now) if job.is_rollout else build_outcome(job, now=now)
+    return built.model_dump(mode="json")

@@ -45,6 +45,8 @@ _JSON_FIELDS = {
     "progress_last",
     "remote_scope",
     "scenarios",
+    "published_to",
+    "reply_failures",
 }
 _FLOAT_FIELDS = {
     "accepted_at",
@@ -64,7 +66,9 @@ _FLOAT_FIELDS = {
     "update_called_at",
     "active_at",
 }
-_INT_FIELDS = {"priority", "polls", "attempts", "replays", "creates", "scenario_items"}
+_INT_FIELDS = {
+    "priority", "polls", "attempts", "replays", "creates", "scenario_items", "stalls"
+}  # fmt: skip
 
 #: ``Job.kind`` of an evaluator rollout (``worker.jobs.rollouts``); evaluation requests
 #: have none.
@@ -119,6 +123,16 @@ class Job:
     first_error_at: float | None = None
     last_error: str | None = None
     replays: int = 0
+    #: Timer firings in a row whose step moved nothing (a retry, a refused delete): a job
+    #: with many is listed as stalled (``Keys.stalled``, ``evalq jobs --stalled``).
+    stalls: int = 0
+    #: The state it was dead-lettered in (a replay takes it back there) and its entry.
+    dead_from: str | None = None
+    dead_letter_id: str | None = None
+    #: The queues its outcome went to so far, and reply queues that refused it:
+    #: ``{queue: {"failures": n, "error": text, "dropped": bool}}``.
+    published_to: list[str] | None = None
+    reply_failures: dict[str, Any] | None = None
     #: ``rollout`` for an evaluator rollout (docs/evaluators.md); unset for a request.
     kind: str | None = None
     #: The evaluators the request's batch uses, comma-separated: admission holds the job

@@ -25,7 +25,6 @@ class StepResult(StrEnum):
     RACED = "raced"  #: another delivery moved the job first
     PUBLISHED = "published"
     WAITING = "waiting"  #: not due yet (retention, or a create's answer still on its way)
-    DELETE_REFUSED = "delete_refused"  #: the remote job still runs; tried again later
     DELETED = "deleted"
     RETRY = "retry"  #: a retryable error; tried again later
     REQUEUED = "requeued"  #: the account is full; back on the backlog

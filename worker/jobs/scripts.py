@@ -1,7 +1,8 @@
 """The job store's Lua scripts (``scripts/*.lua``), with the state table rendered in.
 
 No script names a state: ``-- include: state_table`` renders, from
-``worker.jobs.states``, ``MOVES`` ("move:from" -> to) and ``ROLES`` ("role:state" -> true
+``worker.jobs.states``, ``MOVES`` ("move:from" -> to), ``REPLAYS`` (the state a dead job
+died in -> the move its replay takes) and ``ROLES`` ("role:state" -> true
 for the state sets that Redis indexes follow: slot, backlog, retained, trimmable,
 draining; and preparing, the state whose scenario items may run), read
 through ``target(move, state)`` and ``is(role, state)``. Both tables are flat: a script
@@ -28,6 +29,7 @@ ROLES = {
     "trimmable": states.TRIMMABLE_STATES,
     "draining": states.DRAINING_STATES,
     "preparing": states.PREPARING_STATES,
+    "dead": states.DEAD_STATES,
 }
 
 
@@ -42,6 +44,10 @@ def render_state_table() -> str:
         for role, members in ROLES.items()
         for state in sorted(members)
     )
+    replays = ", ".join(
+        f"[{_string(state.value)}] = {_string(move.value)}"
+        for state, move in states.REPLAY_MOVES.items()
+    )
     expiry = (
         f"{{status = {_string(OutcomeStatus.EXPIRED.value)}, "
         f"error = {_string(BACKLOG_EXPIRY_ERROR)}}}"
@@ -51,11 +57,14 @@ def render_state_table() -> str:
             "-- rendered from worker/jobs/states.py",
             f"local MOVES = {{{moves}}}",
             f"local ROLES = {{{roles}}}",
+            f"local REPLAYS = {{{replays}}}",
             f"local BACKLOG_EXPIRY = {expiry}",
             "-- The state `move` leads to from `state` (nil: the move does not start there).",
             "local function target(move, state) return MOVES[move .. ':' .. state] end",
             "-- Whether `state` (nil or '' for no record) is one of the role's states.",
             "local function is(role, state) return ROLES[role .. ':' .. (state or '')] end",
+            "-- The move a replay takes for a job that died in `state` (nil: none known).",
+            "local function replay_move(state) return REPLAYS[state or ''] end",
         ]
     )
 

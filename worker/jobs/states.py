@@ -14,9 +14,18 @@ moves a job along an edge that is not here.
                        |  (account full)       |               v                  v
                        +--expire_queued--> FINISHED       STOPPING --finish--> PUBLISHED
                                                                                   |
-    any of QUEUED ADMITTED RUNNING STOPPING --dead_letter--> DEAD         delete  v
-    DEAD --replay--> QUEUED                                                    DELETED
+    any state but DELETED and DEAD --dead_letter--> DEAD                 delete  v
+                                                                              DELETED
     QUEUED | ADMITTED | DEAD --adopt (the janitor found its remote job)--> RUNNING
+
+A replay takes a dead job back to where it died (``REPLAY_MOVES``), so it resumes and
+never spends a second remote run: one that died before its remote job existed goes to
+the backlog (replay); one whose remote job runs, to RUNNING (resume: it polls, or stops
+past its deadline); one that died publishing, to FINISHED (republish); one whose remote
+delete failed, to PUBLISHED (retry_delete)::
+
+    DEAD --replay--> QUEUED     DEAD --resume--> RUNNING     DEAD --republish--> FINISHED
+    DEAD --retry_delete--> PUBLISHED
 
 A request with scenarios runs its items before it enters the backlog
 (docs/scenarios.md); an evaluator rollout is a record of its own kind that never does
@@ -30,6 +39,7 @@ A request with scenarios runs its items before it enters the backlog
                            |                                              |
                            +--finish (deadline)--> FINISHED <--finish-----+ (ACTIVE or
     DEAD --replay_rollout--> DRAINING                                       UPDATE_FAILED)
+    DEAD --resume_update--> UPDATING   (it died after UpdateEvaluator was called)
 
 PREPARING, DRAINING and UPDATING may also be dead-lettered.
 
@@ -63,7 +73,10 @@ class Move(StrEnum):
     """A named transition. Its edges (from -> to) are in :data:`MOVES`."""
 
     CREATE = "create"  #: intake registers a new request
-    REPLAY = "replay"  #: a dead-lettered request comes in again
+    REPLAY = "replay"  #: a dead-lettered request comes in again (it had no remote job)
+    RESUME = "resume"  #: a dead job whose remote job runs comes in again: it polls
+    REPUBLISH = "republish"  #: a job that died publishing its outcome comes in again
+    RETRY_DELETE = "retry_delete"  #: a job whose remote delete failed comes in again
     ADMIT = "admit"  #: a free slot
     EXPIRE_QUEUED = "expire_queued"  #: its deadline passed in the backlog (outcome EXPIRED)
     REQUEUE = "requeue"  #: the account said it is full: back to the front of the backlog
@@ -85,6 +98,8 @@ class Move(StrEnum):
     ROLL_OUT = "roll_out"  #: intake registers an evaluator rollout
     UPDATE = "update"  #: the drain is over and UpdateEvaluator was called
     REPLAY_ROLLOUT = "replay_rollout"  #: a dead-lettered rollout comes in again
+    #: a rollout that died after UpdateEvaluator was called comes in again: it reads
+    RESUME_UPDATE = "resume_update"
 
 
 _Q, _A, _R, _S = JobState.QUEUED, JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING
@@ -96,6 +111,9 @@ _PR, _DR, _UP = JobState.PREPARING, JobState.DRAINING, JobState.UPDATING
 MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
     Move.CREATE: {None: _Q},
     Move.REPLAY: {_D: _Q},
+    Move.RESUME: {_D: _R},
+    Move.REPUBLISH: {_D: _F},
+    Move.RETRY_DELETE: {_D: _P},
     Move.ADMIT: {_Q: _A},
     Move.EXPIRE_QUEUED: {_Q: _F},
     Move.REQUEUE: {_A: _Q},
@@ -107,7 +125,7 @@ MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
     Move.PUBLISH: {_F: _P},
     Move.CUT_RETENTION: {_P: _P},
     Move.DELETE: {_P: _X},
-    Move.DEAD_LETTER: {_Q: _D, _A: _D, _R: _D, _S: _D, _PR: _D, _DR: _D, _UP: _D},
+    Move.DEAD_LETTER: {s: _D for s in (_Q, _A, _R, _S, _F, _P, _PR, _DR, _UP)},
     Move.DISARM: {_Q: _Q, _D: _D, _X: _X},
     Move.PREPARE: {None: _PR},
     Move.ENQUEUE: {_PR: _Q},
@@ -115,6 +133,22 @@ MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
     Move.ROLL_OUT: {None: _DR},
     Move.UPDATE: {_DR: _UP},
     Move.REPLAY_ROLLOUT: {_D: _DR},
+    Move.RESUME_UPDATE: {_D: _UP},
+}
+
+#: The move a replay takes for a job that died in each state (its record's ``dead_from``):
+#: back to where it was, never to a second remote run. A record from before ``dead_from``
+#: existed replays by what it holds (``register.lua``).
+REPLAY_MOVES: Mapping[JobState, Move] = {
+    _Q: Move.REPLAY,
+    _A: Move.REPLAY,  # no remote job yet; a start whose answer never came is looked up
+    _R: Move.RESUME,
+    _S: Move.RESUME,  # past its deadline: the poll asks for the stop again
+    _F: Move.REPUBLISH,
+    _P: Move.RETRY_DELETE,
+    _PR: Move.REPLAY_SCENARIOS,
+    _DR: Move.REPLAY_ROLLOUT,
+    _UP: Move.RESUME_UPDATE,
 }
 
 #: Every edge of the table: state -> the states a job may go to from it.
@@ -143,6 +177,8 @@ TRIMMABLE_STATES = frozenset({_P, _X})
 REMOTE_LIVE_STATES = frozenset({_R, _S})
 #: A request running its scenario items (they may be dispatched and claimed).
 PREPARING_STATES = frozenset({_PR})
+#: A dead-lettered job (the index the janitor forgets them by, with their dead letter).
+DEAD_STATES = frozenset({_D})
 #: A rollout whose evaluator is held from admission (the target's draining index), from
 #: its registration until its outcome is known.
 DRAINING_STATES = frozenset({_DR, _UP})

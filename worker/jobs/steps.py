@@ -13,7 +13,8 @@ back-pressure or dead letters. Every state change is a move of ``worker.jobs.sta
 * STOPPING: :func:`observe` polls until the stop shows;
 * FINISHED: :func:`publish` (after a crash between the two);
 * PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
-  leaves it to the janitor);
+  leaves it to the janitor); a delete refused for good makes it a dead letter whose
+  replay deletes again (``retry_delete``);
 * PREPARING: ``run_items`` (``worker.jobs.scenarios``) drives a request's scenario items,
   then puts it in the backlog (``enqueue``) or finishes it (``finish``);
 * DRAINING and UPDATING: an evaluator rollout (``worker.jobs.rollouts``): the drain, then
@@ -28,7 +29,7 @@ import structlog
 
 from api_contracts import OutcomeStatus
 from worker.backends.base import Backend, RemoteStatus, is_terminal
-from worker.errors import RemoteConflict, RemoteJobNotFound
+from worker.errors import RemoteConflict, RemoteJobNotFound, RetryableError
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
@@ -134,9 +135,10 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
     assert job.batch_evaluation_id is not None
     try:
         backend.delete(job.batch_evaluation_id, job.remote_scope)
-    except RemoteConflict:
-        svc.store.schedule(job.request_id, now + svc.settings.poll_max)
-        return StepResult.DELETE_REFUSED
+    except RemoteConflict as exc:
+        # A published job's remote job has ended, so this should pass; tried again within
+        # the retry budget, then a dead letter whose replay deletes again.
+        raise RetryableError(f"delete refused (the remote job has not ended?): {exc}") from exc
     svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED

@@ -302,6 +302,27 @@ class JobStore:
         mapping = dict(zip(fields[::2], fields[1::2], strict=True))
         self.redis.hset(self.keys.job(request_id), mapping=mapping)
 
+    def stalled(self, request_id: str) -> int:
+        """One more firing in a row that moved the job nothing; how many now."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(self.keys.job(request_id), "stalls", 1)
+        pipe.zincrby(self.keys.stalled, 1, request_id)
+        stalls, _ = pipe.execute()
+        return int(stalls)
+
+    def unstalled(self, request_id: str) -> None:
+        """The job moved: its run of stalls is over."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.job(request_id), "stalls", 0)
+        pipe.zrem(self.keys.stalled, request_id)
+        pipe.execute()
+
+    def stalled_jobs(self, at_least: int, limit: int = 1000) -> list[tuple[str, int]]:
+        """Jobs stalled at least ``at_least`` times in a row, most first."""
+        found = self.redis.zrevrangebyscore(self.keys.stalled, "+inf", at_least, 0, limit,
+                                            withscores=True)  # fmt: skip
+        return [(request_id, int(score)) for request_id, score in found]
+
     def schedule(self, request_id: str, due_at: float) -> None:
         self.redis.zadd(self.keys.due, {request_id: due_at})
 

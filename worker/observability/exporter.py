@@ -88,13 +88,20 @@ class EvalqCollector(Collector):
             keys.heartbeats, now - STALE_INTERVALS * settings.heartbeat_interval, "+inf"
         )
         pipe.hgetall(keys.janitor_state)
+        pipe.zcount(keys.stalled, settings.stall_alert_after, "+inf")
         for target in targets:
             target_keys = keys.target(target.name)
             pipe.scard(target_keys.active)
             pipe.get(target_keys.admission_paused_until)
             for priority in range(HIGHEST_PRIORITY + 1):
                 pipe.zrange(target_keys.backlog_turns(priority), 0, -1)
-        last_tick, beating, janitor, *per_target = pipe.execute()
+        last_tick, beating, janitor, stalled, *per_target = pipe.execute()
+        yield GaugeMetricFamily(
+            "evalq_stalled_jobs",
+            "Jobs whose timer fired EVALQ_STALL_ALERT_AFTER times or more in a row without "
+            "moving them (evalq jobs --stalled lists them).",
+            value=float(stalled),
+        )
 
         labels = ["backend", "target"]
         active: dict[tuple[str, str], float] = {}

@@ -111,6 +111,20 @@ DEAD_LETTERS_RECORDED = Family(
     "Failures recorded as dead letters (a repeat of one entry counts again).",
     ("reason", "backend", "target"),
 )
+REFUSED_MOVES = Family(
+    "evalq_refused_moves",
+    "counter",
+    "Moves a step needed that the state table refused (the job had moved on): a dead "
+    "letter that could not be recorded this way is an alert.",
+    ("move", "state", "backend", "target"),
+)
+REPLY_QUEUES_DROPPED = Family(
+    "evalq_reply_queues_dropped",
+    "counter",
+    "Reply queues an outcome could not be published to and was given up on (the job's "
+    "record says why; evals.results and the other queues got it).",
+    ("backend", "target"),
+)
 JANITOR_RUNS = Family(
     "evalq_janitor_runs",
     "counter",
@@ -132,6 +146,8 @@ FAMILIES: tuple[Family, ...] = (
     JOB_DURATION,
     QUEUE_WAIT,
     DEAD_LETTERS_RECORDED,
+    REFUSED_MOVES,
+    REPLY_QUEUES_DROPPED,
     JANITOR_RUNS,
     JANITOR_ACTIONS,
 )
@@ -220,6 +236,19 @@ def outcome_published(client: redis.Redis, keys: Keys, job: Job, published_at: f
         observe(pipe, keys, JOB_DURATION, duration, status, backend, target)
 
     _send(client, OUTCOMES.name, queue)
+
+
+def move_refused(client: redis.Redis, keys: Keys, move: str, job: Job) -> None:
+    """A move a step needed was refused by the state table."""
+    labels = (move, job.state.value, *labels_of(job))
+    _send(client, REFUSED_MOVES.name, lambda p: count(p, keys, REFUSED_MOVES, *labels))
+
+
+def reply_queue_dropped(client: redis.Redis, keys: Keys, job: Job) -> None:
+    """A reply queue kept refusing a job's outcome and was given up on."""
+    labels = labels_of(job)
+    _send(client, REPLY_QUEUES_DROPPED.name,
+          lambda p: count(p, keys, REPLY_QUEUES_DROPPED, *labels))  # fmt: skip
 
 
 def tick_done(client: redis.Redis, keys: Keys, now: float) -> None:

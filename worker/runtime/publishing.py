@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import redis
 import structlog
 from amqp.exceptions import MessageNacked
 from kombu.entity import Queue
 from kombu.exceptions import OperationalError
 
 from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
-from worker.errors import RetryableError
+from worker.errors import QueueRefused, RetryableError
+from worker.services import Published
 
 log = structlog.stdlib.get_logger("evalq.publishing")
 
@@ -55,19 +57,26 @@ class OutcomePublisher:
 
     def publish(
         self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
-    ) -> list[str]:
+    ) -> Published:
         body = outcome.model_dump(mode="json")
         headers = {"event_id": outcome.event_id, "schema_version": outcome.schema_version}
-        sent: list[str] = []
+        done = Published()
         with self.app.producer_or_acquire() as producer:
             for name in dict.fromkeys(queues):
-                self._publish(producer, body, headers, name)
-                sent.append(name)
-        return sent
+                try:
+                    self._publish(producer, body, headers, name)
+                except (QueueRefused, RetryableError) as exc:
+                    done.failed[name] = exc
+                    continue
+                done.sent.append(name)
+        return done
 
     def _publish(self, producer: Any, body: Any, headers: dict[str, Any], name: str) -> None:
         try:
             self._declare_and_send(producer, body, headers, name)
+        except redis.exceptions.ResponseError as exc:
+            # Redis refused the write itself (WRONGTYPE: the name is a key of another type).
+            raise QueueRefused(f"queue {name!r} refuses the outcome: {exc}") from exc
         except OperationalError as exc:
             # The publish step is tried again later, within the job's retry budget.
             if isinstance(exc.__cause__, MessageNacked):

@@ -40,7 +40,7 @@ from worker.observability.measured import MeasuredBackend
 from worker.observability.metrics import RemoteCalls
 from worker.producers.policy import Producers
 from worker.runtime.connections import redis_tls_options, scheme
-from worker.services import Dispatch, Publisher, Services
+from worker.services import Dispatch, Published, Publisher, Services
 from worker.settings import Settings, get_settings
 from worker.targets.config import TargetConfig, load_targets
 from worker.targets.registry import Target, Targets, rates_of, targets_file_watch
@@ -234,7 +234,7 @@ class _CeleryPublisher:
 
     def publish(
         self, outcome: EvaluationOutcome | EvaluatorUpdateOutcome, queues: Iterable[str]
-    ) -> list[str]:
+    ) -> Published:
         from worker.runtime.app import app
         from worker.runtime.connections import queue_arguments
         from worker.runtime.publishing import OutcomePublisher

@@ -50,6 +50,7 @@ def test_reason_codes_are_stable() -> None:
         "payload_too_deep",
         "producer_not_allowed",
         "producer_quota",
+        "publish_refused",
     ]
     assert all(code.name == code.value for code in ReasonCode)
 

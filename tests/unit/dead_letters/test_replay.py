@@ -151,7 +151,7 @@ def test_an_accepted_replay_leaves_the_store(services, intake):
     assert services.store.get("fixed").replays == 1
 
 
-def test_a_dead_job_is_requeued_and_never_gets_a_second_remote_job(
+def test_a_dead_job_whose_remote_job_runs_resumes_it_and_never_starts_another(
     services, intake, clock, emulator
 ):
     request = sample_request(request_id="r1")
@@ -176,9 +176,11 @@ def test_a_dead_job_is_requeued_and_never_gets_a_second_remote_job(
     assert intake.deliver().outcome == "requeued"
     assert services.dead_letters.count() == 0
     job = services.store.get("r1")
-    assert (job.state, job.replays) == (JobState.ADMITTED, 1)  # a slot was free
+    # Back where it died: its remote job runs, so it polls it (no start, no slot wait).
+    assert (job.state, job.replays, job.batch_evaluation_id) == (JobState.RUNNING, 1, remote_id)
+    assert services.store.due_score("r1") is not None
 
-    assert advance(services, "r1") == "started"
+    assert advance(services, "r1") in ("polled", "watched")
     assert services.store.get("r1").batch_evaluation_id == remote_id
     assert [j["clientToken"] for j in _emulator_jobs(emulator)] == [client_token("r1")]
 

@@ -15,7 +15,7 @@ import fakeredis
 import pytest
 
 from worker.jobs.items import ScenarioItems
-from worker.jobs.states import ALLOWED_TRANSITIONS, MOVES, JobState, Move, sources
+from worker.jobs.states import ALLOWED_TRANSITIONS, MOVES, REPLAY_MOVES, JobState, Move, sources
 from worker.jobs.store import JobStore, Ref
 from worker.keys import Keys
 from worker.lua import read_script, script_names
@@ -35,6 +35,11 @@ VARIANTS = [
      "prepared_at": str(NOW - 5)},
     {"deadline_at": NOW + 1000, "batch_evaluation_id": "", "kind": "rollout",
      "evaluator_id": EVALUATOR, "drain_evaluator": EVALUATOR},
+    # Where a dead job died (a replay takes it back there: states.REPLAY_MOVES).
+    *({"deadline_at": NOW + 1000, "batch_evaluation_id": "b-1", "dead_from": died}
+      for died in ("RUNNING", "FINISHED", "PUBLISHED")),
+    {"deadline_at": NOW + 1000, "batch_evaluation_id": "", "kind": "rollout",
+     "evaluator_id": EVALUATOR, "drain_evaluator": EVALUATOR, "dead_from": "UPDATING"},
 ]  # fmt: skip
 #: Scenario items in every status the item scripts meet.
 ITEMS = {
@@ -206,8 +211,15 @@ def _moves_named(source: str) -> set[Move]:
     (``move_name``) may make any."""
     if "move(request_id, job, move_name" in source:
         return set(Move)
-    named = re.findall(r"move\([^)]*?'(\w+)'", source) + re.findall(r"target\('(\w+)'", source)
-    return {Move(n) for n in named}
+    named = (
+        re.findall(r"(?<![\w.])move\([^)]*?'(\w+)'", source)
+        + re.findall(r"target\('(\w+)'", source)
+        + re.findall(r"\bname = '(\w+)'", source)
+    )
+    moves = {Move(n) for n in named}
+    if "replay_move(" in source:  # the move of states.REPLAY_MOVES, rendered in
+        moves |= set(REPLAY_MOVES.values())
+    return moves
 
 
 def test_every_job_script_has_a_driver():

@@ -1,8 +1,9 @@
 -- Moves along the state table (worker/jobs/states.py, rendered in: target() and is())
 -- and the indexes that follow from a job's state: the slot set, the backlog's deadline
--- index, the indexes of published jobs, and the evaluators rollouts drain. The only code
--- that writes a job's state.
+-- index, the indexes of published jobs and of dead ones, and the evaluators rollouts
+-- drain. The only code that writes a job's state.
 -- needs: active, queued_by_deadline, published_by_time, retained_by_time, draining_evaluators
+-- needs: dead_jobs
 -- include: state_table
 
 -- Keep the indexes that follow from a job's state as it goes from `before` to `after`.
@@ -23,6 +24,11 @@ local function follow(id, job, before, after)
     end
   elseif is('retained', before) then
     redis.call('ZREM', retained_by_time, id)
+  end
+  if is('dead', after) and not is('dead', before) then
+    redis.call('ZADD', dead_jobs, tonumber(redis.call('HGET', job, 'updated_at')) or 0, id)
+  elseif is('dead', before) and not is('dead', after) then
+    redis.call('ZREM', dead_jobs, id)
   end
   -- A rollout with drain holds its evaluator from admission until its outcome is known.
   local draining_before, draining_after = is('draining', before), is('draining', after)

@@ -11,7 +11,7 @@
 -- Returns {admitted ids, expired ids}.
 local active, due, admission_paused_until, backlog_rounds, held,
       queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local now, quota, job_prefix, backlog_prefix, turns_prefix,
       scan_limit, highest_priority = unpack(ARGV)
 -- include: expire

@@ -3,7 +3,7 @@
 -- running, takes a slot (it is active remotely) and is polled at once.
 -- Returns 1 if adopted.
 local job, due, active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local request_id, now = unpack(ARGV, 1, 2)
 -- ARGV[3..]: field/value pairs
 -- include: moves

@@ -5,7 +5,7 @@
 -- Returns 1 if it moved.
 local job, due, backlog, backlog_turns, backlog_rounds,
       active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local request_id, producer = unpack(ARGV, 1, 2)
 -- ARGV[3..]: field/value pairs
 -- include: moves

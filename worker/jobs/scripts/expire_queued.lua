@@ -3,7 +3,7 @@
 -- Ids in the deadline index that no longer wait leave it.
 -- Returns the expired ids.
 local due, active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local now, job_prefix = unpack(ARGV, 1, 2)
 -- ARGV[3..]: request_ids
 -- include: expire

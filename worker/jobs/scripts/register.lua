@@ -1,6 +1,8 @@
 -- Register a request once. The same payload again changes nothing, except that a
--- dead-lettered record comes back (a replay): a request to the backlog, one that died
--- while running its scenario items to its items, a rollout to its drain. Another payload
+-- dead-lettered record comes back (a replay) to where it died: a request without a
+-- remote job to the backlog, one whose remote job exists to it (polled, republished,
+-- deleted), one that died running its scenario items to its items, a rollout to its
+-- drain or its update. Another payload
 -- is a conflict. A new request goes to the backlog by the move `first` names: create;
 -- with scenarios, prepare (its items run first); a rollout, roll_out. A record that does
 -- not wait in the backlog gets a timer due now (its step starts at once). A producer that
@@ -14,7 +16,7 @@
 -- counts that outcome in the metrics hash (metric_labels: "backend|target").
 local job, jobs_by_time, backlog, backlog_turns, backlog_rounds, remote_names, due,
       active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators, metrics_requests = unpack(KEYS)
+      draining_evaluators, dead_jobs, metrics_requests = unpack(KEYS)
 local request_id, payload_hash, producer, now, first, metric_labels, job_prefix,
       scoped_remote_name, backlog_prefix, backlog_cap, highest_priority = unpack(ARGV, 1, 11)
 -- ARGV[12..]: field/value pairs of a new record
@@ -49,21 +51,30 @@ local outcome = 'created'
 if existing then
   local state = redis.call('HGET', job, 'state')
   if existing ~= payload_hash then return {counted('conflict'), state, job_id} end
-  if target('replay', state) and capped and waiting() >= tonumber(backlog_cap) then
-    return {counted('quota'), state, job_id}
-  end
-  local fields = {'attempts', '0', 'first_error_at', '', 'updated_at', now}
+  -- A replay goes back to where the job died (states.REPLAY_MOVES): a job whose remote
+  -- job exists resumes, never starts a second one.
   local kind = redis.call('HGET', job, 'kind') or ''
   local unprepared = (redis.call('HGET', job, 'scenario_items') or '') ~= ''
     and (redis.call('HGET', job, 'prepared_at') or '') == ''
-  local before
-  if kind == 'rollout' then
-    before = move(job_id, job, 'replay_rollout', fields)
-  elseif unprepared then
-    before = move(job_id, job, 'replay_scenarios', fields)
-  else
-    before = move(job_id, job, 'replay', fields)
+  local name = replay_move(redis.call('HGET', job, 'dead_from'))
+  if not name then  -- a record from before dead_from: by what it holds
+    if kind == 'rollout' then
+      name = 'replay_rollout'
+    elseif unprepared then
+      name = 'replay_scenarios'
+    elseif (redis.call('HGET', job, 'batch_evaluation_id') or '') ~= '' then
+      name = 'resume'
+    else
+      name = 'replay'
+    end
   end
+  local into = target(name, state)
+  if into and capped and (is('backlog', into) or is('preparing', into))
+      and waiting() >= tonumber(backlog_cap) then
+    return {counted('quota'), state, job_id}
+  end
+  local fields = {'attempts', '0', 'first_error_at', '', 'updated_at', now, 'stalls', '0'}
+  local before = move(job_id, job, name, fields)
   if not before then return {counted('duplicate'), state, job_id} end
   redis.call('HINCRBY', job, 'replays', 1)
   outcome = 'requeued'

@@ -3,7 +3,7 @@
 -- Returns 1 if the job was requeued.
 local job, due, backlog, backlog_turns, backlog_rounds, admission_paused_until,
       active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local request_id, producer, now, pause_until = unpack(ARGV)
 -- include: moves
 

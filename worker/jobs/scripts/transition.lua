@@ -4,7 +4,7 @@
 -- number), keeps ('') or clears ('-') the job's timer.
 -- Returns {1 if moved else 0, the state before ('' if there is no record)}.
 local job, due, active, queued_by_deadline, published_by_time, retained_by_time,
-      draining_evaluators = unpack(KEYS)
+      draining_evaluators, dead_jobs = unpack(KEYS)
 local request_id, move_name, expected, due_at = unpack(ARGV, 1, 4)
 -- ARGV[5..]: field/value pairs
 -- include: moves

@@ -1,0 +1,195 @@
+"""Every failure ends somewhere: a job whose remote delete is refused for good, whose
+outcome cannot reach a queue, or whose timer keeps firing in vain ends in a dead letter or
+an outcome, says so, and a replay takes it back where it died (over fakeredis and the
+in-process emulator, real boto3 over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from api_contracts import ReasonCode
+from api_contracts.examples import sample_request
+from tests.unit.conftest import reconfigure
+from tests.unit.driving import run_until, submit
+from worker.dead_letters import replay
+from worker.errors import QueueRefused, RetryableError
+from worker.jobs.advance import advance
+from worker.jobs.intake import accept
+from worker.jobs.states import JobState, Move
+
+
+def _faults(emulator, body):
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/faults", data=json.dumps(body).encode(), method="POST"
+    )
+    urllib.request.urlopen(request).close()
+
+
+def _stats(emulator):
+    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
+        return json.loads(response.read())
+
+
+def _replay_entry(services, letter):
+    """Replay one entry the way intake settles it (as ops' evals.submit would)."""
+    services.dead_letters.mark_replaying(letter.dead_letter_id, "1-tok")
+    request, problem = replay.request_to_replay(letter, services.store)
+    assert problem == ""
+    mark = replay.ReplayMark(letter.dead_letter_id, "1-tok")
+    return accept(services, request, replay_mark=mark)
+
+
+def _published_job(services, clock, **overrides):
+    submit(services, retention_seconds=60, **overrides)
+    return run_until(services, "r1", JobState.PUBLISHED, clock)
+
+
+@pytest.mark.parametrize("error", ["AccessDeniedException", "ValidationException"])
+def test_a_remote_delete_refused_for_good_is_a_dead_letter_whose_replay_deletes_again(
+    services, clock, emulator, error
+):
+    job = _published_job(services, clock)
+    _faults(emulator, {"errors": {error: 1.0}, "operations": ["DeleteBatchEvaluation"]})
+    clock.advance(61)
+    assert advance(services, "r1") == "dead"
+
+    (letter,) = services.dead_letters.find()
+    assert letter.reason in ("access_denied", "remote_validation")
+    assert letter.job_state == "PUBLISHED"
+    assert letter.outcome is not None
+    assert letter.outcome["status"] == "COMPLETED"
+    assert letter.outcome["batch_evaluation_id"] == job.batch_evaluation_id
+    dead = services.store.get("r1")
+    assert (dead.state, dead.dead_from) == (JobState.DEAD, "PUBLISHED")
+    assert dead.error is None  # the published outcome's error is left as it was
+    assert services.store.due_score("r1") is None  # no timer fires again
+
+    _faults(emulator, {})
+    assert _replay_entry(services, letter).outcome == "requeued"
+    assert services.store.get("r1").state == JobState.PUBLISHED
+    assert advance(services, "r1") == "deleted"
+    assert services.store.get("r1").state == JobState.DELETED
+    assert len(services.publisher.published) == 1  # the outcome went out once
+
+
+def test_a_delete_that_keeps_conflicting_ends_in_a_dead_letter_within_the_budget(
+    services, clock, emulator
+):
+    reconfigure(services, delete_rate=1000)
+    _published_job(services, clock)
+    _faults(
+        emulator, {"errors": {"ConflictException": 1.0}, "operations": ["DeleteBatchEvaluation"]}
+    )
+    clock.advance(61)
+    results = []
+    for _ in range(40):
+        results.append(advance(services, "r1"))
+        if results[-1] == "dead":
+            break
+        clock.advance(120)
+    assert results[-1] == "dead", results
+    assert len(results) <= services.settings.retry_max_attempts + 1
+    (letter,) = services.dead_letters.find()
+    assert (letter.reason, letter.job_state) == ("retries_exhausted", "PUBLISHED")
+
+
+def test_a_reply_queue_that_refuses_the_outcome_is_dropped_and_the_rest_is_published(
+    services, clock
+):
+    services.publisher.refusing["team-a.broken"] = QueueRefused("WRONGTYPE a hash")
+    services.publisher.refusing["team-a.flaky"] = RetryableError("connection reset")
+    submit(services, reply_to=["team-a.ok", "team-a.broken", "team-a.flaky"])
+    results = []
+    for _ in range(20):
+        job = services.store.get("r1")
+        if job.state == JobState.PUBLISHED:
+            break
+        clock.advance(60)
+        results.append(advance(services, "r1"))
+    assert services.store.get("r1").state == JobState.PUBLISHED
+    sent = [queue for _, queues in services.publisher.published for queue in queues]
+    # Each queue that takes it gets it once: no copy per retry.
+    assert sorted(sent) == ["evals.results", "team-a.ok"]
+    job = services.store.get("r1")
+    assert job.reply_failures["team-a.broken"]["dropped"] is True
+    assert job.reply_failures["team-a.broken"]["failures"] == 1
+    assert job.reply_failures["team-a.flaky"] == {
+        "failures": services.settings.reply_publish_attempts,
+        "error": "connection reset", "dropped": True,
+    }  # fmt: skip
+    assert services.store.due_score("r1") is not None  # its retention delete is timed
+
+
+def test_a_results_queue_that_refuses_for_good_is_a_dead_letter_whose_replay_republishes(
+    services, clock
+):
+    services.publisher.refusing["evals.results"] = QueueRefused("WRONGTYPE a set")
+    submit(services)
+    job = run_until(services, "r1", JobState.DEAD, clock)
+    assert job.dead_from == "FINISHED"
+    (letter,) = services.dead_letters.find()
+    assert (letter.reason, letter.job_state) == ("publish_refused", "FINISHED")
+    assert letter.outcome["status"] == "COMPLETED"
+
+    del services.publisher.refusing["evals.results"]
+    assert _replay_entry(services, letter).outcome == "requeued"
+    assert services.store.get("r1").state == JobState.FINISHED
+    assert advance(services, "r1") == "published"
+    ((outcome, queues),) = services.publisher.published
+    assert (outcome.status, queues) == ("COMPLETED", ["evals.results"])
+
+
+def test_a_refused_dead_letter_move_is_an_error_and_counted(services, clock, emulator, capsys):
+    submit(services, tags={"emulator:duration": "100000"})
+    advance(services, "r1")
+    job = services.store.get("r1")
+    # Another delivery moved the job on (here: to DEAD) before this step dead-letters it.
+    services.store.transition(job, Move.DEAD_LETTER, updated_at=clock())
+    from worker.jobs.advance import _dead_letter  # the step's own path
+
+    assert _dead_letter(services, job, ReasonCode.access_denied, "denied") == "raced"
+    assert "dead-letter move refused" in capsys.readouterr().out
+    counted = services.redis.hgetall(services.keys.metrics("evalq_refused_moves"))
+    assert counted == {"dead_letter|RUNNING|agentcore|default": "1"}
+
+
+def test_a_job_throttled_forever_is_stalled_listed_and_counted(services, clock, emulator):
+    reconfigure(services, stall_alert_after=5, watch_by_list=False)
+    submit(services, tags={"emulator:duration": "100000"})
+    assert advance(services, "r1") == "started"
+    _faults(emulator, {"throttle": 1.0, "operations": ["GetBatchEvaluation"]})
+    for _ in range(6):
+        clock.advance(120)
+        assert advance(services, "r1") == "retry"  # throttling spends no attempt
+    job = services.store.get("r1")
+    assert (job.state, job.stalls, job.attempts) == (JobState.RUNNING, 6, 0)
+    assert services.store.stalled_jobs(5) == [("r1", 6)]
+
+    _faults(emulator, {})
+    clock.advance(120)
+    assert advance(services, "r1") in ("polled", "published")
+    assert services.store.get("r1").stalls == 0
+    assert services.store.stalled_jobs(1) == []
+
+
+def test_replay_of_a_job_dead_while_running_counts_one_remote_job(services, clock, emulator):
+    reconfigure(services, watch_by_list=False)
+    request = sample_request(request_id="r1")
+    request["evaluation"]["tags"] = {"emulator:duration": "100000"}
+    accept(services, request)
+    assert advance(services, "r1") == "started"
+    _faults(emulator, {"errors": {"AccessDeniedException": 1.0},
+                       "operations": ["GetBatchEvaluation"]})  # fmt: skip
+    clock.advance(60)
+    assert advance(services, "r1") == "dead"
+    (letter,) = services.dead_letters.find()
+    assert letter.job_state == "RUNNING"
+    _faults(emulator, {})
+    assert _replay_entry(services, letter).outcome == "requeued"
+    assert services.store.get("r1").state == JobState.RUNNING
+    clock.advance(60)
+    assert advance(services, "r1") == "polled"
+    assert _stats(emulator)["calls"]["StartBatchEvaluation"] == 1
