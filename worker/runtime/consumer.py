@@ -32,6 +32,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             svc.dead_letters,
             svc.store,
             max_payload_bytes=svc.settings.max_payload_bytes,
+            max_header_bytes=svc.settings.max_header_bytes,
             accept=frozenset(prepare_accept_content(self.app.conf.accept_content)),
             connection_errors=tuple(self.connection_errors or ()),
         )
