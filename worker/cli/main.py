@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli import dlq, evaluator, janitor_cmd
+from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.runtime.root import services
 from worker.settings import get_settings
@@ -123,12 +124,17 @@ def submit(
             except ValidationError as exc:
                 failed += 1
                 console.print(
-                    f"[red]invalid[/red] {raw.get('request_id', '?')}: "
-                    f"{describe_validation_error(exc)}"
+                    line(
+                        ("invalid", "red"),
+                        " ",
+                        plain(raw.get("request_id", "?")),
+                        ": ",
+                        plain(describe_validation_error(exc)),
+                    )
                 )
                 continue
         send_to_intake(raw)
-        console.print(f"sent {raw.get('request_id', '?')}")
+        console.print(line("sent ", plain(raw.get("request_id", "?"))))
     if failed:
         raise typer.Exit(1)
 
@@ -151,7 +157,7 @@ def status(
     """Show one job: state, remote status, progress."""
     job = services().store.get(request_id)
     if job is None:
-        console.print(f"[red]no job with request_id {request_id!r}[/red]")
+        console.print(plain(f"no job with request_id {request_id!r}", "red"))
         raise typer.Exit(1)
     view = job_view(job)
     if as_json:
@@ -159,7 +165,7 @@ def status(
         return
     table = Table(show_header=False)
     for key, value in view.items():
-        table.add_row(key, "" if value is None else str(value))
+        table.add_row(key, plain("" if value is None else value))
     console.print(table)
 
 
@@ -187,13 +193,18 @@ def jobs(
     )
     for v in views:
         table.add_row(
-            v["request_id"],
-            v["target"],
-            v["state"],
-            v["remote_status"] or "",
-            v["progress"] or "",
-            v["batch_evaluation_id"] or "",
-            v["outcome_status"] or "",
+            *(
+                plain(v[k] or "")
+                for k in (
+                    "request_id",
+                    "target",
+                    "state",
+                    "remote_status",
+                    "progress",
+                    "batch_evaluation_id",
+                    "outcome_status",
+                )
+            )
         )
     console.print(table)
 
@@ -266,12 +277,19 @@ def emulator(
             console.print(f"[red]unknown service {service!r}: agentcore, aymara or agno[/red]")
             raise typer.Exit(2)
         serve_json_emulator(
-            service, host, port,
+            service,
+            host,
+            port,
             ready=lambda url: print(f"emulator listening on {url}", flush=True),
-            time_scale=time_scale, faults=faults, seed=seed, api_key=api_key,
-            security_key=security_key, agents=[a for a in agents.split(",") if a],
-            teams=[t for t in teams.split(",") if t], db_id=db_id,
-        )  # fmt: skip
+            time_scale=time_scale,
+            faults=faults,
+            seed=seed,
+            api_key=api_key,
+            security_key=security_key,
+            agents=[a for a in agents.split(",") if a],
+            teams=[t for t in teams.split(",") if t],
+            db_id=db_id,
+        )
         return
     config = EmulatorConfig(
         host=host,
