@@ -97,7 +97,7 @@ for i = 1, lists do
                      .. cjson.encode(routing_key) .. ']'
       redis.call('HSET', unacked, tag, record)
     end
-    redis.call('LTRIM', KEYS[i], 0, -2)  -- RPOP, without copying the item out again
+    redis.call('RPOP', KEYS[i])
     return {KEYS[i], item, tag}
   end
 end
