@@ -191,21 +191,10 @@ def jobs(
     table = Table(
         "request_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
     )
+    columns = ("request_id", "target", "state", "remote_status", "progress",
+               "batch_evaluation_id", "outcome_status")  # fmt: skip
     for v in views:
-        table.add_row(
-            *(
-                plain(v[k] or "")
-                for k in (
-                    "request_id",
-                    "target",
-                    "state",
-                    "remote_status",
-                    "progress",
-                    "batch_evaluation_id",
-                    "outcome_status",
-                )
-            )
-        )
+        table.add_row(*(plain(v[k] or "") for k in columns))
     console.print(table)
 
 
@@ -277,19 +266,12 @@ def emulator(
             console.print(f"[red]unknown service {service!r}: agentcore, aymara or agno[/red]")
             raise typer.Exit(2)
         serve_json_emulator(
-            service,
-            host,
-            port,
+            service, host, port,
             ready=lambda url: print(f"emulator listening on {url}", flush=True),
-            time_scale=time_scale,
-            faults=faults,
-            seed=seed,
-            api_key=api_key,
-            security_key=security_key,
-            agents=[a for a in agents.split(",") if a],
-            teams=[t for t in teams.split(",") if t],
-            db_id=db_id,
-        )
+            time_scale=time_scale, faults=faults, seed=seed, api_key=api_key,
+            security_key=security_key, agents=[a for a in agents.split(",") if a],
+            teams=[t for t in teams.split(",") if t], db_id=db_id,
+        )  # fmt: skip
         return
     config = EmulatorConfig(
         host=host,

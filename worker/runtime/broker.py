@@ -106,9 +106,6 @@ class ReliableChannel(kombu_redis.Channel):
     #: Longest a message on a queue not being watched waits while the channel is idle
     #: (transport option ``fetch_wait``, seconds).
     fetch_wait = 0.5
-    #: Longest item the fetch decodes (transport option ``max_item_bytes``); a longer one
-    #: is delivered as a substitute, unread. Default: that of evalq's default limits.
-    max_item_bytes = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +115,8 @@ class ReliableChannel(kombu_redis.Channel):
         self.fetch_wait = float(options.get("fetch_wait", self.fetch_wait))
         if not self.fetch_wait > 0:
             raise ValueError(f"fetch_wait must be positive, not {self.fetch_wait}")
+        #: Longest item the fetch decodes (transport option ``max_item_bytes``; default:
+        #: that of evalq's default limits); a longer one is delivered unread, as a substitute.
         default = max_item_bytes(Settings.model_construct())
         self.max_item_bytes = int(options.get("max_item_bytes", default))
         #: The last fetch found nothing, so the next one waits first.
