@@ -152,6 +152,9 @@ def test_entries_recorded_before_the_index_are_read_once(fake_redis, keys):
                           request_id=f"r{n}", now=NOW + n) for n in range(25)]  # fmt: skip
     fake_redis.delete(keys.dead_letter_labels)  # as a store of an earlier version left them
     fake_redis.hset(keys.job("r0"), "target", "default")
+    new = letters.record(reason=ReasonCode.unknown_backend, error="e", request={"n": 99},
+                         request_id="r99", now=NOW + 99)  # fmt: skip
+    fake_redis.delete(keys.dead_letter(new.dead_letter_id))  # indexed: never read
     collector = EvalqCollector(fake_redis, None, Settings(), clock=lambda: NOW)
 
     def gauge() -> dict[tuple[str, ...], float]:
@@ -159,10 +162,12 @@ def test_entries_recorded_before_the_index_are_read_once(fake_redis, keys):
         return {tuple(s.labels.values()): s.value for s in family.samples}
 
     assert gauge() == {("invalid_request", "unknown", "default"): 1,
-                       ("invalid_request", "unknown", "unknown"): 24}  # fmt: skip
+                       ("invalid_request", "unknown", "unknown"): 24,
+                       ("unknown_backend", "unknown", "unknown"): 1}  # fmt: skip
     fake_redis.delete(*(keys.dead_letter(d.dead_letter_id) for d in old[1:]))  # read once
     letters.remove(old[0].dead_letter_id)
-    assert gauge() == {("invalid_request", "unknown", "unknown"): 24}
+    assert gauge() == {("invalid_request", "unknown", "unknown"): 24,
+                       ("unknown_backend", "unknown", "unknown"): 1}  # fmt: skip
 
 
 def test_job_store_gauges(fake_redis, keys, store):
