@@ -97,7 +97,8 @@ for i = 1, lists do
                      .. cjson.encode(routing_key) .. ']'
       redis.call('HSET', unacked, tag, record)
     end
-    redis.call('RPOP', KEYS[i])
+    -- RPOP without copying the item out a second time (80 MiB: 200 ms of Redis each).
+    redis.call('LTRIM', KEYS[i], 0, -2)
     return {KEYS[i], item, tag}
   end
 end
