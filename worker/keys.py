@@ -217,6 +217,12 @@ class Keys:
         return f"{self.prefix}:dead:{dead_letter_id}"
 
     @property
+    def dead_letter_labels(self) -> str:
+        """Hash: dead_letter_id -> its metric labels ``reason|backend|target``, written with
+        the entry and dropped with it, so the exporter never reads a whole entry."""
+        return f"{self.prefix}:dead-labels"
+
+    @property
     def dead_letters_replaying(self) -> str:
         """Hash: dead_letter_id -> token of the replay sent for it and not yet settled."""
         return f"{self.prefix}:dead-replaying"

@@ -221,11 +221,14 @@ class Settings(BaseSettings):
     #: Dead letters kept at most (count and age), as Sidekiq's dead set.
     dead_letter_max_entries: int = 10_000
     dead_letter_max_age_seconds: int = 180 * 24 * 3600
-    #: Largest message body the worker reads (bytes); bigger ones are dead-lettered unread.
+    #: Largest message the worker reads (bytes: its body and its headers as JSON); bigger
+    #: ones are dead-lettered unread. Also the most one dead letter keeps, in all.
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     #: Deepest nesting of lists and objects a message may carry (body and headers); a
     #: deeper one is dead-lettered ``payload_too_deep`` before anything decodes it further.
     max_payload_depth: int = Field(default=64, ge=16, le=200)
+    #: Largest headers a message may carry (bytes, as JSON); more is dead-lettered unread.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     #: Replays per second when ops replay dead letters (`evalq dlq replay`).
     dlq_replay_rate: float = Field(default=10.0, gt=0)
 

@@ -14,6 +14,7 @@ from tests.bench.fairness import fairness
 from tests.bench.harness import Row, rig, wait_until
 from tests.bench.janitor import janitor
 from tests.bench.mixed import mixed
+from tests.bench.sizes import sizes
 from tests.bench.slots import slots
 from tests.bench.targets import targets
 from tests.bench.throttling import throttling
@@ -92,4 +93,5 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "delivery": delivery,
     "targets": targets,
     "mixed": mixed,
+    "sizes": sizes,
 }

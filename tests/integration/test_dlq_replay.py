@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -98,10 +99,13 @@ def test_ops_find_read_replay_and_see_it_complete(service, producer):
     producer.submit(_request("denied-2"))
     later = _wait_for(lambda: [d for d in _letters(env) if d["request_id"] == "denied-2"])
     emulator.post("/_emulator/faults", {})
+    # On RabbitMQ ops' automation names its user (the broker checks it), or the control
+    # queue does not run the task (test_hostile_producers.py).
     producer.app.send_task(
         "evals.dlq.replay",
         kwargs={"everything": True, "reason": "access_denied"},
         queue="evals.control",
+        user_id=urlsplit(env["EVALQ_BROKER_URL"]).username,
     )
     (outcome,) = producer.collect(1, timeout=60)
     assert (outcome["request_id"], outcome["status"]) == ("denied-2", "COMPLETED")

@@ -26,6 +26,7 @@ from kombu import Connection, Exchange, Queue
 
 from api_contracts.examples import sample_request
 from worker.dead_letters.messages import raw_body_bytes
+from worker.dead_letters.sizes import cut_of
 from worker.dead_letters.store import DeadLetterStore
 from worker.keys import Keys
 
@@ -373,9 +374,21 @@ def _collisions(start: int) -> list[Case]:
 
 def _text_of(letter: Any) -> str:
     original = letter.request
+    if isinstance(original, str) and cut_of(original) is not None:
+        return _body_start(raw_body_bytes(original)).decode("utf-8", "replace")
     if isinstance(original, str):
         return raw_body_bytes(original).decode("utf-8", "replace")
     return json.dumps(original) + (letter.request_id or "")
+
+
+def _body_start(raw: bytes) -> bytes:
+    """The start of a raw body, or, when it is the start of a kombu envelope (what is
+    kept of an item the fetch refused unread), the start of the body it carries."""
+    head = b'{"body": "'
+    if not raw.startswith(head):
+        return raw
+    encoded = raw[len(head) :].split(b'"', 1)[0]
+    return base64.b64decode(encoded[: len(encoded) // 4 * 4])
 
 
 def _wait_for_dead_letters(store: DeadLetterStore, count: int, timeout: float) -> None:

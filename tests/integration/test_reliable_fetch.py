@@ -18,8 +18,15 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport.redis import Transport as StockTransport
 
-from worker.dead_letters.messages import UNREADABLE_HEADER
-from worker.runtime.broker import ReliableRedisTransport
+from worker.dead_letters.messages import OVERSIZED_HEADER, UNREADABLE_HEADER
+from worker.runtime.broker import (
+    ENVELOPE_BYTES,
+    SCRIPT_KEEPS_BYTES,
+    ReliableRedisTransport,
+    max_item_bytes,
+)
+from worker.runtime.connections import broker_settings
+from worker.settings import Settings
 
 QUEUES = ["alpha", "beta", "gamma"]
 
@@ -372,3 +379,61 @@ def test_closing_a_channel_of_a_released_connection_keeps_the_message_and_raises
     conn.maybe_close_channel(channel)  # raised AttributeError before
 
     assert broker.hlen("unacked") == 1  # still recorded, for the restore after the timeout
+
+
+def _long_envelope(tag: str, body_bytes: int) -> bytes:
+    """A well-formed envelope whose JSON body is ``body_bytes`` long."""
+    body = json.dumps({"pad": "x" * (body_bytes - 11)}).encode()
+    return _envelope(tag, body=base64.b64encode(body).decode())
+
+
+def test_an_item_longer_than_a_message_within_the_limits_arrives_unread_as_a_substitute(
+    url, broker
+):
+    """fetch.lua decoded every item whole: 80 MiB held Redis for seconds and took the
+    worker from 72 to 334 MB. A longer item than the limits allow is now only measured."""
+    item = _long_envelope("t-long", 2 * 2**20)
+    edge = _long_envelope("t-edge", 3000)
+    longest = len(edge)  # as long as an item may be: read as it is
+    broker.lpush("alpha", item)
+    broker.lpush("alpha", edge)
+    _publish(url, "alpha", {"after": "it"})
+    substitute, at_the_limit, after = _consume(url, ["alpha"], 3, ReliableRedisTransport,
+                                               max_item_bytes=longest)  # fmt: skip
+    assert UNREADABLE_HEADER not in at_the_limit.headers
+    assert at_the_limit.delivery_tag == "t-edge"
+    assert substitute.headers[OVERSIZED_HEADER] == str(len(item))
+    why = substitute.headers[UNREADABLE_HEADER]
+    assert f"an item of {len(item)} bytes, longer than the {longest}" in why
+    assert f"the first {SCRIPT_KEEPS_BYTES} of {len(item)} bytes kept" in why
+    assert substitute.body == item[:SCRIPT_KEEPS_BYTES]
+    assert substitute.delivery_tag != "t-long"  # its own tag was never read
+    assert after.payload == {"after": "it"}
+    assert broker.hlen("unacked") == 0
+    assert broker.llen("alpha") == 0
+
+
+def test_an_oversized_item_is_recorded_as_its_small_substitute(url, broker):
+    broker.lpush("alpha", _long_envelope("t-long", 2 * 2**20))
+    with Connection(url, transport=ReliableRedisTransport,
+                    transport_options={"max_item_bytes": 64 * 1024}) as conn:  # fmt: skip
+        channel = conn.channel()
+        Queue("alpha", Exchange("alpha"), "alpha")(channel).declare()
+        channel.basic_consume("alpha", no_ack=False, callback=lambda m: None, consumer_tag="c")
+        conn.transport.cycle._register_BRPOP(channel)
+        deadline = time.monotonic() + 5
+        while broker.llen("alpha") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        channel.client.connection.disconnect()
+        channel._in_poll = None
+    (record,) = broker.hvals("unacked")
+    assert len(record) < 2 * SCRIPT_KEEPS_BYTES
+    assert OVERSIZED_HEADER.encode() in record
+
+
+def test_the_worker_settings_bound_the_items_the_fetch_decodes():
+    settings = Settings(max_payload_bytes=300_000, max_header_bytes=20_000)
+    options = broker_settings(settings)["broker_transport_options"]
+    # The longest item a message within both limits can be: body base64, headers, envelope.
+    assert options["max_item_bytes"] == 400_000 + 20_000 + ENVELOPE_BYTES
+    assert max_item_bytes(settings) == options["max_item_bytes"]

@@ -14,6 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Column, Table
 
 from api_contracts import DeadLetter
+from worker.cli.text import line, plain
 from worker.dead_letters import replay as replays
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.store import JobStore
@@ -83,8 +84,8 @@ def list_entries(
         table.add_row(
             d.dead_letter_id,
             d.reason.value,
-            d.request_id or "-",
-            d.task_name or "-",
+            plain(d.request_id or "-"),
+            plain(d.task_name or "-"),
             str(d.attempts),
             str(d.replay_count),
             _iso(d.last_failed_at),
@@ -106,8 +107,10 @@ def show(
     letter = dead_letters.get(entry_id) if entry_id else None
     if letter is None:
         console.print(
-            f"[red]no dead letter {dead_letter_id!r}[/red] (replayed and accepted, purged, "
-            "or never there; `evalq dlq list` shows what is)"
+            line(
+                plain(f"no dead letter {dead_letter_id!r}", "red"),
+                " (replayed and accepted, purged, or never there; `evalq dlq list` shows what is)",
+            )
         )
         raise typer.Exit(1)
     view = _view(letter, dead_letters.replaying())
@@ -127,8 +130,8 @@ def show(
         "first_failed_at",
         "last_failed_at",
     ):
-        table.add_row(key, str(view[key]) if view[key] is not None else "-")
-    table.add_row("error", letter.error)
+        table.add_row(key, plain(view[key] if view[key] is not None else "-"))
+    table.add_row("error", plain(letter.error))
     console.print(table)
     console.print("request:" if isinstance(letter.request, dict) else "request (raw body):")
     text = json.dumps(letter.request, indent=2) if isinstance(letter.request, dict) else None
@@ -136,10 +139,10 @@ def show(
     if len(shown) > _SHOW_CHARS:  # a raw body may be a megabyte; --json prints it all
         note = f"\n... ({len(shown) - _SHOW_CHARS} more characters; --json shows all)"
         shown = shown[:_SHOW_CHARS] + note
-    if text is not None:
+    if text is not None:  # JSON: every control character is an escape already
         console.print(Syntax(shown, "json"))
     else:
-        console.print(shown, markup=False)
+        console.print(plain(shown))
 
 
 @app.command()
@@ -211,7 +214,7 @@ def purge(
     )
     console.print(f"purged {dropped}")
     for asked in missing:
-        console.print(f"[yellow]no dead letter {asked!r}[/yellow]")
+        console.print(plain(f"no dead letter {asked!r}", "yellow"))
     if missing:
         raise typer.Exit(1)
 
@@ -221,20 +224,28 @@ def _print_replay(report: Any, letters: dict[str, DeadLetter]) -> None:
     for entry_id in report.replayed:
         letter = letters[entry_id]
         console.print(
-            f"{verb} {entry_id} ({letter.reason.value}, request_id {letter.request_id or '-'})"
+            line(
+                f"{verb} {entry_id} ({letter.reason.value}, request_id ",
+                plain(letter.request_id or "-"),
+                ")",
+            )
         )
     for entry_id, why in report.unreplayable.items():
         console.print(
-            f"[yellow]cannot replay {entry_id} as it is[/yellow]: {why} "
-            "(fix the message and send it again with `evalq submit`)"
+            line(
+                (f"cannot replay {entry_id} as it is", "yellow"),
+                ": ",
+                plain(why),
+                " (fix the message and send it again with `evalq submit`)",
+            )
         )
     for entry_id in report.in_flight:
         console.print(f"skipped {entry_id}: a replay of it is already in flight")
     for asked in report.missing:
-        console.print(f"[red]no dead letter {asked!r}[/red]")
+        console.print(plain(f"no dead letter {asked!r}", "red"))
     console.print(
         f"{verb} {len(report.replayed)}; cannot replay {len(report.unreplayable)} "
-        f"(body never parsed or no request); in flight {len(report.in_flight)}; "
+        f"(body never parsed, cut, or no request); in flight {len(report.in_flight)}; "
         f"not found {len(report.missing)}"
     )
     if report.replayed and not report.dry_run:

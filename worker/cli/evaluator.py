@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
+from worker.cli.text import line, plain
 from worker.settings import get_settings
 
 app = typer.Typer(
@@ -50,7 +52,7 @@ def show(
     try:
         body = EvaluatorClient.from_settings(get_settings()).get(evaluator_id)
     except EvalqError as exc:
-        console.print(f"[red]{type(exc).__name__}[/red]: {exc}", markup=True, highlight=False)
+        console.print(line((type(exc).__name__, "red"), ": ", plain(exc)))
         raise typer.Exit(1) from exc
     if as_json:
         print(json.dumps(body, indent=2, sort_keys=True))
@@ -66,13 +68,13 @@ def _table(body: dict[str, Any]) -> Table:
     for key in _ROWS:
         if key in body:
             value = body[key]
-            table.add_row(key, _status(value) if key == "status" else str(value))
+            table.add_row(key, _status(value) if key == "status" else plain(value))
     return table
 
 
-def _status(status: str) -> str:
+def _status(status: str) -> Text:
     colour = {"ACTIVE": "green", "UPDATING": "yellow", "CREATING": "yellow"}.get(status, "red")
-    return f"[{colour}]{status}[/{colour}]"
+    return plain(status, colour)
 
 
 @app.command()
@@ -112,11 +114,11 @@ def update(
     try:
         request = EvaluatorUpdateRequest.model_validate(raw)
     except ValidationError as exc:
-        console.print(f"[red]invalid[/red]: {describe_validation_error(exc)}", highlight=False)
+        console.print(line(("invalid", "red"), ": ", plain(describe_validation_error(exc))))
         raise typer.Exit(1) from exc
     sent_at = time.time()
     send_to_intake(request.model_dump(mode="json"))
-    console.print(f"sent rollout {request.request_id} of {evaluator_id}")
+    console.print(line("sent rollout ", plain(request.request_id), " of ", plain(evaluator_id)))
     if wait:
         raise typer.Exit(_wait_for_outcome(request.request_id, evaluator_id, sent_at, timeout))
 
@@ -136,15 +138,15 @@ def _wait_for_outcome(request_id: str, evaluator_id: str, sent_at: float, timeou
                 None,
             )
             if letter is not None:
-                line = f"[red]dead letter[/red] {letter.reason.value}: {letter.error}"
-                console.print(line, highlight=False)
+                console.print(
+                    line(("dead letter", "red"), f" {letter.reason.value}: ", plain(letter.error))
+                )
                 return 1
             if job is not None and job.outcome_status is not None:
                 ok = job.outcome_status == "UPDATED"
-                colour = "green" if ok else "red"
-                said = f": {job.error}" if job.error else ""
-                line = f"[{colour}]{job.outcome_status}[/{colour}] {evaluator_id}{said}"
-                console.print(line, highlight=False)
+                said = plain(f": {job.error}" if job.error else "")
+                outcome = plain(job.outcome_status, "green" if ok else "red")
+                console.print(line(outcome, " ", plain(evaluator_id), said))
                 return 0 if ok else 1
             if job is not None and job.state == "DRAINING":
                 users = jobs_using(svc, job.target, evaluator_id) if job.drain_evaluator else []

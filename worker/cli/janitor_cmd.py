@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from worker.cli.text import line, plain
+
 if TYPE_CHECKING:
     from worker.janitor.sweep import Report
 
@@ -47,9 +49,9 @@ def _print(report: Report) -> None:
     table = Table("action", "count", "ids", title=title)
     for name, ids in [*report.done.items(), ("deferred", report.deferred)]:
         shown = ", ".join(ids[:_SHOWN_IDS]) + (" ..." if len(ids) > _SHOWN_IDS else "")
-        table.add_row(name, str(len(ids)), shown)
+        table.add_row(name, str(len(ids)), plain(shown))
     console.print(table)
     remote = "not listed" if report.remote_jobs is None else str(report.remote_jobs)
     console.print(f"remote jobs in the account: {remote}")
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(line("note: ", plain(note)))

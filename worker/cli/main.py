@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli import dlq, evaluator, janitor_cmd
+from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.jobs.record import Job
 from worker.runtime.root import services
@@ -125,12 +126,17 @@ def submit(
             except ValidationError as exc:
                 failed += 1
                 console.print(
-                    f"[red]invalid[/red] {raw.get('request_id', '?')}: "
-                    f"{describe_validation_error(exc)}"
+                    line(
+                        ("invalid", "red"),
+                        " ",
+                        plain(raw.get("request_id", "?")),
+                        ": ",
+                        plain(describe_validation_error(exc)),
+                    )
                 )
                 continue
         send_to_intake(raw)
-        console.print(f"sent {raw.get('request_id', '?')}")
+        console.print(line("sent ", plain(raw.get("request_id", "?"))))
     if failed:
         raise typer.Exit(1)
 
@@ -157,7 +163,7 @@ def status(
     progress."""
     job = services().store.find(request_id, producer)
     if job is None:
-        console.print(f"no job with request_id {request_id!r}", style="red", markup=False)
+        console.print(plain(f"no job with request_id {request_id!r}", "red"))
         raise typer.Exit(1)
     view = job_view(job)
     if as_json:
@@ -165,7 +171,7 @@ def status(
         return
     table = Table(show_header=False)
     for key, value in view.items():
-        table.add_row(key, "" if value is None else str(value))
+        table.add_row(key, plain("" if value is None else value))
     console.print(table)
 
 
@@ -200,16 +206,10 @@ def jobs(
     table = Table(
         "job_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
     )
+    columns = ("job_id", "target", "state", "remote_status", "progress",
+               "batch_evaluation_id", "outcome_status")  # fmt: skip
     for v in views:
-        table.add_row(
-            v["job_id"],
-            v["target"],
-            v["state"],
-            v["remote_status"] or "",
-            v["progress"] or "",
-            v["batch_evaluation_id"] or "",
-            v["outcome_status"] or "",
-        )
+        table.add_row(*(plain(v[k] or "") for k in columns))
     console.print(table)
 
 

@@ -5,13 +5,16 @@ some malformed bodies only fail later in the pool, where the message is acked as
 task. Both lose the message. ``IntakeGuard`` instead:
 
 * dead-letters an item on the queue that is no kombu envelope at all, which the reliable
-  transport (worker/broker.py) hands over as a substitute (``undecodable_message``);
-* dead-letters a body over ``max_payload_bytes`` before anything parses it
+  transport (worker/broker.py) hands over as a substitute (``undecodable_message``), or
+  one too long to hold a message within the limits, refused before it was decoded
   (``payload_too_large``);
 * runs only the tasks the queue a message came from may carry: a producer's queue runs
   the public task names only, anything else there is ``forbidden_task`` and runs nothing
   (the reliable fetch, worker/runtime/broker.py, names the list a Redis message came
   from; RabbitMQ's delivery names the routing key the broker matched);
+* dead-letters a message whose headers are over ``max_header_bytes``, or whose body and
+  headers together are over ``max_payload_bytes``, before anything parses its body
+  (``payload_too_large``; headers count as the JSON they are);
 * checks, before Celery builds a request, that the body is ``[args, kwargs, embed]`` and
   that the arguments fit the task's signature (``bad_task_signature``), and that neither
   body nor headers nest deeper than ``max_depth`` (``payload_too_deep``: Celery's pool
@@ -21,8 +24,9 @@ task. Both lose the message. ``IntakeGuard`` instead:
   other than JSON (``unsupported_content_type``), unknown task names and other invalid
   messages (``bad_task_signature``) into dead letters.
 
-Each keeps the raw body. The message is acknowledged only after its dead letter is
-stored; when the store cannot be written, it goes back to the queue instead.
+Each keeps the raw body, cut to ``max_payload_bytes`` with a marker; no header is kept
+or logged whole. The message is acknowledged only after its dead letter is stored; when
+the store cannot be written, it goes back to the queue instead.
 ``worker.runtime.consumer`` plugs the guard into Celery's consumer.
 """
 
@@ -40,22 +44,24 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from api_contracts import ReasonCode
 from worker.dead_letters import replay
 from worker.dead_letters.messages import (
+    OVERSIZED_HEADER,
     UNREADABLE_HEADER,
     call_of,
     call_problem,
     deeper_than,
     raw_body_text,
 )
+from worker.dead_letters.sizes import cut_text, json_size
 from worker.dead_letters.store import DeadLetterStore, fingerprint_of
 from worker.jobs.store import IntakeOutcome, JobStore
 
 log = structlog.stdlib.get_logger("evalq.intake_guard")
 _celery_logger = get_logger(__name__)
 
-#: Raw bodies are kept up to this multiple of the size limit (an oversized one is cut).
-KEEP_FACTOR = 4
 #: Default of the deepest nesting of lists and mappings a message may carry.
 MAX_DEPTH = 64
+#: Most bytes of a task or header name kept in a dead letter, its error and the log.
+NAME_BYTES = 200
 
 Strategy = Callable[..., Any]
 
@@ -69,6 +75,7 @@ class IntakeGuard:
         jobs: JobStore,
         *,
         max_payload_bytes: int,
+        max_header_bytes: int = 16 * 1024,
         accept: frozenset[str] = frozenset({"application/json"}),
         clock: Callable[[], float] = time.time,
         connection_errors: tuple[type[BaseException], ...] = (),
@@ -81,6 +88,7 @@ class IntakeGuard:
         self.dead_letters = dead_letters
         self.jobs = jobs
         self.max_payload_bytes = max_payload_bytes
+        self.max_header_bytes = max_header_bytes
         self.accept = accept
         self.clock = clock
         self.connection_errors = connection_errors
@@ -98,10 +106,20 @@ class IntakeGuard:
     def unreadable(self, message: Any) -> bool:
         """Dead-letter the message if the broker found no usable envelope on its list (the
         transport then delivers the raw item as the body); True if it did."""
-        why = _headers(message).get(UNREADABLE_HEADER)
+        headers = _headers(message)
+        why = headers.get(UNREADABLE_HEADER)
         if why is None:
             return False
         queue = (message.delivery_info or {}).get("routing_key")
+        oversized = headers.get(OVERSIZED_HEADER)
+        if isinstance(oversized, int | str) and str(oversized).isdigit():
+            self.dead_letter(
+                message,
+                ReasonCode.payload_too_large,
+                f"the item on queue {queue!r} was refused unread: {why}",
+                total=int(oversized),
+            )
+            return True
         self.dead_letter(
             message,
             ReasonCode.undecodable_message,
@@ -110,14 +128,23 @@ class IntakeGuard:
         return True
 
     def too_large(self, message: Any) -> bool:
-        """Dead-letter the message if its body is over the limit; True if it was."""
-        size = len(message.body or b"")
-        if size <= self.max_payload_bytes:
+        """Dead-letter the message if its headers are over their cap, or its body and
+        headers together over the limit; True if it was."""
+        limit, cap = self.max_payload_bytes, self.max_header_bytes
+        header_bytes = self._header_bytes(message)
+        if header_bytes > cap:
+            error = f"message headers of {_bytes(header_bytes, limit)} are over the cap of {cap}"
+            largest = ", ".join(_largest_headers(_headers(message), limit))
+            self.dead_letter(message, ReasonCode.payload_too_large, f"{error} ({largest})")
+            return True
+        body_bytes = len(message.body or b"")
+        if body_bytes + header_bytes <= limit:
             return False
         self.dead_letter(
             message,
             ReasonCode.payload_too_large,
-            f"message body of {size} bytes is over the limit of {self.max_payload_bytes} bytes",
+            f"message of {body_bytes + header_bytes} bytes (body {body_bytes}, headers "
+            f"{header_bytes}) is over the limit of {limit} bytes",
         )
         return True
 
@@ -222,7 +249,7 @@ class IntakeGuard:
         self.dead_letter(
             message,
             ReasonCode.bad_task_signature,
-            f"no task named {_headers(message).get('task')!r} is registered",
+            f"no task named {_cut_name(_headers(message).get('task'))!r} is registered",
         )
 
     def invalid_task(self, message: Any, exc: Exception) -> None:
@@ -236,13 +263,21 @@ class IntakeGuard:
         self.dead_letter(message, ReasonCode.bad_task_signature, f"invalid task: {exc}")
 
     # -- dead-lettering -----------------------------------------------------------------
-    def dead_letter(self, message: Any, reason: ReasonCode, error: str) -> None:
+    def dead_letter(
+        self, message: Any, reason: ReasonCode, error: str, *, total: int | None = None
+    ) -> None:
+        """Store the message as a dead letter, then acknowledge it. ``total``: the size of
+        the item the message's body is only the start of."""
         headers = _headers(message)
-        task_name = headers.get("task") if isinstance(headers.get("task"), str) else None
+        task_name = _cut_name(headers.get("task"))
         queue = (message.delivery_info or {}).get("routing_key")
-        raw, cut = raw_body_text(message.body, keep_bytes=KEEP_FACTOR * self.max_payload_bytes)
-        if cut:
-            error += f" (body kept: the first {KEEP_FACTOR * self.max_payload_bytes} bytes)"
+        # Headers over the cap are junk: only the task name's start is kept of them.
+        mark = (
+            headers.get(replay.REPLAY_HEADER)
+            if self._header_bytes(message) <= self.max_header_bytes
+            else None
+        )
+        raw = raw_body_text(message.body, keep_bytes=self.max_payload_bytes, total=total)
         try:
             letter = self.dead_letters.record(
                 reason=reason,
@@ -258,9 +293,7 @@ class IntakeGuard:
             replay.settle(
                 self.dead_letters,
                 self.jobs,
-                replay.mark_of(
-                    headers.get(replay.REPLAY_HEADER), queue, replay_queue=self.replay_queue
-                ),
+                replay.mark_of(mark, queue, replay_queue=self.replay_queue),
                 outcome=IntakeOutcome.REJECTED,
                 request_id=None,
                 new_entry_id=letter.dead_letter_id,
@@ -278,6 +311,10 @@ class IntakeGuard:
         )
         message.ack_log_error(_celery_logger, self.connection_errors)
 
+    def _header_bytes(self, message: Any) -> int:
+        """The headers' size as JSON (counted only until it is over the limit)."""
+        return json_size(_headers(message), stop_above=self.max_payload_bytes)
+
 
 class TooDeep(ValueError):
     """A message nests deeper than the guard's ``max_depth``."""
@@ -286,3 +323,19 @@ class TooDeep(ValueError):
 def _headers(message: Any) -> dict[str, Any]:
     headers = message.headers
     return headers if isinstance(headers, dict) else {}
+
+
+def _cut_name(name: Any) -> str | None:
+    """A task or header name as a dead letter keeps it: its start, if it is one."""
+    return cut_text(name, NAME_BYTES) if isinstance(name, str) else None
+
+
+def _bytes(size: int, counted_to: int) -> str:
+    return f"{size} bytes" if size <= counted_to else f"more than {counted_to} bytes"
+
+
+def _largest_headers(headers: dict[str, Any], counted_to: int, shown: int = 3) -> list[str]:
+    """``'name': N bytes`` of the largest headers, largest first (names cut)."""
+    sizes = {name: json_size(value, counted_to) for name, value in headers.items()}
+    largest = sorted(sizes, key=sizes.__getitem__, reverse=True)[:shown]
+    return [f"{_cut_name(str(name))!r}: {_bytes(sizes[name], counted_to)}" for name in largest]

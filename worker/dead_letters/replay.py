@@ -29,7 +29,14 @@ import structlog
 
 from api_contracts import DeadLetter
 from worker import task_names
-from worker.dead_letters.messages import BASE64_MARKER, call_in_text, call_of
+from worker.dead_letters.messages import (
+    BASE64_MARKER,
+    MAX_DEPTH,
+    call_in_text,
+    call_of,
+    nesting_depth,
+)
+from worker.dead_letters.sizes import cut_of
 from worker.dead_letters.store import DeadLetterStore, dead_letter_id
 from worker.jobs.store import ACCEPTED, IntakeOutcome, JobStore
 
@@ -144,16 +151,26 @@ def request_to_replay(letter: DeadLetter, jobs: JobStore) -> tuple[dict[str, Any
     if original is None:
         return None, "the entry keeps no request"
     if isinstance(original, str):
-        if original.startswith(BASE64_MARKER):
-            return None, "its body is binary (kept base64-encoded) and never parsed"
-        call = call_in_text(original)
-        if call is None:
-            return None, "its body never parsed as a task call"
-        return _request_of_call(*call)
+        return _request_in_text(original)
     call = call_of(original)
     if call is not None:  # a call with the wrong arguments, kept as {"args", "kwargs"}
         return _request_of_call(*call)
     return original, ""
+
+
+def _request_in_text(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The request in a raw body kept as text, or None and why there is none."""
+    cut = cut_of(text)
+    if cut is not None:
+        return None, f"it was cut to {cut[0]} of {cut[1]} bytes when stored (the rest is gone)"
+    if text.startswith(BASE64_MARKER):
+        return None, "its body is binary (kept base64-encoded) and never parsed"
+    if nesting_depth(text) > MAX_DEPTH:
+        return None, f"its body nests deeper than {MAX_DEPTH} levels"
+    call = call_in_text(text)
+    if call is None:
+        return None, "its body never parsed as a task call"
+    return _request_of_call(*call)
 
 
 def _request_of_call(args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

@@ -5,6 +5,12 @@ set of ids by last failure time plus one JSON document per entry, capped by coun
 A request that fails again for the same reason lands on the same entry (its id is derived
 from the request), so repeated deliveries do not multiply entries.
 
+One entry takes at most ``max_entry_bytes`` as stored (``EVALQ_MAX_PAYLOAD_BYTES``): its
+largest texts are cut to fit, each ending with a marker saying how much was kept
+(``worker.dead_letters.sizes``); a request cut so is kept as text, and cannot be replayed.
+Beside each document the store keeps the entry's metric labels in one hash
+(``Keys.dead_letter_labels``), so counting entries never reads them.
+
 An entry being replayed carries a mark (a token in one hash) until intake settles the
 replay; see ``worker.dead_letters.replay``.
 """
@@ -12,6 +18,7 @@ replay; see ``worker.dead_letters.replay``.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +28,7 @@ from typing import Any
 import redis
 
 from api_contracts import DeadLetter, ReasonCode
+from worker.dead_letters.sizes import byte_size, cut_text
 from worker.keys import Keys
 from worker.lua import load_scripts
 from worker.observability import metrics
@@ -29,6 +37,11 @@ from worker.observability.redaction import redact, redact_value
 _NAMESPACE = uuid.UUID("6f0c3a52-43a4-4a64-9a8e-3c1f7f0d2b11")
 #: Ids read per round trip when walking the index.
 _PAGE = 500
+#: How an entry too long to store is cut: in this order, each text by the excess, down to
+#: a floor (bytes, at most 1/16 of the limit; below 1: that share of the limit). Names
+#: first, then the error to a quarter of the limit, then the request, then the error.
+_CUTS = (("task_name", 256), ("request_id", 256), ("worker_host", 256), ("error", 0.25),
+         ("request", 0), ("error", 0))  # fmt: skip
 
 
 def dead_letter_id(reason: ReasonCode, request_id: str | None, fingerprint: str) -> str:
@@ -41,12 +54,21 @@ def fingerprint_of(request: Any) -> str:
 
 
 class DeadLetterStore:
-    def __init__(self, client: redis.Redis, keys: Keys, *, max_entries: int, max_age: float):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        max_entries: int,
+        max_age: float,
+        max_entry_bytes: int = 256 * 1024,
+    ):
         # redis-py types every reply as `Awaitable | Any` (sync and async share stubs).
         self.redis: Any = client
         self.keys = keys
         self.max_entries = max_entries
         self.max_age = max_age
+        self.max_entry_bytes = max_entry_bytes
         self.scripts = load_scripts(client, "worker.dead_letters")
 
     # -- writing ------------------------------------------------------------------------
@@ -74,6 +96,11 @@ class DeadLetterStore:
         state the job died in; ``outcome``: its outcome, when its end was known."""
         request, request_id, error = _storable(request), _storable(request_id), _storable(error)
         entry_id = dead_letter_id(reason, request_id, fingerprint or fingerprint_of(request))
+        # Texts longer than a whole entry may be are cut before anything reads them.
+        limit = self.max_entry_bytes
+        error = cut_text(error, limit)
+        request = cut_text(request, limit) if isinstance(request, str) else request
+        labels = metrics.field(*metrics.dead_letter_labels(reason.value, request, target))
         key = self.keys.dead_letter(entry_id)
         letter: DeadLetter | None = None
 
@@ -99,9 +126,11 @@ class DeadLetterStore:
                 job_state=job_state,
                 outcome=None if outcome is None else redact_value(outcome),
             )
+            letter = fitted(letter, limit)
             pipe.multi()
             pipe.set(key, letter.model_dump_json())
             pipe.zadd(self.keys.dead_letters, {entry_id: now})
+            pipe.hset(self.keys.dead_letter_labels, entry_id, labels)
             self._drop(cutoff=now - self.max_age, keep=self.max_entries, pipe=pipe)
             metrics.count_dead_letter(pipe, self.keys, reason.value, request, target)
             if also is not None:
@@ -126,7 +155,7 @@ class DeadLetterStore:
             found = True
             letter = DeadLetter.model_validate_json(raw)
             letter.replay_count = max(letter.replay_count, count)
-            pipe.set(key, letter.model_dump_json())
+            pipe.set(key, fitted(letter, self.max_entry_bytes).model_dump_json())
 
         self.redis.transaction(write, key)
         return found
@@ -136,7 +165,8 @@ class DeadLetterStore:
         pipe.delete(self.keys.dead_letter(entry_id))
         pipe.zrem(self.keys.dead_letters, entry_id)
         pipe.hdel(self.keys.dead_letters_replaying, entry_id)
-        deleted, _, _ = pipe.execute()
+        pipe.hdel(self.keys.dead_letter_labels, entry_id)
+        deleted, *_ = pipe.execute()
         return bool(deleted)
 
     def trim(self, now: float) -> int:
@@ -241,6 +271,36 @@ class DeadLetterStore:
             return []
         raws: list[Any] = self.redis.mget([self.keys.dead_letter(i) for i in ids])
         return [DeadLetter.model_validate_json(r) for r in raws if r is not None]
+
+
+def fitted(letter: DeadLetter, limit: int) -> DeadLetter:
+    """``letter``, at most ``limit`` bytes as stored. While it is longer, its texts are cut
+    in the order of ``_CUTS``, each by the excess but not below its floor (a request
+    object becomes its JSON text, cut)."""
+    for name, floor in _CUTS:
+        bottom = int(floor * limit) if floor < 1 else min(int(floor), limit // 16)
+        for _ in range(3):  # the marker a cut adds may call for one more, shorter cut
+            over = _stored_size(letter) - limit
+            if over <= 0:
+                return letter
+            text = _text(getattr(letter, name))
+            raw, stored = byte_size(text), len(json.dumps(text, ensure_ascii=False).encode())
+            # Escapes make stored JSON longer than the text: cut in the same proportion.
+            keep = max(raw - -(-over * raw // max(stored, 1)), bottom)
+            if keep >= raw:
+                break
+            letter = letter.model_copy(update={name: cut_text(text, keep)})
+    return letter
+
+
+def _stored_size(letter: DeadLetter) -> int:
+    return len(letter.__pydantic_serializer__.to_json(letter))
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _pages(ids: Iterable[str]) -> Iterator[list[str]]:

@@ -3,7 +3,7 @@
 A prometheus_client collector that reads everything at scrape time: the counters and
 histograms every process records in Redis (``worker.observability.metrics``), and gauges
 read from the job store and the broker. Run one (or a few: they agree, nothing is kept
-per exporter but a cache of dead-letter reasons).
+per exporter but a cache of the labels of dead letters recorded before their index).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from worker.observability.health import STALE_INTERVALS
 from worker.settings import Settings
 from worker.targets.config import TargetConfig, load_targets
 
-#: Dead letters read per round trip when the cache meets new entries.
-_PAGE = 500
+#: Dead letters read per round trip when the cache meets entries the index does not name
+#: (each up to four times EVALQ_MAX_PAYLOAD_BYTES before the index existed).
+_LEGACY_PAGE = 10
 
 
 class BrokerDepths(Protocol):
@@ -178,15 +179,39 @@ class EvalqCollector(Collector):
 
     # -- dead letters ---------------------------------------------------------------------
     def _dead_letter_gauge(self) -> Iterator[Metric]:
-        """Dead letters now kept, by reason. Each entry is read once and its labels cached;
-        a scrape reads the index and only entries it has not seen."""
-        ids = self.store.zrange(self.keys.dead_letters, 0, -1)
+        """Dead letters now kept, by reason: the labels come from the store's small index
+        of them (``Keys.dead_letter_labels``), never from the entries themselves, which
+        may be as large as a message. An entry recorded before that index existed is read
+        once, a few at a time, and its labels cached."""
+        pipe = self.store.pipeline(transaction=False)
+        pipe.zrange(self.keys.dead_letters, 0, -1)
+        pipe.hgetall(self.keys.dead_letter_labels)
+        ids, indexed = pipe.execute()
+        counts: Counter[tuple[str, ...]] = Counter()
+        unindexed = []
+        for entry_id in ids:
+            labels = indexed.get(entry_id, "").split(metrics.SEP)
+            if len(labels) == 3:
+                counts[tuple(labels)] += 1
+            else:
+                unindexed.append(entry_id)
+        counts.update(self._labels_read_from_entries(unindexed))
+        yield _gauge(
+            "evalq_dead_letters",
+            "Dead letters kept now, by reason (replay or purge them: docs/dead-letters.md).",
+            ["reason", "backend", "target"],
+            counts,
+        )
+
+    def _labels_read_from_entries(self, ids: list[str]) -> list[tuple[str, str, str]]:
+        """Labels of entries the index does not name (recorded before it existed), each
+        entry read once and cached while it stays unindexed."""
         current = set(ids)
         for gone in self._dead_letters.keys() - current:
             del self._dead_letters[gone]
         new = [i for i in ids if i not in self._dead_letters]
-        for start in range(0, len(new), _PAGE):
-            page = new[start : start + _PAGE]
+        for start in range(0, len(new), _LEGACY_PAGE):
+            page = new[start : start + _LEGACY_PAGE]
             raws = self.store.mget([self.keys.dead_letter(i) for i in page])
             parsed = [(entry_id, _parse(raw)) for entry_id, raw in zip(page, raws, strict=True)
                       if raw is not None]  # fmt: skip
@@ -196,12 +221,7 @@ class EvalqCollector(Collector):
                 pipe.hget(self.keys.job(str(doc.get("request_id") or "")), "target")
             for (entry_id, doc), target in zip(parsed, pipe.execute(), strict=True):
                 self._dead_letters[entry_id] = _dead_letter_labels(doc, target)
-        yield _gauge(
-            "evalq_dead_letters",
-            "Dead letters kept now, by reason (replay or purge them: docs/dead-letters.md).",
-            ["reason", "backend", "target"],
-            Counter(self._dead_letters.values()),
-        )
+        return [self._dead_letters[i] for i in ids if i in self._dead_letters]
 
     # -- the broker -------------------------------------------------------------------------
     def _broker(self) -> Iterator[Metric]:

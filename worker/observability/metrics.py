@@ -203,9 +203,13 @@ def count_request(pipe: Any, keys: Keys, outcome: str, backend: Any) -> None:
 
 def count_dead_letter(pipe: Any, keys: Keys, reason: str, request: Any, target: str | None) -> None:
     """A dead letter recorded; ``target`` is the one its job ran in, if it was routed."""
+    count(pipe, keys, DEAD_LETTERS_RECORDED, *dead_letter_labels(reason, request, target))
+
+
+def dead_letter_labels(reason: str, request: Any, target: str | None) -> tuple[str, str, str]:
+    """``(reason, backend, target)`` of a dead letter of ``request``."""
     backend = request.get("backend") if isinstance(request, Mapping) else None
-    labels = (backend_label(backend), UNKNOWN if target is None else target_label(target))
-    count(pipe, keys, DEAD_LETTERS_RECORDED, reason, *labels)
+    return reason, backend_label(backend), UNKNOWN if target is None else target_label(target)
 
 
 def _send(client: redis.Redis, what: str, queue: Any) -> None:

@@ -15,6 +15,7 @@ import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from worker.runtime.broker import max_item_bytes
 from worker.settings import Settings
 
 BrokerKind = Literal["redis", "amqp"]
@@ -119,6 +120,8 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
         "fetch_wait": settings.broker_fetch_wait,
+        # The fetch decodes no item longer than a message within the limits can be.
+        "max_item_bytes": max_item_bytes(settings),
     }
     url, transport = settings.broker_url, "redis"
     if settings.redis_sentinels:

@@ -34,6 +34,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             svc.dead_letters,
             svc.store,
             max_payload_bytes=svc.settings.max_payload_bytes,
+            max_header_bytes=svc.settings.max_header_bytes,
             accept=frozenset(prepare_accept_content(self.app.conf.accept_content)),
             connection_errors=tuple(self.connection_errors or ()),
             allowed_tasks=allowed_tasks(svc.settings),

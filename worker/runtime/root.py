@@ -142,6 +142,7 @@ def build_services(
             keys,
             max_entries=settings.dead_letter_max_entries,
             max_age=settings.dead_letter_max_age_seconds,
+            max_entry_bytes=settings.max_payload_bytes,
         ),
         targets=build_targets(settings, client, keys),
         producers=Producers(settings),

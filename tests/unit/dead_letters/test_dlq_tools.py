@@ -203,3 +203,42 @@ def test_purge_task(services, sent):
         "purged": 1,
         "missing": ["x"],
     }
+
+
+# -- text from producers is shown as it is -----------------------------------------------------
+HOSTILE = ["[/]", "[bold]x", "[link=http://evil]y[/link]", "\x1b[31mred\x1b[0m", "\x1b]0;title\x07",
+           "rtl\u202eoverride"]  # fmt: skip
+
+
+def test_producer_text_is_printed_as_it_is_never_as_markup_or_control_codes(services, sent):
+    """`dlq list` crashed on a request id of ``[/]``; ANSI escapes reached the terminal."""
+    for n, text in enumerate(HOSTILE):
+        services.dead_letters.record(
+            reason=ReasonCode.invalid_request, error=f"error {text}", request=f"body {text}",
+            request_id=text, now=time.time() - 60 + n, task_name=f"task {text}",
+        )  # fmt: skip
+    for depth in (500, 5000):  # a few hundred deep, and past the parser's recursion limit
+        body = '[[], {"request": ' + "[" * depth + "]" * depth + "}, {}]"
+        services.dead_letters.record(
+            reason=ReasonCode.bad_task_signature, error="e", request=body, request_id=None,
+            now=time.time() - 30,
+        )  # fmt: skip
+    letters = services.dead_letters.find()
+    outputs = [
+        _run("list"),
+        _run("replay", "--all", "--dry-run"),
+        _run("replay", "--all", "--dry-run", "--json"),
+    ]
+    outputs += [_run("show", letter.dead_letter_id) for letter in letters]
+    for result in outputs:
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert "\x1b" not in result.output
+        assert "\u202e" not in result.output
+    shown = "".join(result.output for result in outputs)
+    for visible in ("[/]", "[bold]x", "[link=http://evil]y[/link]", "\\x1b[31mred", "\\x07",
+                    "rtl\\u202eoverride"):  # fmt: skip
+        assert visible in shown
+    dry = outputs[1].output
+    assert "would replay 0; cannot replay 8" in dry
+    assert dry.count("deeper than") == 2
+    assert "[" * 200 in shown  # the deep bodies are shown (rich wraps them, nothing more)

@@ -17,12 +17,19 @@ from kombu.message import Message
 
 from api_contracts import ReasonCode
 from worker.dead_letters.guard import IntakeGuard
-from worker.dead_letters.messages import BASE64_MARKER, UNREADABLE_HEADER, raw_body_bytes
+from worker.dead_letters.messages import (
+    BASE64_MARKER,
+    OVERSIZED_HEADER,
+    UNREADABLE_HEADER,
+    raw_body_bytes,
+)
 from worker.dead_letters.replay import ReplayMark
+from worker.dead_letters.sizes import cut_of
 from worker.dead_letters.store import DeadLetterStore
 from worker.runtime.consumer import GuardedConsumer
 
 LIMIT = 1024
+HEADER_CAP = 512
 NOW = 1_800_000_000.0
 
 tasks = Celery("guard-tests")
@@ -77,12 +84,13 @@ def _call(args: Any = (), kwargs: Any = None) -> bytes:
 
 @pytest.fixture
 def dead_letters(fake_redis, keys) -> DeadLetterStore:
-    return DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600)
+    return DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600, max_entry_bytes=LIMIT)
 
 
 @pytest.fixture
 def guard(dead_letters, store) -> IntakeGuard:
-    return IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, clock=lambda: NOW)
+    return IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, max_header_bytes=HEADER_CAP,
+                       clock=lambda: NOW)  # fmt: skip
 
 
 def _only_letter(dead_letters):
@@ -97,19 +105,24 @@ def test_a_body_over_the_limit_is_dead_lettered_unread_and_acked(guard, dead_let
     assert guard.too_large(message)
     letter = _only_letter(dead_letters)
     assert letter.reason == "payload_too_large"
-    assert letter.request == body.decode()
+    assert body.startswith(raw_body_bytes(letter.request))
+    assert cut_of(letter.request)[1] == len(body)
     assert letter.task_name == "t.add"
-    assert f"{len(body)} bytes" in letter.error
+    assert f"body {len(body)}" in letter.error
     assert message.channel.acked == ["tag-1"]
     assert not guard.too_large(_message(_call([1, 2])))
 
 
-def test_a_huge_body_keeps_its_start(guard, dead_letters):
+def test_a_huge_body_keeps_its_start_and_the_entry_keeps_at_most_the_limit(
+    guard, dead_letters, fake_redis, keys
+):
     body = b"start " + b"y" * (10 * LIMIT)
     guard.too_large(_message(body))
     letter = _only_letter(dead_letters)
-    assert letter.request == body[: 4 * LIMIT].decode()
-    assert "first 4096 bytes" in letter.error
+    assert letter.request.startswith("start yyy")
+    kept, total = cut_of(letter.request)
+    assert (total, kept) == (len(body), len(raw_body_bytes(letter.request)))
+    assert len(fake_redis.get(keys.dead_letter(letter.dead_letter_id)).encode()) <= LIMIT
 
 
 def test_a_binary_body_is_kept_base64_encoded(guard, dead_letters):
@@ -117,7 +130,68 @@ def test_a_binary_body_is_kept_base64_encoded(guard, dead_letters):
     guard.too_large(_message(body, "application/x-python-serialize"))
     letter = _only_letter(dead_letters)
     assert letter.request.startswith(BASE64_MARKER)
-    assert raw_body_bytes(letter.request) == body
+    assert body.startswith(raw_body_bytes(letter.request))
+    assert cut_of(letter.request)[1] == len(body)
+
+
+def test_headers_count_toward_the_limit(guard, dead_letters):
+    body = _call([1, 2])
+    headers = {"x-pad": "h" * (HEADER_CAP - 100)}
+    within = _message(b" " * (LIMIT - HEADER_CAP - len(body)) + body, headers=headers)
+    assert not guard.too_large(within)
+    over = _message(b" " * (LIMIT - len(body) - 50) + body, headers=headers)
+    assert guard.too_large(over)
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "payload_too_large"
+    assert "headers " in letter.error
+    assert over.channel.acked == ["tag-1"]
+
+
+@pytest.mark.parametrize("name", ["x-junk", "task", "kwargsrepr", "evalq_replay", "h" * 5000])
+def test_headers_over_their_cap_are_dead_lettered_and_never_kept_or_logged_whole(
+    guard, dead_letters, fake_redis, keys, capsys, name
+):
+    huge = "H" * (5 * 2**20)  # 5 MiB: it was a 10 MiB dead letter and a 5 MiB log line
+    message = _message(_call([1, 2]), headers={name: huge})
+    assert guard.too_large(message)
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "payload_too_large"
+    assert f"over the cap of {HEADER_CAP}" in letter.error
+    assert "bytes" in letter.error
+    assert len(fake_redis.get(keys.dead_letter(letter.dead_letter_id)).encode()) <= LIMIT
+    assert letter.task_name is None or len(letter.task_name) <= 200
+    assert message.channel.acked == ["tag-1"]
+    logged = capsys.readouterr()
+    assert max(len(line) for line in (logged.out + logged.err).splitlines()) < 1000
+
+
+def test_many_small_headers_over_the_cap_are_refused_too(guard, dead_letters):
+    headers = {f"h{i}": i for i in range(HEADER_CAP)}
+    assert guard.too_large(_message(_call([1, 2]), headers=headers))
+    assert _only_letter(dead_letters).reason == "payload_too_large"
+
+
+def test_headers_nested_thousands_deep_are_measured_without_recursion(guard, dead_letters):
+    deep: Any = "end"
+    for _ in range(100_000):
+        deep = [deep]
+    assert guard.too_large(_message(_call([1, 2]), headers={"deep": deep}))
+    assert _only_letter(dead_letters).reason == "payload_too_large"
+
+
+def test_an_item_the_fetch_refused_unread_is_too_large_not_undecodable(guard, dead_letters):
+    """The reliable fetch hands over an oversized item's start, with its size."""
+    start = b'{"body": "' + b"A" * 20_000
+    why = "an item of 83886080 bytes, longer than ... (the first 20010 of 83886080 bytes kept)"
+    headers = {UNREADABLE_HEADER: why, OVERSIZED_HEADER: "83886080"}
+    message = _message(start, "application/octet-stream", task=None, headers=headers)
+    assert guard.unreadable(message)
+    letter = _only_letter(dead_letters)
+    assert letter.reason == "payload_too_large"
+    assert "refused unread" in letter.error
+    assert letter.request.startswith('{"body": "AAA')
+    assert cut_of(letter.request)[1] == 83886080
+    assert message.channel.acked == ["tag-1"]
 
 
 def test_an_item_that_was_no_envelope_is_dead_lettered_even_if_its_body_is_a_call(
@@ -347,7 +421,7 @@ def test_any_body_can_be_dead_lettered_and_read_back(guard, dead_letters, body):
     dead_letters.purge_all()
     guard.dead_letter(_message(body), ReasonCode.undecodable_message, "e")
     (letter,) = dead_letters.find()
-    assert raw_body_bytes(letter.request) == body or "[REDACTED" in letter.request
+    assert body.startswith(raw_body_bytes(letter.request)) or "[REDACTED" in letter.request
 
 
 # -- queues by trust, depth -------------------------------------------------------------------

@@ -16,6 +16,8 @@ from api_contracts.examples import sample_request
 from worker.backends.agentcore import client_token
 from worker.dead_letters import replay
 from worker.dead_letters.messages import BASE64_MARKER
+from worker.dead_letters.sizes import cut_of
+from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.advance import advance
 from worker.jobs.intake import IntakeResult, accept
 from worker.jobs.states import JobState
@@ -96,6 +98,26 @@ def test_bodies_that_never_parsed_cannot_be_replayed_as_they_are(services, raw, 
     request, why = replay.request_to_replay(letter, services.store)
     assert request is None
     assert problem in why
+
+
+def test_a_body_cut_when_it_was_stored_is_not_replayed(services, fake_redis, keys):
+    """Its start may even parse: what is gone is gone, so the replay says so."""
+    small = DeadLetterStore(fake_redis, keys, max_entries=10, max_age=3600, max_entry_bytes=2048)
+    body = json.dumps([[], {"request": sample_request(request_id="big"), "pad": "p" * 4000}, {}])
+    letter = small.record(reason=ReasonCode.payload_too_large, error="e", request=body,
+                          request_id=None, now=1.0)  # fmt: skip
+    request, why = replay.request_to_replay(letter, services.store)
+    assert request is None
+    assert f"cut to {cut_of(letter.request)[0]} of {len(body)} bytes when stored" in why
+
+
+@pytest.mark.parametrize("depth", [500, 5000, 100_000])
+def test_a_deeply_nested_body_is_refused_without_parsing_it(services, depth):
+    deep = "[" * depth + "]" * depth
+    letter = _raw_letter(services, '[[], {"request": {"x": ' + deep + "}}, {}]")
+    request, why = replay.request_to_replay(letter, services.store)
+    assert request is None
+    assert "deeper than" in why
 
 
 def test_a_parsed_call_with_a_request_argument_replays_that_request(services):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_contracts import ReasonCode
 from tests.unit.contracts import strategies as gen
+from worker.dead_letters.sizes import cut_of, cut_text
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.intake import accept
 
@@ -198,3 +201,87 @@ def test_intake_stores_every_request_it_rejects(services, junk):
         assert letter.error
     else:
         assert result.outcome in ("created", "duplicate", "conflict", "requeued")
+
+
+# -- sizes: an entry takes at most the limit -------------------------------------------------
+LIMIT = 4096
+
+
+@pytest.fixture
+def small(fake_redis, keys) -> DeadLetterStore:
+    return DeadLetterStore(fake_redis, keys, max_entries=100, max_age=3600, max_entry_bytes=LIMIT)
+
+
+def _stored_bytes(fake_redis, keys, letter) -> int:
+    return len(fake_redis.get(keys.dead_letter(letter.dead_letter_id)).encode())
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "task_name"),
+    [
+        ("x" * (10 * LIMIT), "bad", "evals.submit"),  # a raw body
+        ("\x00\x1b" * LIMIT, "bad", None),  # escapes: 6 stored bytes per character
+        ("é" * LIMIT, "e" * (3 * LIMIT), None),  # both long, and not ASCII
+        (None, "an error " * LIMIT, "t" * (5 * LIMIT)),  # a huge task name (a header)
+        ({"backend": "agentcore", "pad": "p" * (3 * LIMIT)}, "bad", None),  # a parsed request
+    ],
+)
+def test_every_entry_is_cut_to_the_limit_with_markers(
+    small, fake_redis, keys, request_, error, task_name
+):
+    letter = small.record(reason=ReasonCode.payload_too_large, error=error, request=request_,
+                          request_id="r", now=NOW, task_name=task_name)  # fmt: skip
+    stored = _stored_bytes(fake_redis, keys, letter)
+    assert 0.95 * LIMIT <= stored <= LIMIT  # cut to the limit, and not much more than that
+    assert small.get(letter.dead_letter_id) == letter
+    cut = {name: cut_of(getattr(letter, name)) for name in ("request", "error", "task_name")}
+    assert any(cut.values())
+    for name, found in cut.items():
+        original = {"request": request_, "error": error, "task_name": task_name}[name]
+        if found is not None:
+            kept, total = found
+            text = (
+                original
+                if isinstance(original, str)
+                else json.dumps(original, separators=(",", ":"))
+            )
+            assert total == len(text.encode())
+            assert text.encode().startswith(getattr(letter, name).encode()[:kept])
+
+
+def test_a_text_cut_again_still_counts_its_original(small, fake_redis, keys):
+    """A raw body that arrives cut (the fetch keeps an oversized item's start) and is cut
+    again to fit says how large the message was, not the part that arrived."""
+    arrived = cut_text("y" * (3 * LIMIT), 3 * LIMIT - 10, total=80 * 2**20)
+    letter = small.record(reason=ReasonCode.payload_too_large, error="e", request=arrived,
+                          request_id=None, now=NOW)  # fmt: skip
+    assert _stored_bytes(fake_redis, keys, letter) <= LIMIT
+    assert cut_of(letter.request)[1] == 80 * 2**20
+
+
+def test_raising_the_replay_count_keeps_the_entry_within_the_limit(small, fake_redis, keys):
+    letter = small.record(reason=ReasonCode.payload_too_large, error="e", request="z" * LIMIT,
+                          request_id=None, now=NOW)  # fmt: skip
+    small.set_replay_count(letter.dead_letter_id, 10**12)
+    assert _stored_bytes(fake_redis, keys, letter) <= LIMIT
+
+
+# -- the metric labels index -----------------------------------------------------------------
+def test_each_entry_has_its_labels_in_the_index_until_it_goes(dead_letters, fake_redis, keys):
+    request = {"backend": "agentcore", "request_id": "r1"}
+    kept = _record(dead_letters, 1, request=request, target="default")
+    removed = _record(dead_letters, 2, reason=ReasonCode.unknown_backend)
+    assert fake_redis.hgetall(keys.dead_letter_labels) == {
+        kept.dead_letter_id: "invalid_request|agentcore|default",
+        removed.dead_letter_id: "unknown_backend|unknown|unknown",
+    }
+    dead_letters.remove(removed.dead_letter_id)
+    assert list(fake_redis.hgetall(keys.dead_letter_labels)) == [kept.dead_letter_id]
+    for n in range(3, 10):  # over the cap of 5: the oldest go, with their labels
+        _record(dead_letters, n, now=NOW + n)
+    assert set(fake_redis.hkeys(keys.dead_letter_labels)) == {
+        d.dead_letter_id for d in dead_letters.find()
+    }
+    dead_letters.purge_older_than(NOW + 6)
+    dead_letters.purge_all()
+    assert fake_redis.hlen(keys.dead_letter_labels) == 0

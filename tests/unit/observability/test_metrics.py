@@ -129,6 +129,47 @@ def test_dead_letter_gauge_follows_the_store_and_the_counter_what_was_recorded(f
     assert [(s.labels["reason"], s.value) for s in after.samples] == [("invalid_request", 1)]
 
 
+def test_the_dead_letter_gauge_reads_the_label_index_never_the_entries(fake_redis, keys):
+    """100 dead letters of 1 MiB took the exporter from 55 to 252 MiB: it read them all."""
+    letters = DeadLetterStore(fake_redis, keys, max_entries=100, max_age=1e9)
+    for n in range(30):
+        letters.record(reason=ReasonCode.payload_too_large, error="e", request=f"body {n}",
+                       request_id=None, now=NOW + n)  # fmt: skip
+    letters.record(reason=ReasonCode.idempotency_conflict, error="e", target="default",
+                   request=sample_request("r1"), request_id="r1", now=NOW)  # fmt: skip
+    # Whatever an entry holds, the gauge does not read it: here there is nothing to read.
+    fake_redis.delete(*fake_redis.keys(keys.dead_letter("*")))
+    samples = _scrape(fake_redis)
+    assert _value(samples, "evalq_dead_letters", reason="payload_too_large",
+                  backend="unknown", target="unknown") == 30  # fmt: skip
+    assert _value(samples, "evalq_dead_letters", reason="idempotency_conflict",
+                  backend="agentcore", target="default") == 1  # fmt: skip
+
+
+def test_entries_recorded_before_the_index_are_read_once(fake_redis, keys):
+    letters = DeadLetterStore(fake_redis, keys, max_entries=100, max_age=1e9)
+    old = [letters.record(reason=ReasonCode.invalid_request, error="e", request={"n": n},
+                          request_id=f"r{n}", now=NOW + n) for n in range(25)]  # fmt: skip
+    fake_redis.delete(keys.dead_letter_labels)  # as a store of an earlier version left them
+    fake_redis.hset(keys.job("r0"), "target", "default")
+    new = letters.record(reason=ReasonCode.unknown_backend, error="e", request={"n": 99},
+                         request_id="r99", now=NOW + 99)  # fmt: skip
+    fake_redis.delete(keys.dead_letter(new.dead_letter_id))  # indexed: never read
+    collector = EvalqCollector(fake_redis, None, Settings(), clock=lambda: NOW)
+
+    def gauge() -> dict[tuple[str, ...], float]:
+        family = {m.name: m for m in collector.collect()}["evalq_dead_letters"]
+        return {tuple(s.labels.values()): s.value for s in family.samples}
+
+    assert gauge() == {("invalid_request", "unknown", "default"): 1,
+                       ("invalid_request", "unknown", "unknown"): 24,
+                       ("unknown_backend", "unknown", "unknown"): 1}  # fmt: skip
+    fake_redis.delete(*(keys.dead_letter(d.dead_letter_id) for d in old[1:]))  # read once
+    letters.remove(old[0].dead_letter_id)
+    assert gauge() == {("invalid_request", "unknown", "unknown"): 24,
+                       ("unknown_backend", "unknown", "unknown"): 1}  # fmt: skip
+
+
 def test_job_store_gauges(fake_redis, keys, store):
     for i, producer in enumerate(["a", "a", "b"]):
         request = sample_request(f"r{i}", producer=producer)

@@ -1,7 +1,7 @@
 -- Drop dead letters: every entry scored at or before a cutoff, then the oldest beyond a
--- count, with their documents and replay marks, in one round trip.
+-- count, with their documents, metric labels and replay marks, in one round trip.
 -- Returns how many entries were dropped.
-local dead_letters, dead_letters_replaying = unpack(KEYS)
+local dead_letters, dead_letters_replaying, dead_letter_labels = unpack(KEYS)
 local entry_prefix, cutoff, keep = unpack(ARGV)  -- cutoff: '' for none; keep: -1 for no cap
 
 local dropped = 0
@@ -9,6 +9,7 @@ local function drop(ids)
   for _, id in ipairs(ids) do
     redis.call('DEL', entry_prefix .. id)
     redis.call('HDEL', dead_letters_replaying, id)
+    redis.call('HDEL', dead_letter_labels, id)
   end
   dropped = dropped + #ids
 end
