@@ -57,6 +57,7 @@ ACTIONS = (
     "deleted_early",
     "resolved",
     "deleted_after_retention",
+    "forgotten",
 )
 
 
@@ -132,6 +133,8 @@ def sweep(svc: Services, *, dry_run: bool = False) -> Report:
 
 def _each_target(svc: Services, *, dry_run: bool) -> Report:
     report = Report(dry_run)
+    if not dry_run:
+        report.done["forgotten"] = forget_dead(svc)
     for target in svc.targets:
         try:
             plan = make_plan(svc, target)
@@ -180,6 +183,20 @@ def carry_out(svc: Services, target: Target, plan: Plan) -> Report:
     if plan.bulk_delete:
         _delete_in_bulk(svc, target, plan.bulk_delete, report, now)
     return report
+
+
+def forget_dead(svc: Services) -> list[str]:
+    """DEAD records go with their dead letter (purged, replayed away, or trimmed by the
+    store's caps): the job store cannot fill up with dead jobs."""
+    settings = svc.settings
+    forgotten = svc.store.forget_dead(
+        dead_letter_key=svc.keys.dead_letter,
+        died_before=svc.clock() - settings.dead_letter_max_age_seconds,
+        limit=settings.janitor_batch,
+    )
+    if forgotten:
+        log.info("dead records forgotten with their dead letters", count=len(forgotten))
+    return forgotten
 
 
 def _adopt(

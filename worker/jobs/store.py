@@ -20,7 +20,7 @@ from api_contracts import AgentCoreEvaluation, EvaluationRequest, EvaluatorUpdat
 from worker.jobs.record import ROLLOUT, Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
-from worker.keys import Keys, TargetKeys
+from worker.keys import DEFAULT_TARGET, Keys, TargetKeys
 from worker.lua import Call, run_together
 from worker.observability import metrics
 
@@ -322,6 +322,27 @@ class JobStore:
         found = self.redis.zrevrangebyscore(self.keys.stalled, "+inf", at_least, 0, limit,
                                             withscores=True)  # fmt: skip
         return [(request_id, int(score)) for request_id, score in found]
+
+    def forget_dead(
+        self, *, dead_letter_key: Callable[[str], str], died_before: float, limit: int
+    ) -> list[str]:
+        """Forget the oldest DEAD records whose dead letter is gone (``forget_dead.lua``),
+        ``limit`` at most; a record that never learned its entry, once it died before
+        ``died_before``. Returns the ids forgotten."""
+        ids = list(self.redis.zrange(self.keys.dead_jobs, 0, limit - 1))
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in ids:
+            pipe.hmget(self.keys.job(request_id), "target", "dead_letter_id")
+        rest: list[str] = []
+        for request_id, (target, entry) in zip(ids, pipe.execute(), strict=True):
+            target_keys = self.keys.target(target or DEFAULT_TARGET)
+            rest += [request_id, dead_letter_key(entry) if entry else "",
+                     target_keys.remote_names, target_keys.published_by_time]  # fmt: skip
+        args = {"job_prefix": self.keys.job(""), "items_prefix": self.keys.scenario_items(""),
+                "died_before": died_before}  # fmt: skip
+        return list(self.scripts["forget_dead"](self.keys.fixed, args, rest))
 
     def schedule(self, request_id: str, due_at: float) -> None:
         self.redis.zadd(self.keys.due, {request_id: due_at})

@@ -193,3 +193,28 @@ def test_replay_of_a_job_dead_while_running_counts_one_remote_job(services, cloc
     clock.advance(60)
     assert advance(services, "r1") == "polled"
     assert _stats(emulator)["calls"]["StartBatchEvaluation"] == 1
+
+
+def test_a_dead_record_goes_with_its_dead_letter(services, clock, emulator):
+    from worker.janitor import sweep as janitor
+
+    reconfigure(services, watch_by_list=False)
+    submit(services, tags={"emulator:duration": "100000"})
+    advance(services, "r1")
+    _faults(emulator, {"errors": {"AccessDeniedException": 1.0},
+                       "operations": ["GetBatchEvaluation"]})  # fmt: skip
+    clock.advance(60)
+    assert advance(services, "r1") == "dead"
+    _faults(emulator, {})
+    (letter,) = services.dead_letters.find()
+    name = services.store.get("r1").remote_name
+    names = services.keys.target("default").remote_names
+    assert services.redis.hget(names, name) == "r1"
+
+    assert janitor.forget_dead(services) == []  # its dead letter is there: it stays
+    services.dead_letters.remove(letter.dead_letter_id)  # ops purged it
+    assert janitor.forget_dead(services) == ["r1"]
+    assert services.store.get("r1") is None
+    assert services.redis.hget(names, name) is None
+    for index in (services.keys.jobs_by_time, services.keys.dead_jobs, services.keys.due):
+        assert services.redis.zscore(index, "r1") is None

@@ -71,6 +71,7 @@ def _seed(store: JobStore, start: JobState | None, variant: dict[str, Any]) -> N
                 "published_at": str(NOW - 100),
                 "retention_seconds": "10",
                 "remote_name": "evalq_r",
+                "dead_letter_id": "gone",
                 **{k: str(v) for k, v in variant.items()},
             },
         )
@@ -85,6 +86,7 @@ def _seed(store: JobStore, start: JobState | None, variant: dict[str, Any]) -> N
     r.zadd(keys.target("default").invocations_ready, {"r|2|1": 2})
     r.hset(keys.target("default").draining_evaluators, EVALUATOR, 1)
     r.rpush(keys.target("default").held, "r")
+    r.zadd(keys.dead_jobs, {"r": NOW - 100})  # its dead letter (none here) is gone
 
 
 def _state(store: JobStore) -> JobState | None:
@@ -198,6 +200,10 @@ DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
         lambda s: s.scripts["repair_slots"](_fixed(s), {"now": NOW, "job_prefix": _prefix(s)},
                                             ["r"])
     ],
+    "forget_dead": [
+        lambda s: s.forget_dead(dead_letter_key=lambda e: f"t:dead:{e}", died_before=NOW,
+                                limit=10),  # fmt: skip
+    ],
     "trim_records": [
         lambda s: s.scripts["trim_records"](_fixed(s), {"cutoff": NOW, "job_prefix": _prefix(s)},
                                             ["r"])
@@ -242,9 +248,12 @@ def test_a_script_moves_a_job_only_along_the_moves_it_names(name):
                 drive(store)
                 after = _state(store)
                 if start is not None and after is None:
-                    # Only trimming removes a record, and only one whose outcome is out.
-                    assert name == "trim_records", (name, start)
-                    assert start in (JobState.PUBLISHED, JobState.DELETED), (name, start)
+                    # Only trimming removes a record, and only one whose outcome is out;
+                    # and forgetting, only a dead one whose dead letter is gone.
+                    removers = {"trim_records": (JobState.PUBLISHED, JobState.DELETED),
+                                "forget_dead": (JobState.DEAD,)}  # fmt: skip
+                    assert name in removers, (name, start)
+                    assert start in removers[name], (name, start)
                     continue
                 assert after == start or (start, after) in allowed, (name, start, after, variant)
 

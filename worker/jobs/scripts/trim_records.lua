@@ -21,7 +21,9 @@ for i = 3, #ARGV do
       redis.call('ZADD', published_by_time, published + retention, id)
     elseif not state or is('trimmable', state) then
       local name = redis.call('HGET', job, 'remote_name')
-      if name and name ~= '' then redis.call('HDEL', remote_names, name) end
+      if name and name ~= '' and redis.call('HGET', remote_names, name) == id then
+        redis.call('HDEL', remote_names, name)
+      end
       redis.call('DEL', job)
       redis.call('ZREM', published_by_time, id)
       redis.call('ZREM', jobs_by_time, id)
