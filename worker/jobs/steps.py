@@ -111,11 +111,25 @@ def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult
     if rate_limited(svc, job, "delete"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
-    backend.delete(job.batch_evaluation_id, job.remote_scope)
+    try:
+        backend.delete(job.batch_evaluation_id, job.remote_scope)
+    except RemoteConflict as exc:
+        return _expire_undeleted(svc, job, exc)
     now = svc.clock()
     log.info("deadline passed; the run was deleted (the service cannot stop one)")
     return finish(svc, job, OutcomeStatus.EXPIRED, None, deleted_at=now,
                   error="deleted at its deadline: the service cannot stop a run")  # fmt: skip
+
+
+def _expire_undeleted(svc: Services, job: Job, refused: RemoteConflict) -> StepResult:
+    """The service refused to delete the run at its deadline (409, as after retention):
+    the job ends EXPIRED all the same, and its retention is cut to nothing, so the
+    retention step deletes the run as soon as the service lets it."""
+    log.warning("deadline passed; the service refused to delete the run, deleted later",
+                error=str(refused))  # fmt: skip
+    return finish(svc, job, OutcomeStatus.EXPIRED, None, retention_seconds=0.0,
+                  error=f"expired at its deadline; deleting the run was refused ({refused}), "
+                  "it is deleted once the service allows it")  # fmt: skip
 
 
 def delete_after_retention(svc: Services, job: Job) -> StepResult:
@@ -134,7 +148,9 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
     assert job.batch_evaluation_id is not None
     try:
         backend.delete(job.batch_evaluation_id, job.remote_scope)
-    except RemoteConflict:
+    except RemoteConflict as exc:
+        log.warning("delete refused: the remote job still runs; tried again later",
+                    error=str(exc), retry_in=svc.settings.poll_max)  # fmt: skip
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
     svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)

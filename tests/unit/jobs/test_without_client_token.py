@@ -150,6 +150,39 @@ def test_at_its_deadline_an_aymara_run_is_deleted_and_the_outcome_is_expired(
     assert services.store.active_count("aymara") == 0
 
 
+def _until_run_status(server: JsonApiServer, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while _runs(server)[0]["status"] != status and time.monotonic() < deadline:
+        time.sleep(0.02)  # the run scores on the emulator's own clock
+
+
+def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_deleted_later(
+    with_backends, aymara, clock
+):
+    services = with_backends
+    request = _aymara_request(aymara, "a1", deadline_seconds=120)
+    # Scored for 3 real seconds, during which Aymara refuses to delete it (409).
+    request["evaluation"]["ai_description"] = "emulator:duration=30000 emulator:delete=conflict"
+    accept(services, request)
+    assert advance(services, "a1") == "started"
+    clock.advance(121)
+
+    assert advance(services, "a1") == "published"
+
+    job = services.store.get("a1")
+    assert (job.state, job.outcome_status, job.deleted_at) == (JobState.PUBLISHED, "EXPIRED", None)
+    (outcome,) = [o for o, _ in services.publisher.published]
+    assert outcome.status == "EXPIRED"
+    assert "refused" in (outcome.error or "")
+    assert services.store.active_count("aymara") == 0
+    assert services.dead_letters.find() == []
+    assert advance(services, "a1") == "delete_refused"  # still scored: tried again later
+    _until_run_status(aymara, "finished")
+    clock.advance(services.settings.poll_max)
+    assert advance(services, "a1") == "deleted"
+    assert _runs(aymara)[0]["deleted_at"] is not None
+
+
 def test_an_agno_run_goes_to_the_synchronous_queue_and_finishes_at_once(with_backends, agno, clock):
     services = with_backends
     accept(services, sample_agno_request("g1"))

@@ -279,7 +279,13 @@ class AymaraService(JsonService):
 
     def _delete_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
         with self.lock:
-            self._run(params["eval_run_uuid"]).deleted_at = self.clock()
+            run = self._run(params["eval_run_uuid"])
+            now = self.clock()
+            refuses = markers_in(run.body.get("name"), run.body.get("ai_description"))
+            if refuses.get("delete") == "conflict" and run.status(now) in ACTIVE_STATUSES:
+                raise fail(409, "resource.conflict",
+                           f"Eval run {run.eval_run_uuid} is still being scored")  # fmt: skip
+            run.deleted_at = now
             return Reply(204)
 
     def _run(self, eval_run_uuid: str) -> Run:
