@@ -35,6 +35,8 @@ class StepResult(StrEnum):
     ENQUEUED = "enqueued"  #: its sessions are ready: in the backlog
     DRAINING = "draining"  #: a rollout waits for running jobs that use its evaluator
     UPDATE_CALLED = "update_called"  #: UpdateEvaluator was called
+    #: The account's quota refused a rollout's call: it waits on its own timer.
+    QUOTA_FULL = "quota_full"
 
 
 #: A step of a job: what a worker does with it in one state.
