@@ -183,6 +183,71 @@ def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_de
     assert _runs(aymara)[0]["deleted_at"] is not None
 
 
+def _in_workspace(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+    _control(server, "/_emulator/account", {"workspaces": ["ws-1"]})
+    request = _aymara_request(server, request_id, **overrides)
+    request["evaluation"]["workspace_uuid"] = "ws-1"
+    return request
+
+
+@pytest.mark.parametrize(
+    ("account", "reason", "said"),
+    [
+        ({"workspaces": []}, "invalid_request", "Workspace ws-1 not found"),
+        ({"organization": False}, "unauthorized", "Organization not found"),
+    ],
+)
+def test_a_404_about_the_workspace_or_organization_is_a_dead_letter_not_a_vanished_run(
+    with_backends, aymara, clock, account, reason, said
+):
+    services = with_backends
+    accept(services, _in_workspace(aymara, "a1"))
+    assert advance(services, "a1") == "started"
+    _control(aymara, "/_emulator/account", account)  # deleted, with the run still in it
+    clock.advance(60)
+
+    assert advance(services, "a1") == "dead"
+
+    (letter,) = services.dead_letters.find()
+    assert (letter.reason, letter.request_id) == (reason, "a1")
+    assert said in letter.error
+    assert services.publisher.published == []  # no FAILED "no longer exists" outcome
+    assert _runs(aymara)[0]["deleted_at"] is None
+
+
+def test_at_the_deadline_a_missing_organization_is_not_a_deleted_run(with_backends, aymara, clock):
+    services = with_backends
+    request = _in_workspace(aymara, "a1", deadline_seconds=120)
+    request["evaluation"]["ai_description"] = "emulator:duration=1000000000"
+    accept(services, request)
+    advance(services, "a1")
+    _control(aymara, "/_emulator/account", {"organization": False})
+    clock.advance(121)
+
+    assert advance(services, "a1") == "dead"
+
+    assert services.store.get("a1").state == JobState.DEAD
+    (letter,) = services.dead_letters.find()
+    assert letter.reason == "unauthorized"
+    assert _runs(aymara)[0]["deleted_at"] is None
+
+
+def test_a_run_deleted_by_someone_else_still_finishes_failed(with_backends, aymara, clock):
+    services = with_backends
+    accept(services, _in_workspace(aymara, "a1"))
+    advance(services, "a1")
+    run_id = services.store.get("a1").batch_evaluation_id
+    AymaraAI(api_key=KEY, base_url=aymara.url, max_retries=0).evals.runs.delete(
+        run_id, workspace_uuid="ws-1"
+    )
+    clock.advance(60)
+
+    assert advance(services, "a1") == "published"
+
+    (outcome,) = [o for o, _ in services.publisher.published]
+    assert (outcome.status, outcome.error) == ("FAILED", "the remote job no longer exists")
+
+
 def test_an_agno_run_goes_to_the_synchronous_queue_and_finishes_at_once(with_backends, agno, clock):
     services = with_backends
     accept(services, sample_agno_request("g1"))
