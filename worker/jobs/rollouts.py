@@ -75,9 +75,9 @@ def _quota_full(svc: Services, job: Job, exc: BackPressure) -> StepResult:
     settings = svc.settings
     waits = job.quota_waits + 1
     if waits > settings.rollout_quota_max_waits:
-        error = (f"the account's quota stayed full: refused {job.quota_waits} times, "
+        error = (f"the account's quota stayed full: refused {waits} times, "
                  f"the last with {exc}; the update was not made")  # fmt: skip
-        log.error("rollout gives up: the account's quota stayed full", waits=job.quota_waits,
+        log.error("rollout gives up: the account's quota stayed full", refusals=waits,
                   error=str(exc))  # fmt: skip
         return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, None, error=error)
     now = svc.clock()

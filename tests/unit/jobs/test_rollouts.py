@@ -357,7 +357,7 @@ def test_a_full_quota_on_update_waits_on_the_rollouts_timer_then_ends_update_fai
 
     outcome, queues = services.publisher.published[-1]
     assert (outcome.status, queues[0]) == ("UPDATE_FAILED", "evals.evaluator-updates")
-    assert "quota" in outcome.error
+    assert "quota stayed full: refused 4 times" in outcome.error
     assert services.store.get("roll-1").state == JobState.PUBLISHED
     assert services.dead_letters.find() == []
     assert _draining(services) == {}
