@@ -16,6 +16,7 @@ from aymara_ai import AymaraAI
 from api_contracts.examples import sample_agno_request, sample_aymara_request
 from tests.unit.conftest import reconfigure
 from worker.janitor import sweep as janitor
+from worker.jobs.admission import tick
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.start import synchronous_step
@@ -261,6 +262,52 @@ def test_an_agno_run_goes_to_the_synchronous_queue_and_finishes_at_once(with_bac
     assert (outcome.backend, outcome.status) == ("agno", "COMPLETED")
     assert outcome.result["eval_type"] == "accuracy"
     assert outcome.result["created_at"] is not None  # the stored run, not the POST answer
+
+
+def test_a_run_that_finds_its_job_busy_before_any_create_is_handed_off_at_the_next_tick(
+    with_backends, agno, clock, monkeypatch
+):
+    from worker.runtime import tasks
+
+    services = with_backends
+    monkeypatch.setattr(tasks, "services", lambda: services)
+    accept(services, sample_agno_request("g1"))
+    assert advance(services, "g1") == "handed_off"
+    # evals.run picked up while the step that handed it off still holds the job's lock.
+    handing_off = services.store.lock("g1", services.settings.lease_seconds)
+    assert handing_off.acquire()
+    assert tasks.run_synchronously("g1") == "busy"
+    handing_off.release()
+
+    # Not at the hand-off's timer (the whole call's timeout, 15 min): at the next tick.
+    assert services.store.due_score("g1") <= clock() + services.settings.tick_interval
+    services.dispatched.clear()
+    tick(services)
+    ((request_id, token, _),) = [d for d in services.dispatched if d[0] == "g1"]
+    assert advance(services, request_id, token) == "handed_off"
+    assert tasks.run_synchronously("g1") == "started"
+    assert advance(services, "g1") == "published"
+    assert _control(agno, "/_emulator/stats")["jobs"]["total"] == 1
+
+
+def test_a_run_that_finds_its_job_busy_after_its_create_was_sent_leaves_it_be(
+    with_backends, agno, clock, monkeypatch
+):
+    from worker.runtime import tasks
+
+    services = with_backends
+    monkeypatch.setattr(tasks, "services", lambda: services)
+    _control(agno, "/_emulator/faults", {"lost_response": 1.0, "operations": ["RunEval"]})
+    accept(services, sample_agno_request("g1"))
+    advance(services, "g1")
+    assert tasks.run_synchronously("g1") == "retry"  # sent; its answer was lost
+    due = services.store.due_score("g1")
+    running = services.store.lock("g1", services.settings.lease_seconds)
+    assert running.acquire()
+
+    assert tasks.run_synchronously("g1") == "busy"  # a second copy of the message
+
+    assert services.store.due_score("g1") == due  # its timer is its holder's to keep
 
 
 def test_agno_runs_past_retention_are_deleted_in_bulk_by_the_janitor(with_backends, agno, clock):
