@@ -330,6 +330,37 @@ def test_agno_runs_past_retention_are_deleted_in_bulk_by_the_janitor(with_backen
     assert stats["jobs"]["by_status"]["deleted"] == 2
 
 
+def test_the_janitor_deletes_an_aymara_orphan_in_its_own_workspace(
+    with_backends, aymara, clock, monkeypatch
+):
+    services = with_backends
+    clock.now = time.time()  # orphans' retention is measured from the emulator's epochs
+    sdk = AymaraAI(api_key=KEY, base_url=aymara.url, max_retries=0)
+    made = sdk.evals.create(ai_description="bot", eval_type="safety", num_prompts=1)
+    prompt = sdk.evals.list_prompts(made.eval_uuid or "", limit=1).items[0].prompt_uuid
+    orphan = sdk.evals.runs.create(
+        eval_uuid=made.eval_uuid or "", workspace_uuid="ws-1",
+        responses=[{"prompt_uuid": prompt, "content": "no"}],
+        name=f"{services.settings.job_name_prefix}lost_request",
+    )  # fmt: skip
+    _until_run_status(aymara, "finished")
+    clock.advance(services.settings.default_retention_seconds + 1)
+    client = services.targets["aymara"].backend.client
+    deletes = []
+
+    def delete_run(run: str, *, workspace_uuid: str | None = None) -> None:
+        deletes.append((run, workspace_uuid))
+        real_delete(run, workspace_uuid=workspace_uuid)
+
+    real_delete = client.delete_run
+    monkeypatch.setattr(client, "delete_run", delete_run)
+
+    report = janitor.sweep(services)
+
+    assert report.done["deleted"] == [orphan.eval_run_uuid]
+    assert deletes == [(orphan.eval_run_uuid, "ws-1")]
+
+
 def test_a_backend_this_deployment_does_not_run_is_unknown_backend(services):
     accept(services, sample_agno_request("g1"))
     (letter,) = services.dead_letters.find()
