@@ -200,6 +200,7 @@ def _not_found(message: str, **details: str) -> dict[str, Any]:
         (_not_found("Workspace ws not found", resource="workspace"), ReasonCode.invalid_request),
         (_not_found("Organization not found for this API key"), ReasonCode.unauthorized),
         (_not_found("Workspace ws does not exist"), ReasonCode.invalid_request),
+        (_not_found("Workspace ws (truncated name) not found"), ReasonCode.invalid_request),
     ],
 )
 def test_a_404_about_the_organization_or_workspace_is_permanent_not_a_gone_run(
@@ -223,6 +224,7 @@ def test_a_404_about_the_organization_or_workspace_is_permanent_not_a_gone_run(
     [
         _not_found("Eval run score_run.1 not found", resource="eval_run"),
         _not_found("Eval run score_run.1 not found in workspace ws"),
+        _not_found("score_run.1 not found in this organization"),
         envelope("resource.not_found", "no such run"),
     ],
 )

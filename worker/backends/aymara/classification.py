@@ -19,6 +19,7 @@ producer fixes the request).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aymara_ai
@@ -47,6 +48,8 @@ _MISSING_OWNER = {
     "organization": ReasonCode.unauthorized,
     "workspace": ReasonCode.invalid_request,
 }
+#: "run" as a word of its own, or of an identifier ("eval run", "eval_run", "score_run.").
+_ABOUT_A_RUN = re.compile(r"(?<![a-z])runs?(?![a-z])")
 
 
 def missing_owner(body: Any) -> str | None:
@@ -62,7 +65,7 @@ def missing_owner(body: Any) -> str | None:
     if isinstance(resource, str):
         return resource if resource in _MISSING_OWNER else None
     message = str(error.get("message") or "").lower()
-    if "run" in message:
+    if _ABOUT_A_RUN.search(message):
         return None
     return next((owner for owner in _MISSING_OWNER if owner in message), None)
 
