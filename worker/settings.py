@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     stall_alert_after: int = Field(default=10, ge=1)
     #: Admission pauses this long after the service said the account quota is full.
     quota_backoff: float = 5.0
+    #: An evaluator rollout whose UpdateEvaluator the account's quota refuses waits
+    #: ``quota_backoff`` doubling (at most ``poll_max``) this many times, then ends
+    #: UPDATE_FAILED (about 35 minutes with the defaults).
+    rollout_quota_max_waits: int = Field(default=12, ge=0)
 
     #: Defaults when a request gives none.
     default_deadline_seconds: int = 24 * 3600

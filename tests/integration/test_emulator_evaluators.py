@@ -293,6 +293,44 @@ def test_update_duration_tag(emulator: EmulatorServer, cp: Any) -> None:
     assert call["ends_at"] - call["called_at"] == pytest.approx(30 / 1000.0, abs=1e-6)
 
 
+def test_create_failed_by_tag_cannot_be_updated(emulator: EmulatorServer, cp: Any) -> None:
+    out = cp.create_evaluator(evaluatorName="broken", evaluatorConfig=JUDGE, level="SESSION",
+                              tags={"emulator:create-outcome": "CREATE_FAILED"})  # fmt: skip
+    evaluator_id = out["evaluatorId"]
+    wait_for(lambda: status(cp, evaluator_id) == "CREATE_FAILED")
+    with pytest.raises(cp.exceptions.ConflictException) as exc:
+        cp.update_evaluator(evaluatorId=evaluator_id, description="x")
+    assert "CREATE_FAILED" in exc.value.response["Error"]["Message"]
+    history = evaluator_view(emulator.url, evaluator_id)["history"]
+    assert [e["status"] for e in history] == ["CREATING", "CREATE_FAILED"]
+
+
+def test_delete_goes_deleting_then_not_found(emulator: EmulatorServer, cp: Any) -> None:
+    evaluator_id = create(cp, tags={"emulator:delete-duration": "500"})
+    out = cp.delete_evaluator(evaluatorId=evaluator_id)
+    assert (out["ResponseMetadata"]["HTTPStatusCode"], out["status"]) == (202, "DELETING")
+    assert status(cp, evaluator_id) == "DELETING"
+    with pytest.raises(cp.exceptions.ConflictException):
+        cp.update_evaluator(evaluatorId=evaluator_id, description="x")
+    with pytest.raises(cp.exceptions.ConflictException):
+        cp.delete_evaluator(evaluatorId=evaluator_id)
+    wait_for(lambda: evaluator_id not in {e["evaluatorId"] for e in
+                                          cp.list_evaluators()["evaluators"]})  # fmt: skip
+    with pytest.raises(cp.exceptions.ResourceNotFoundException):
+        cp.get_evaluator(evaluatorId=evaluator_id)
+
+
+def test_a_builtin_or_locked_evaluator_cannot_be_deleted(cp: Any) -> None:
+    with pytest.raises(cp.exceptions.ValidationException) as exc:
+        cp.delete_evaluator(evaluatorId="Builtin.Helpfulness")
+    assert "cannot be deleted" in exc.value.response["Error"]["Message"]
+    locked_id = create(cp, "held")
+    online_config(cp, "holder", [locked_id])
+    with pytest.raises(cp.exceptions.ConflictException):
+        cp.delete_evaluator(evaluatorId=locked_id)
+    assert status(cp, locked_id) == "ACTIVE"
+
+
 # --- the lock of enabled online evaluation configs --------------------------------------
 
 

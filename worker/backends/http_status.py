@@ -55,7 +55,9 @@ def classify_status(
     run_lookup: bool = False,
 ) -> EvalqError:
     """The error a failed answer means. ``run_lookup``: the call named an existing run
-    (get, rename, delete), so a 404 says the run is gone rather than the request wrong."""
+    (get, rename, delete), so a 404 says the run is gone rather than the request wrong
+    (a backend whose service answers 404 about other things too sets those apart first:
+    Aymara's missing organization or workspace, ``aymara/classification.py``)."""
     if status == 404 and run_lookup:
         return RemoteJobNotFound(message)
     if status in INVALID_STATUSES:

@@ -253,6 +253,10 @@ def emulator(
     api_key: Annotated[
         str | None, typer.Option(help="aymara: the x-api-key it accepts (unset: any)")
     ] = None,
+    workspaces: Annotated[
+        str | None,
+        typer.Option(help="aymara: comma-separated workspaces that exist (unset: any)"),
+    ] = None,
     security_key: Annotated[
         str | None, typer.Option(help="agno: the Bearer key it requires (unset: none)")
     ] = None,
@@ -284,6 +288,7 @@ def emulator(
             service, host, port,
             ready=lambda url: print(f"emulator listening on {url}", flush=True),
             time_scale=time_scale, faults=faults, seed=seed, api_key=api_key,
+            workspaces=None if workspaces is None else [w for w in workspaces.split(",") if w],
             security_key=security_key, agents=[a for a in agents.split(",") if a],
             teams=[t for t in teams.split(",") if t], db_id=db_id,
         )  # fmt: skip

@@ -134,14 +134,18 @@ def _plan_reconciliation(
         owner = owners.get(job.name or "")
         if owner is not None:
             plan.adopt.append((owner, job))
+        elif job.status in STOPPABLE_STATUSES:
+            # Running: a delete would be refused (409) while it runs on, so it is stopped
+            # first; a service that cannot stop a run has only the delete to end it.
+            (plan.stop if can_stop else plan.delete).append(job)
+        elif not is_terminal(job.status):
+            continue  # stopping or being deleted: looked at again by the next sweep
         elif job.name in superseded:
             # Its request has another remote job (a create sent twice by a service
-            # without an idempotency key) or gave up on this one (it came after the
-            # deadline): nobody waits for it.
+            # without an idempotency key), gave up on this one (it came after the
+            # deadline) or was dead-lettered while it ran: nobody waits for it.
             plan.delete.append(job)
-        elif job.status in STOPPABLE_STATUSES:
-            (plan.stop if can_stop else plan.delete).append(job)
-        elif is_terminal(job.status):
+        else:
             ended = _ended_at(job)
             if ended + settings.default_retention_seconds <= plan.now:
                 plan.delete.append(job)

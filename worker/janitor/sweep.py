@@ -9,8 +9,10 @@ Each job's deadline stop and retention delete ride on the job's own timer
 * local records are trimmed ``record_retention_seconds`` after their outcome;
 * reconciliation pages through ListBatchEvaluations: a remote job with evalq's name
   prefix that no record knows is adopted when a record of its request exists, else
-  stopped if running and deleted after retention; a record whose remote job is gone is
-  resolved (and its outcome published). Jobs without the prefix are never touched;
+  stopped if running (never deleted while it runs, where the service can stop) and
+  deleted once it ended: at once if its request moved on without it, else after
+  retention; a record whose remote job is gone is resolved (and its outcome
+  published). Jobs without the prefix are never touched;
 * when the account nears its quota of jobs, the oldest published jobs are deleted early.
 
 A sweep first makes a plan (plain data), then carries it out; ``evalq janitor --dry-run``
@@ -230,12 +232,15 @@ def _call_each(
             report.deferred += [f"{operation}:{j.id}" for j in jobs[position:]]
             return
         try:
-            call(job)
+            call(job)  # a delete of a job that is gone (404) returns: it counts as done
         except RemoteJobNotFound:
-            continue
+            continue  # a stop of a job that is gone: nothing left to stop or delete
         except RemoteConflict:
-            # Stop: it ended meanwhile (deleted after retention later). Delete: it runs.
+            # Stop: it ended meanwhile (deleted by a later sweep). Delete: it runs again
+            # or still (a service that cannot stop a run refuses to delete it meanwhile).
             if operation == "delete":
+                log.warning("delete of an orphan refused: it still runs",
+                            batch_evaluation_id=job.id)  # fmt: skip
                 report.deferred.append(f"{operation}:{job.id}")
             continue
         except EvalqError as exc:

@@ -72,7 +72,7 @@ def advance(
 
 #: What a step ends in when its timer fired and it moved nothing (a retryable error,
 #: throttling included, which spends no attempt): a stall.
-STALLS = frozenset({StepResult.RETRY})
+STALLS = frozenset({StepResult.RETRY, StepResult.DELETE_REFUSED})
 #: Results that say nothing of the job itself (it was someone else's turn, or a shared rate
 #: said wait): they neither count as a stall nor end a run of them.
 NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED})

@@ -67,7 +67,8 @@ _FLOAT_FIELDS = {
     "active_at",
 }
 _INT_FIELDS = {
-    "priority", "polls", "attempts", "replays", "creates", "scenario_items", "stalls"
+    "priority", "polls", "attempts", "replays", "creates", "scenario_items", "stalls",
+    "quota_waits",
 }  # fmt: skip
 
 #: ``Job.kind`` of an evaluator rollout (``worker.jobs.rollouts``); evaluation requests
@@ -154,6 +155,9 @@ class Job:
     #: saying ACTIVE with an older one was read before the update took (``rollouts``).
     update_answered_updated_at: str | None = None
     active_at: float | None = None
+    #: A rollout: how often the account's quota refused its call (it gives up past
+    #: ``rollout_quota_max_waits``).
+    quota_waits: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

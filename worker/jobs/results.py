@@ -25,6 +25,7 @@ class StepResult(StrEnum):
     RACED = "raced"  #: another delivery moved the job first
     PUBLISHED = "published"
     WAITING = "waiting"  #: not due yet (retention, or a create's answer still on its way)
+    DELETE_REFUSED = "delete_refused"  #: the remote job still runs; tried again later
     DELETED = "deleted"
     RETRY = "retry"  #: a retryable error; tried again later
     REQUEUED = "requeued"  #: the account is full; back on the backlog
@@ -34,6 +35,8 @@ class StepResult(StrEnum):
     ENQUEUED = "enqueued"  #: its sessions are ready: in the backlog
     DRAINING = "draining"  #: a rollout waits for running jobs that use its evaluator
     UPDATE_CALLED = "update_called"  #: UpdateEvaluator was called
+    #: The account's quota refused a rollout's call: it waits on its own timer.
+    QUOTA_FULL = "quota_full"
 
 
 #: A step of a job: what a worker does with it in one state.

@@ -27,11 +27,11 @@ import structlog
 
 from api_contracts import EvaluatorUpdateRequest, EvaluatorUpdateStatus
 from api_contracts.request import MAX_DEADLINE_SECONDS
-from worker.errors import PermanentError
+from worker.errors import BackPressure, PermanentError
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import rate_limited, remote_calls
-from worker.jobs.results import StepResult
+from worker.jobs.results import Step, StepResult
 from worker.jobs.states import JobState, Move
 from worker.services import Services
 
@@ -40,14 +40,65 @@ if TYPE_CHECKING:
 
 log = structlog.stdlib.get_logger("evalq.rollouts")
 
-#: Evaluator statuses in which an update would be refused for now: waited for.
-BUSY_STATUSES = frozenset({"CREATING", "UPDATING", "DELETING"})
+#: GetEvaluator's statuses (botocore's ``EvaluatorStatus``, every one of them sorted
+#: here; a drift test reads the model) by what they mean for a rollout. An evaluator
+#: being created or updated may still become ACTIVE: waited for (before the update, it
+#: would be refused for now).
+BUSY_STATUSES = frozenset({"CREATING", "UPDATING"})
+#: An evaluator whose creation failed, or that is being deleted, never becomes ACTIVE
+#: again: the rollout ends UPDATE_FAILED instead of waiting for its deadline.
+DEAD_END_STATUSES = frozenset({"CREATE_FAILED", "DELETING"})
 
 #: A rollout gives up this long after it was accepted: past the longest deadline any job
 #: draining it can have (30 days), plus a day for its stop and the update itself.
 ROLLOUT_DEADLINE_SECONDS = MAX_DEADLINE_SECONDS + 24 * 3600
 
 
+def _waits_on_quota(step: Step) -> Step:
+    """A rollout's step whose call the account's quota refused (402) waits on the
+    rollout's own timer: requeuing (``advance``'s answer to back-pressure) means nothing
+    to a rollout, which holds no slot and sits in no backlog."""
+
+    def guarded(svc: Services, job: Job) -> StepResult:
+        try:
+            return step(svc, job)
+        except BackPressure as exc:
+            return _quota_full(svc, job, exc)
+
+    guarded.__doc__ = step.__doc__
+    return guarded
+
+
+def _quota_full(svc: Services, job: Job, exc: BackPressure) -> StepResult:
+    """Wait with a backoff (``quota_backoff`` doubling, at most ``poll_max``), counted in
+    ``quota_waits``; past ``rollout_quota_max_waits`` the rollout ends UPDATE_FAILED."""
+    settings = svc.settings
+    waits = job.quota_waits + 1
+    if waits > settings.rollout_quota_max_waits:
+        error = (f"the account's quota stayed full: refused {waits} times, "
+                 f"the last with {exc}; the update was not made")  # fmt: skip
+        log.error("rollout gives up: the account's quota stayed full", refusals=waits,
+                  error=str(exc))  # fmt: skip
+        return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, None, error=error)
+    now = svc.clock()
+    delay = min(settings.poll_max, settings.quota_backoff * 2.0 ** (waits - 1))
+    svc.store.update(job.request_id, quota_waits=waits, last_error=str(exc), updated_at=now)
+    svc.store.schedule(job.request_id, now + delay)
+    log.warning("the account's quota is full; the rollout waits", waits=waits,
+                delay=delay, error=str(exc))  # fmt: skip
+    return StepResult.QUOTA_FULL
+
+
+def _dead_end(svc: Services, job: Job, status: str, body: dict[str, Any] | None) -> StepResult:
+    """The evaluator can never become ACTIVE again: the rollout ends UPDATE_FAILED."""
+    called = "after" if job.update_called_at is not None else "before"
+    error = (f"evaluator {job.evaluator_id} is {status}: it can never become ACTIVE "
+             f"(seen {called} UpdateEvaluator)")  # fmt: skip
+    log.warning("rollout ended: the evaluator can never become ACTIVE", status=status)
+    return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, body, error=error)
+
+
+@_waits_on_quota
 def drain_then_update(svc: Services, job: Job) -> StepResult:
     """The step of a DRAINING rollout."""
     now = svc.clock()
@@ -64,8 +115,11 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
         if rate_limited(svc, job, "get"):
             return StepResult.RATE_LIMITED
         with remote_calls(svc, svc.targets[job.target]).measure("get_evaluator"):
-            status = client.check_updatable(request.evaluator_id).get("status")
+            body = client.check_updatable(request.evaluator_id)
+        status = body.get("status")
         svc.store.update(job.request_id, remote_status=status, updated_at=now)
+        if status in DEAD_END_STATUSES:
+            return _dead_end(svc, job, str(status), body)
         if not users and status in BUSY_STATUSES:
             svc.store.update(job.request_id, polls=job.polls + 1)
             svc.store.schedule(job.request_id, now + _backoff(svc, job.polls))
@@ -95,6 +149,7 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
     return StepResult.UPDATE_CALLED if moved else StepResult.RACED
 
 
+@_waits_on_quota
 def await_active(svc: Services, job: Job) -> StepResult:
     """The step of an UPDATING rollout: GetEvaluator until the update settles."""
     if rate_limited(svc, job, "get"):
@@ -113,6 +168,8 @@ def await_active(svc: Services, job: Job) -> StepResult:
     if status == "UPDATE_FAILED":
         return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, body,
                       error=_failure(body))  # fmt: skip
+    if status in DEAD_END_STATUSES:
+        return _dead_end(svc, job, str(status), body)
     if now >= job.deadline_at:
         return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, body,
                       error=f"still {status} at the rollout's deadline")  # fmt: skip

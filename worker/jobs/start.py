@@ -12,6 +12,9 @@ the janitor, which knows the name too.
 A synchronous service (Agno) runs the whole eval in its create: that call is handed to
 the synchronous queue (``evals.run``), bounded by the job's deadline, and the job's timer
 is set past the call's end, so a worker killed mid-call leaves a job that comes back.
+The step that hands the call off still holds the job's lock when it sends ``evals.run``:
+a run picked up at once finds the job busy, and :func:`after_busy_run` hands it off again
+at the next tick rather than at that timer.
 """
 
 from __future__ import annotations
@@ -55,6 +58,21 @@ def run_synchronously(svc: Services, job: Job) -> StepResult:
     if job.create_intent_at is not None:
         return _settle(svc, job, backend_of(svc, job), inline=True)
     return start(svc, job, timeout=synchronous_timeout(svc, job))
+
+
+def after_busy_run(svc: Services, request_id: str) -> bool:
+    """``evals.run`` found its job's lock taken. If no create was sent (the job is
+    admitted and records no intent), the lock's holder is the step that handed the run
+    off (or one about to): nobody would send the create before the hand-off's timer, the
+    whole call's timeout later (15 min by default), with the job holding a slot. Its
+    timer comes due now instead, and the next tick's step hands the run off again.
+    Returns True if it did; else the holder runs the create or moved the job on."""
+    job = svc.store.get(request_id)
+    if job is None or job.state != JobState.ADMITTED or job.create_intent_at is not None:
+        return False
+    svc.store.schedule(request_id, svc.clock())
+    log.info("synchronous run found its job busy before any create; handed off again")
+    return True
 
 
 def synchronous_step(state: JobState) -> Step | None:

@@ -29,7 +29,7 @@ import structlog
 
 from api_contracts import OutcomeStatus
 from worker.backends.base import Backend, RemoteStatus, is_terminal
-from worker.errors import RemoteConflict, RemoteJobNotFound, RetryableError
+from worker.errors import RemoteConflict, RemoteJobNotFound
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
@@ -40,6 +40,7 @@ from worker.jobs.scenarios import run_items
 from worker.jobs.start import start_or_expire
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
+from worker.observability.redaction import redact
 from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
@@ -112,11 +113,25 @@ def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult
     if rate_limited(svc, job, "delete"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
-    backend.delete(job.batch_evaluation_id, job.remote_scope)
+    try:
+        backend.delete(job.batch_evaluation_id, job.remote_scope)
+    except RemoteConflict as exc:
+        return _expire_undeleted(svc, job, exc)
     now = svc.clock()
     log.info("deadline passed; the run was deleted (the service cannot stop one)")
     return finish(svc, job, OutcomeStatus.EXPIRED, None, deleted_at=now,
                   error="deleted at its deadline: the service cannot stop a run")  # fmt: skip
+
+
+def _expire_undeleted(svc: Services, job: Job, refused: RemoteConflict) -> StepResult:
+    """The service refused to delete the run at its deadline (409, as after retention):
+    the job ends EXPIRED all the same, and its retention is cut to nothing, so the
+    retention step deletes the run as soon as the service lets it."""
+    log.warning("deadline passed; the service refused to delete the run, deleted later",
+                error=str(refused))  # fmt: skip
+    return finish(svc, job, OutcomeStatus.EXPIRED, None, retention_seconds=0.0,
+                  error=f"expired at its deadline; deleting the run was refused ({refused}), "
+                  "it is deleted once the service allows it")  # fmt: skip
 
 
 def delete_after_retention(svc: Services, job: Job) -> StepResult:
@@ -136,9 +151,17 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
     try:
         backend.delete(job.batch_evaluation_id, job.remote_scope)
     except RemoteConflict as exc:
-        # A published job's remote job has ended, so this should pass; tried again within
-        # the retry budget, then a dead letter whose replay deletes again.
-        raise RetryableError(f"delete refused (the remote job has not ended?): {exc}") from exc
+        # A run the service still works on (Aymara scores after a deadline delete was
+        # refused): tried again every poll_max, a stall each time, and past the retry
+        # budget's time a dead letter whose replay deletes again.
+        first = job.first_error_at or now
+        if now - first > svc.settings.retry_max_seconds:
+            raise
+        log.warning("delete refused: the remote job still runs; tried again later",
+                    error=str(exc), retry_in=svc.settings.poll_max)  # fmt: skip
+        svc.store.update(job.request_id, first_error_at=first, last_error=redact(str(exc)))
+        svc.store.schedule(job.request_id, now + svc.settings.poll_max)
+        return StepResult.DELETE_REFUSED
     svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED

@@ -17,7 +17,8 @@ from worker.dead_letters.replay import REPLAY_HEADER, mark_of
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, invocations, rollout_intake, watch
 from worker.jobs.intake import IntakeResult
-from worker.jobs.start import synchronous_step
+from worker.jobs.results import StepResult
+from worker.jobs.start import after_busy_run, synchronous_step
 from worker.observability import metrics
 from worker.runtime.app import app, synchronous_lease
 from worker.runtime.root import services, wait_for_replicas
@@ -93,10 +94,14 @@ def advance_job(request_id: str, lease_token: float | None = None) -> str:
 @app.task(name=task_names.RUN)
 def run_synchronously(request_id: str) -> str:
     """A synchronous service's create (Agno runs the whole eval in it); the job's lock is
-    held for as long as the call may take."""
+    held for as long as the call may take. A job found busy before any create is handed
+    off again (``start.after_busy_run``)."""
     svc = services()
     lease = synchronous_lease(svc.settings)
-    return advance.advance(svc, request_id, step_of=synchronous_step, lease=lease).value
+    result = advance.advance(svc, request_id, step_of=synchronous_step, lease=lease)
+    if result is StepResult.BUSY:
+        after_busy_run(svc, request_id)
+    return result.value
 
 
 @app.task(name=task_names.TICK)

@@ -187,6 +187,54 @@ def test_a_missing_run_is_remote_job_not_found_and_deleting_it_is_done() -> None
     assert dict(delete.url.params) == {"workspace_uuid": "ws"}
 
 
+def _not_found(message: str, **details: str) -> dict[str, Any]:
+    body = envelope("resource.not_found", message)
+    body["error"]["details"] = details
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_not_found("Organization not found", resource="organization"), ReasonCode.unauthorized),
+        (_not_found("Workspace ws not found", resource="workspace"), ReasonCode.invalid_request),
+        (_not_found("Organization not found for this API key"), ReasonCode.unauthorized),
+        (_not_found("Workspace ws does not exist"), ReasonCode.invalid_request),
+        (_not_found("Workspace ws (truncated name) not found"), ReasonCode.invalid_request),
+    ],
+)
+def test_a_404_about_the_organization_or_workspace_is_permanent_not_a_gone_run(
+    body: dict[str, Any], reason: ReasonCode
+) -> None:
+    client, _ = client_for(status(404, body))
+    for call in (
+        lambda: client.get_run("score_run.1", workspace_uuid="ws"),
+        lambda: client.list_responses("score_run.1", workspace_uuid="ws"),
+        lambda: client.delete_run("score_run.1", workspace_uuid="ws"),
+        lambda: client.create_run(evaluation(workspace_uuid="ws")),
+    ):
+        with pytest.raises(PermanentError) as caught:
+            call()
+        assert caught.value.reason is reason
+        assert body["error"]["message"] in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _not_found("Eval run score_run.1 not found", resource="eval_run"),
+        _not_found("Eval run score_run.1 not found in workspace ws"),
+        _not_found("score_run.1 not found in this organization"),
+        envelope("resource.not_found", "no such run"),
+    ],
+)
+def test_a_404_about_the_run_itself_says_it_is_gone(body: dict[str, Any]) -> None:
+    client, _ = client_for(status(404, body))
+    with pytest.raises(RemoteJobNotFound):
+        client.get_run("score_run.1", workspace_uuid="ws")
+    assert client.delete_run("score_run.1", workspace_uuid="ws") is None
+
+
 def test_the_key_never_shows_in_an_error() -> None:
     client, _ = client_for(status(401, envelope("auth.invalid_key", f"key {KEY} is not valid")))
     with pytest.raises(PermanentError) as caught:

@@ -321,3 +321,26 @@ def test_cli_shows_the_plan_of_a_dry_run(services, clock, monkeypatch):
     assert plan["expired"] == {"count": 1, "ids": ["late"]}
     assert plan["dry_run"] is True
     assert services.store.get("late").state == JobState.QUEUED
+
+
+def _until_status(emulator, remote_id, status):
+    deadline = time.monotonic() + 10
+    while _remote(emulator)[remote_id]["status"] != status and time.monotonic() < deadline:
+        time.sleep(0.01)  # a stop takes 3 emulated seconds: a moment, or more under load
+
+
+def test_a_superseded_orphan_still_running_is_stopped_first_then_deleted(services, emulator):
+    submit(services, "r1", tags=LONG)
+    advance(services, "r1")
+    remote_id = services.store.get("r1").batch_evaluation_id
+    # Dead-lettered while it ran (its Gets denied): its remote job runs on, nobody waits.
+    services.store.transition(Ref("r1", "default"), Move.DEAD_LETTER, clear_due=True)
+
+    first = janitor.sweep(services)
+
+    assert (first.done["stopped"], first.done["deleted"], first.deferred) == ([remote_id], [], [])
+    _until_status(emulator, remote_id, "STOPPED")
+    second = janitor.sweep(services)
+    assert second.done["deleted"] == [remote_id]  # at once: no retention for it
+    assert _remote(emulator)[remote_id]["deleted_at"] is not None
+    assert janitor.sweep(services).done["deleted"] == []

@@ -327,3 +327,91 @@ def test_an_active_read_from_before_the_update_does_not_end_the_rollout(
     assert job.outcome_status == "UPDATED"
     outcome, _ = services.publisher.published[-1]
     assert outcome.evaluator["description"] == "v2: cites sources"
+
+
+def _faults(emulator, body):
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/faults", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def test_a_full_quota_on_update_waits_on_the_rollouts_timer_then_ends_update_failed(
+    services, clock, emulator, judge
+):
+    reconfigure(services, rollout_quota_max_waits=3)
+    _faults(emulator, {"errors": {"ServiceQuotaExceededException": 1.0},
+                       "operations": ["UpdateEvaluator"]})  # fmt: skip
+    accept_rollout(services, _rollout(judge))
+    delays = []
+    for waits in (1, 2, 3):
+        assert advance(services, "roll-1") == "quota_full"
+        job = services.store.get("roll-1")
+        assert (job.state, job.quota_waits) == (JobState.DRAINING, waits)
+        delays.append(services.store.due_score("roll-1") - clock())
+        clock.advance(delays[-1])
+    assert delays == [5.0, 10.0, 20.0]  # quota_backoff, doubling
+
+    assert advance(services, "roll-1") == "published"
+
+    outcome, queues = services.publisher.published[-1]
+    assert (outcome.status, queues[0]) == ("UPDATE_FAILED", "evals.evaluator-updates")
+    assert "quota stayed full: refused 4 times" in outcome.error
+    assert services.store.get("roll-1").state == JobState.PUBLISHED
+    assert services.dead_letters.find() == []
+    assert _draining(services) == {}
+    assert len(_update_calls(emulator, judge)) == 0  # every call refused before it took
+
+
+@pytest.mark.parametrize(
+    ("tag", "status"),
+    [("emulator:create-outcome", "CREATE_FAILED"), ("emulator:delete-duration", "DELETING")],
+)
+def test_an_evaluator_that_can_never_be_active_ends_a_draining_rollout(
+    services, emulator, control_plane, tag, status
+):
+    value = "CREATE_FAILED" if status == "CREATE_FAILED" else "1000000000"
+    evaluator = control_plane.create_evaluator(
+        evaluatorName="doomed", evaluatorConfig=JUDGE, level="SESSION", tags={tag: value}
+    )["evaluatorId"]
+    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "CREATING")
+    if status == "DELETING":
+        control_plane.delete_evaluator(evaluatorId=evaluator)
+    assert control_plane.get_evaluator(evaluatorId=evaluator)["status"] == status
+    accept_rollout(services, _rollout(evaluator))
+
+    assert advance(services, "roll-1") == "published"
+
+    outcome, _ = services.publisher.published[-1]
+    assert outcome.status == "UPDATE_FAILED"
+    assert f"is {status}: it can never become ACTIVE" in outcome.error
+    assert _update_calls(emulator, evaluator) == []
+    assert _draining(services) == {}
+
+
+def test_an_evaluator_deleted_while_it_updates_ends_the_rollout(services, emulator, control_plane):
+    slow = {"emulator:update-duration": "20000", "emulator:delete-duration": "1000000000"}
+    evaluator = _create(control_plane, "deleted", tags=slow)
+    accept_rollout(services, _rollout(evaluator, drain=False))
+    assert advance(services, "roll-1") == "update_called"
+    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "UPDATING")
+    control_plane.delete_evaluator(evaluatorId=evaluator)
+
+    assert advance(services, "roll-1") == "published"
+
+    outcome, _ = services.publisher.published[-1]
+    assert outcome.status == "UPDATE_FAILED"
+    assert "is DELETING: it can never become ACTIVE" in outcome.error
+
+
+def test_every_evaluator_status_of_the_service_model_is_sorted_by_rollouts():
+    import boto3
+
+    from worker.jobs.rollouts import BUSY_STATUSES, DEAD_END_STATUSES
+
+    model = boto3.client("bedrock-agentcore-control", region_name="us-east-1").meta.service_model
+    statuses = set(model.shape_for("EvaluatorStatus").enum)
+    settled = {"ACTIVE", "UPDATE_FAILED"}
+    assert statuses == settled | BUSY_STATUSES | DEAD_END_STATUSES
+    assert not (BUSY_STATUSES & DEAD_END_STATUSES)

@@ -202,7 +202,7 @@ DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
     ],
     "forget_dead": [
         lambda s: s.forget_dead(dead_letter_key=lambda e: f"t:dead:{e}", died_before=NOW,
-                                limit=10),  # fmt: skip
+                                limit=10),
     ],
     "trim_records": [
         lambda s: s.scripts["trim_records"](_fixed(s), {"cutoff": NOW, "job_prefix": _prefix(s)},

@@ -163,6 +163,30 @@ def test_agno_faults_and_markers(agno: Any) -> None:
     assert service.stats()["jobs"]["total"] == 0
 
 
+def test_aymara_answers_404_about_a_missing_organization_or_workspace() -> None:
+    import aymara_ai
+
+    with JsonApiServer(AymaraService(api_key="k", workspaces=["ws-1"])) as server:
+        sdk = aymara_ai.AymaraAI(api_key="k", base_url=server.url, max_retries=0)
+        made = sdk.evals.create(ai_description="d", eval_type="safety", num_prompts=1,
+                                workspace_uuid="ws-1")  # fmt: skip
+        assert sdk.evals.runs.list(workspace_uuid="*").items == []
+        with pytest.raises(aymara_ai.NotFoundError) as workspace:
+            sdk.evals.runs.list(eval_uuid=made.eval_uuid or "", workspace_uuid="ws-2")
+        with pytest.raises(aymara_ai.NotFoundError) as run:
+            sdk.evals.runs.get("score_run.none", workspace_uuid="ws-1")
+        account = {"organization": False}
+        assert httpx.post(server.url + "/_emulator/account", json=account).json() == {
+            "organization": False, "workspaces": ["ws-1"],
+        }  # fmt: skip
+        with pytest.raises(aymara_ai.NotFoundError) as organization:
+            sdk.evals.runs.list()
+    said = [e.value.body["error"] for e in (workspace, run, organization)]
+    assert [e["code"] for e in said] == ["resource.not_found"] * 3
+    assert [e["details"]["resource"] for e in said] == ["workspace", "eval_run", "organization"]
+    assert said[0]["message"] == "Workspace ws-2 not found"
+
+
 def test_the_emulator_command_refuses_an_unknown_service() -> None:
     from typer.testing import CliRunner
 

@@ -33,8 +33,9 @@ from worker.errors import (
 from worker.observability.redaction import redact
 from worker.settings import Settings
 
-#: Evaluator states in which the service refuses an update for now, not for good.
-_BUSY = frozenset({"CREATING", "UPDATING", "DELETING"})
+#: Evaluator states in which the service refuses an update for now, not for good
+#: (DELETING is for good: such a conflict stays a ``RemoteConflict``).
+_BUSY = frozenset({"CREATING", "UPDATING"})
 
 
 class EvaluatorClient:

@@ -73,12 +73,19 @@ class AymaraBackend(RunsByName[AymaraClient]):
         self.client.delete_run(remote_id, workspace_uuid=(scope or {}).get("workspace_uuid"))
 
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
-        """Every run of the account (the client reads all pages)."""
-        return [_remote(run, {}) for run in self.client.list_runs()], None
+        """Every run of the account (the client reads all pages), each with its own
+        workspace: a janitor's delete without it could be answered 404 and count as done
+        while the run stays."""
+        runs = self.client.list_runs()
+        return [_remote(run, _scope_of(run.workspace_uuid)) for run in runs], None
 
 
 def _scope(evaluation: AymaraEvaluation) -> Scope:
-    return {"workspace_uuid": evaluation.workspace_uuid} if evaluation.workspace_uuid else {}
+    return _scope_of(evaluation.workspace_uuid)
+
+
+def _scope_of(workspace_uuid: str | None) -> Scope:
+    return {"workspace_uuid": workspace_uuid} if workspace_uuid else {}
 
 
 def _remote(run: EvalRunResult, scope: Scope) -> RemoteJob:

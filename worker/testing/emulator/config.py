@@ -21,6 +21,7 @@ SERVICE_OF: dict[str, str] = {
     "CreateEvaluator": CONTROL_PLANE,
     "GetEvaluator": CONTROL_PLANE,
     "UpdateEvaluator": CONTROL_PLANE,
+    "DeleteEvaluator": CONTROL_PLANE,
     "ListEvaluators": CONTROL_PLANE,
     "CreateOnlineEvaluationConfig": CONTROL_PLANE,
     "GetOnlineEvaluationConfig": CONTROL_PLANE,

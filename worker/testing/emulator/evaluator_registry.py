@@ -17,6 +17,7 @@ from .errors import conflict, field_validation_error, validation_error
 from .evaluators import (
     BUILTIN_CREATED_AT,
     BUILTIN_LEVELS,
+    TAG_DELETE_DURATION,
     TAG_UPDATE_OUTCOME,
     UPDATABLE,
     Evaluator,
@@ -86,21 +87,39 @@ class EvaluatorRegistry:
         return out
 
     def get_evaluator(self, params: dict[str, Any], now: float) -> dict[str, Any]:
-        evaluator = self._evaluator(params["evaluatorId"])
+        evaluator = self._evaluator(params["evaluatorId"], now)
         return {**self._summary(evaluator, now), **_config_part(evaluator, now)}
+
+    def delete_evaluator(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        evaluator = self._evaluator(params["evaluatorId"], now)
+        if evaluator.builtin:
+            raise not_updatable(evaluator.evaluator_id, "deleted")
+        lockers = self.locked_by(evaluator.evaluator_id)
+        if lockers:
+            raise locked(evaluator.evaluator_id, lockers)
+        status = evaluator.status(now)
+        if status in ("CREATING", "UPDATING", "DELETING"):
+            raise conflict(f"Evaluator {evaluator.evaluator_id} is {status}; try again later")
+        default = self._config.real_seconds(self._config.update_seconds)
+        evaluator.deleting_at = now
+        evaluator.gone_at = now + update_plan(
+            evaluator, default, self._config.time_scale, TAG_DELETE_DURATION
+        )
+        return {"evaluatorArn": evaluator.arn, "evaluatorId": evaluator.evaluator_id,
+                "status": "DELETING"}  # fmt: skip
 
     def update_evaluator(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         replay = self._replay("UpdateEvaluator", params)
         if replay is not None:
             return replay
-        evaluator = self._evaluator(params["evaluatorId"])
+        evaluator = self._evaluator(params["evaluatorId"], now)
         if evaluator.builtin:
             raise not_updatable(evaluator.evaluator_id)
         lockers = self.locked_by(evaluator.evaluator_id)
         if lockers:
             raise locked(evaluator.evaluator_id, lockers)
         status = evaluator.status(now)
-        if status in ("CREATING", "UPDATING"):
+        if status in ("CREATING", "UPDATING", "DELETING", "CREATE_FAILED"):
             raise conflict(f"Evaluator {evaluator.evaluator_id} is {status}; try again later")
         request = _without_token(params)
         failed = evaluator.tags.get(TAG_UPDATE_OUTCOME) == "UPDATE_FAILED"
@@ -123,6 +142,7 @@ class EvaluatorRegistry:
         return out
 
     def list_evaluators(self, params: dict[str, Any], now: float) -> dict[str, Any]:
+        self._forget_deleted(now)
         everything = list(self.evaluators.values())
         start = _decode_offset(params.get("nextToken"))
         size = params.get("maxResults", DEFAULT_MAX_RESULTS)
@@ -159,11 +179,18 @@ class EvaluatorRegistry:
             "kmsKeyArn": fields.get("kmsKeyArn"),
         }
 
-    def _evaluator(self, evaluator_id: str) -> Evaluator:
+    def _evaluator(self, evaluator_id: str, now: float) -> Evaluator:
+        self._forget_deleted(now)
         evaluator = self.evaluators.get(evaluator_id)
         if evaluator is None:
             raise evaluator_not_found(evaluator_id)
         return evaluator
+
+    def _forget_deleted(self, now: float) -> None:
+        """Evaluators whose deletion ended are gone."""
+        for evaluator_id, evaluator in list(self.evaluators.items()):
+            if evaluator.gone_at is not None and now >= evaluator.gone_at:
+                del self.evaluators[evaluator_id]
 
     # --- online evaluation configs -----------------------------------------------
 

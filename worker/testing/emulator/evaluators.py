@@ -17,9 +17,14 @@ Rules the real service states, enforced here:
 * ``clientToken``: the same token with the same parameters answers as the first call did
   and changes nothing; with other parameters it is a ConflictException.
 
-Tags on CreateEvaluator steer its updates (not part of the real API):
-``emulator:update-outcome`` (ACTIVE | UPDATE_FAILED) and ``emulator:update-duration``
-(emulated seconds).
+DeleteEvaluator (not of a built-in, nor of a locked evaluator, nor while it is CREATING,
+UPDATING or DELETING) answers DELETING; the evaluator stays DELETING for
+``update_seconds``, then it is gone (ResourceNotFoundException).
+
+Tags on CreateEvaluator steer it (not part of the real API): ``emulator:create-outcome``
+(ACTIVE | CREATE_FAILED: what CREATING ends in), ``emulator:update-outcome`` (ACTIVE |
+UPDATE_FAILED), ``emulator:update-duration`` and ``emulator:delete-duration`` (emulated
+seconds). An evaluator whose creation failed cannot be updated (ConflictException).
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ from typing import Any
 
 from .errors import ApiError, conflict, field_validation_error
 
+TAG_CREATE_OUTCOME = "emulator:create-outcome"
 TAG_UPDATE_OUTCOME = "emulator:update-outcome"
 TAG_UPDATE_DURATION = "emulator:update-duration"
+TAG_DELETE_DURATION = "emulator:delete-duration"
+CREATE_OUTCOMES = ("ACTIVE", "CREATE_FAILED")
 UPDATE_OUTCOMES = ("ACTIVE", "UPDATE_FAILED")
 #: Fields of UpdateEvaluator that change the evaluator (besides its id and clientToken).
 UPDATABLE = ("description", "evaluatorConfig", "level", "kmsKeyArn")
@@ -104,10 +112,21 @@ class Evaluator:
     tags: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
     updates: list[EvaluatorUpdate] = field(default_factory=list)
+    #: DeleteEvaluator: DELETING from ``deleting_at``, gone from ``gone_at``.
+    deleting_at: float | None = None
+    gone_at: float | None = None
+
+    @property
+    def create_failed(self) -> bool:
+        return self.tags.get(TAG_CREATE_OUTCOME) == "CREATE_FAILED"
 
     def status(self, now: float) -> str:
+        if self.deleting_at is not None and now >= self.deleting_at:
+            return "DELETING"
         if now < self.ready_at:
             return "CREATING"
+        if self.create_failed:
+            return "CREATE_FAILED"
         if not self.updates:
             return "ACTIVE"
         last = self.updates[-1]
@@ -135,7 +154,8 @@ class Evaluator:
         if self.builtin:
             events = [{"at": self.created_at, "status": "ACTIVE"}]
         elif now >= self.ready_at:
-            events.append({"at": self.ready_at, "status": "ACTIVE"})
+            created = "CREATE_FAILED" if self.create_failed else "ACTIVE"
+            events.append({"at": self.ready_at, "status": created})
         for update in self.updates:
             events.append(
                 {
@@ -147,6 +167,8 @@ class Evaluator:
             )
             if now >= update.ends_at:
                 events.append({"at": update.ends_at, "status": update.outcome})
+        if self.deleting_at is not None and now >= self.deleting_at:
+            events.append({"at": self.deleting_at, "call": "DeleteEvaluator", "status": "DELETING"})
         return events
 
 
@@ -177,9 +199,15 @@ class OnlineConfig:
         }
 
 
-def update_plan(evaluator: Evaluator, default_seconds_real: float, time_scale: float) -> float:
-    """Real seconds an update of ``evaluator`` takes (its duration tag, else the default)."""
-    raw = evaluator.tags.get(TAG_UPDATE_DURATION)
+def update_plan(
+    evaluator: Evaluator,
+    default_seconds_real: float,
+    time_scale: float,
+    tag: str = TAG_UPDATE_DURATION,
+) -> float:
+    """Real seconds an update (or, with ``TAG_DELETE_DURATION``, the deletion) of
+    ``evaluator`` takes (its duration tag, else the default)."""
+    raw = evaluator.tags.get(tag)
     if raw is None:
         return default_seconds_real
     try:
@@ -187,18 +215,21 @@ def update_plan(evaluator: Evaluator, default_seconds_real: float, time_scale: f
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise field_validation_error(
-            [(f"tags.{TAG_UPDATE_DURATION}", "Member must be a non-negative number")]
-        )
+        raise field_validation_error([(f"tags.{tag}", "Member must be a non-negative number")])
     return seconds / time_scale
 
 
+#: Tags whose value must be one of a few words.
+_OUTCOME_TAGS = ((TAG_CREATE_OUTCOME, CREATE_OUTCOMES), (TAG_UPDATE_OUTCOME, UPDATE_OUTCOMES))
+
+
 def check_tags(tags: dict[str, str]) -> None:
-    outcome = tags.get(TAG_UPDATE_OUTCOME)
-    if outcome is not None and outcome not in UPDATE_OUTCOMES:
-        raise field_validation_error(
-            [(f"tags.{TAG_UPDATE_OUTCOME}", f"Member must be one of {', '.join(UPDATE_OUTCOMES)}")]
-        )
+    for tag, allowed in _OUTCOME_TAGS:
+        outcome = tags.get(tag)
+        if outcome is not None and outcome not in allowed:
+            raise field_validation_error(
+                [(f"tags.{tag}", f"Member must be one of {', '.join(allowed)}")]
+            )
 
 
 def evaluator_not_found(evaluator_id: str) -> ApiError:
@@ -211,9 +242,9 @@ def config_not_found(config_id: str) -> ApiError:
     )
 
 
-def not_updatable(evaluator_id: str) -> ApiError:
+def not_updatable(evaluator_id: str, action: str = "updated") -> ApiError:
     return field_validation_error(
-        [("evaluatorId", f"Built-in evaluator {evaluator_id} cannot be updated")]
+        [("evaluatorId", f"Built-in evaluator {evaluator_id} cannot be {action}")]
     )
 
 

@@ -20,6 +20,7 @@ def build_service(
     faults: FaultConfig | None = None,
     seed: int | None = None,
     api_key: str | None = None,
+    workspaces: Sequence[str] | None = None,
     security_key: str | None = None,
     agents: Sequence[str] = ("demo-agent",),
     teams: Sequence[str] = (),
@@ -29,7 +30,7 @@ def build_service(
     if name == "aymara":
         from .aymara import AymaraService
 
-        return AymaraService(api_key=api_key, **options)
+        return AymaraService(api_key=api_key, workspaces=workspaces, **options)
     if name == "agno":
         from .agno import DEFAULT_DB_ID, AgnoService
 

@@ -44,6 +44,7 @@ class RateLimits:
         "DeleteBatchEvaluation",
         "CreateEvaluator",
         "UpdateEvaluator",
+        "DeleteEvaluator",
         "CreateOnlineEvaluationConfig",
         "UpdateOnlineEvaluationConfig",
         "DeleteOnlineEvaluationConfig",

@@ -331,6 +331,7 @@ class EmulatorState:
             "CreateEvaluator": registry.create_evaluator,
             "GetEvaluator": registry.get_evaluator,
             "UpdateEvaluator": registry.update_evaluator,
+            "DeleteEvaluator": registry.delete_evaluator,
             "ListEvaluators": registry.list_evaluators,
             "CreateOnlineEvaluationConfig": registry.create_config,
             "GetOnlineEvaluationConfig": registry.get_config,

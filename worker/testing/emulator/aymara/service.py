@@ -7,6 +7,13 @@ Aymara documents nothing (docs/backends.md lists it): an unknown eval is 404
 ``resource.not_found``, a response to a prompt the eval does not have is 400
 ``validation.invalid_request``, a malformed body is 422; a new eval has its prompts at
 once; ``eval_run_uuid`` in a create is ignored.
+
+The account: the key's organization may be missing (``organization=False``) and a call
+may name a ``workspace_uuid`` the organization does not have (``workspaces``: the known
+ones; None, the default: every workspace exists). Aymara then answers 404
+``resource.not_found`` about the organization or the workspace, as it answers 404 about a
+missing run, so ``details.resource`` and the message say which (``organization``,
+``workspace``, ``eval``, ``eval_run``). ``POST /_emulator/account`` changes both.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -132,10 +140,15 @@ class AymaraService(JsonService):
         *,
         api_key: str | None = None,
         timing: AymaraTiming | None = None,
+        workspaces: Iterable[str] | None = None,
         **options: Any,
     ) -> None:
         self.api_key = api_key
         self.timing = timing or AymaraTiming()
+        #: False: the key's organization is missing (every call answers 404).
+        self.organization = True
+        #: The workspaces that exist; None: any workspace a call names.
+        self.workspaces: set[str] | None = None if workspaces is None else set(workspaces)
         self._evals: dict[str, Eval] = {}
         self._runs: list[Run] = []
         super().__init__(**options)
@@ -165,9 +178,48 @@ class AymaraService(JsonService):
         return envelope(500, "server.internal_error", "Internal server error")
 
     def serve(self, operation: str, params: dict[str, str], request: Request) -> Reply:
+        self._check_account(operation, request)
         handler = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", operation).lower())
         result: Reply = handler(params, request)
         return result
+
+    def _check_account(self, operation: str, request: Request) -> None:
+        """404 when the key's organization is missing, or the call names a workspace the
+        organization does not have (in the query, or a new eval's body)."""
+        with self.lock:
+            if not self.organization:
+                raise fail(404, "resource.not_found", "Organization not found for this API key",
+                           {"resource": "organization"})  # fmt: skip
+            named = [request.param("workspace_uuid")]
+            if operation == "CreateEval":
+                body = _json_or_none(request)
+                named.append(body.get("workspace_uuid") if isinstance(body, dict) else None)
+            for workspace in named:
+                if workspace and not self._workspace_exists(workspace):
+                    raise fail(404, "resource.not_found", f"Workspace {workspace} not found",
+                               {"resource": "workspace", "workspace_uuid": workspace})  # fmt: skip
+
+    def _workspace_exists(self, workspace: str) -> bool:
+        # "*" and "**" are the list's wildcards (every workspace, the whole enterprise).
+        return self.workspaces is None or workspace in ("*", "**") or workspace in self.workspaces
+
+    def control(self, method: str, name: str, request: Request) -> Reply | None:
+        """``GET|POST /_emulator/account``: ``{"organization": bool, "workspaces": [...] |
+        null}`` (POST changes the members it is given)."""
+        if name != "account" or method not in ("GET", "POST"):
+            return None
+        with self.lock:
+            if method == "POST":
+                doc = _json_or_none(request)
+                if not isinstance(doc, dict):
+                    return Reply(400, {"error": "account must be a JSON object"})
+                if "organization" in doc:
+                    self.organization = bool(doc["organization"])
+                if "workspaces" in doc:
+                    given = doc["workspaces"]
+                    self.workspaces = None if given is None else {str(w) for w in given}
+            known = None if self.workspaces is None else sorted(self.workspaces)
+            return Reply(200, {"organization": self.organization, "workspaces": known})
 
     # --- evals ---------------------------------------------------------------------------
 
@@ -209,7 +261,8 @@ class AymaraService(JsonService):
     def _eval(self, eval_uuid: str) -> Eval:
         found = self._evals.get(eval_uuid)
         if found is None:
-            raise fail(404, "resource.not_found", f"Eval {eval_uuid} not found")
+            raise fail(404, "resource.not_found", f"Eval {eval_uuid} not found",
+                       {"resource": "eval", "eval_uuid": eval_uuid})  # fmt: skip
         return found
 
     # --- runs ----------------------------------------------------------------------------
@@ -279,14 +332,21 @@ class AymaraService(JsonService):
 
     def _delete_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
         with self.lock:
-            self._run(params["eval_run_uuid"]).deleted_at = self.clock()
+            run = self._run(params["eval_run_uuid"])
+            now = self.clock()
+            refuses = markers_in(run.body.get("name"), run.body.get("ai_description"))
+            if refuses.get("delete") == "conflict" and run.status(now) in ACTIVE_STATUSES:
+                raise fail(409, "resource.conflict",
+                           f"Eval run {run.eval_run_uuid} is still being scored")  # fmt: skip
+            run.deleted_at = now
             return Reply(204)
 
     def _run(self, eval_run_uuid: str) -> Run:
         for run in self._runs:
             if run.eval_run_uuid == eval_run_uuid and run.deleted_at is None:
                 return run
-        raise fail(404, "resource.not_found", f"Eval run {eval_run_uuid} not found")
+        raise fail(404, "resource.not_found", f"Eval run {eval_run_uuid} not found",
+                   {"resource": "eval_run", "eval_run_uuid": eval_run_uuid})  # fmt: skip
 
     # --- control plane -------------------------------------------------------------------
 
@@ -308,6 +368,13 @@ class AymaraService(JsonService):
     def forget_jobs(self) -> None:
         self._runs.clear()
         self._evals.clear()
+
+
+def _json_or_none(request: Request) -> Any:
+    try:
+        return request.json()
+    except ValueError:
+        return None
 
 
 def _validated(model: type[_Body], request: Request) -> _Body:

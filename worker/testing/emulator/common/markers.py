@@ -8,6 +8,8 @@ the markers ride in free text the service keeps (an Aymara run's ``name`` or
 * ``emulator:outcome=failed`` (Aymara: the run ends ``failed``) or
   ``emulator:outcome=error`` (Agno: the eval fails with a 500 after its duration, and
   nothing is stored).
+* ``emulator:delete=conflict`` (Aymara): deleting the run answers 409
+  ``resource.conflict`` while it is scored (``created`` or ``processing``).
 """
 
 from __future__ import annotations

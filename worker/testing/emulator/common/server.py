@@ -126,6 +126,9 @@ def _control(service: JsonService, request: Request) -> Reply:
         except (ValueError, FaultConfigError) as exc:
             return Reply(400, {"error": str(exc)})
         return Reply(200, config.to_dict())
+    own = service.control(request.method, key[1], request)
+    if own is not None:
+        return own
     return Reply(404, {"error": f"unknown control endpoint {request.method} {request.path}"})
 
 

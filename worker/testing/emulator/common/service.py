@@ -68,6 +68,10 @@ class JsonService(ABC):
     @abstractmethod
     def forget_jobs(self) -> None: ...
 
+    def control(self, method: str, name: str, request: Request) -> Reply | None:
+        """A control-plane call of this service's own (``/_emulator/<name>``), or None."""
+        return None
+
     # --- emulated time ---------------------------------------------------------------
 
     def real_seconds(self, emulated: float) -> float:
