@@ -35,10 +35,11 @@ import structlog
 
 from worker.backends.base import RemoteJob
 from worker.backends.ratelimit import Operation
-from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
+from worker.errors import EvalqError, PermanentError, RemoteConflict, RemoteJobNotFound
 from worker.janitor.indexes import JanitorIndexes, LocalRef
 from worker.janitor.plan import Plan, make_plan
 from worker.jobs.admission import admit_waiting
+from worker.jobs.advance import dead_letter
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
 from worker.keys import DEFAULT_TARGET
@@ -316,6 +317,14 @@ def _delete_in_bulk(
         return
     try:
         target.backend.delete_many([(ref.batch_evaluation_id or "", ref.scope) for ref in refs])
+    except PermanentError as exc:
+        # Refused for good (access, a database that is gone): each job becomes a dead
+        # letter whose replay deletes again, rather than a warning every sweep.
+        log.error("bulk delete refused", target=target.name, error=str(exc))
+        svc.store.deletion_done(target.name, [ref.request_id for ref in refs])
+        for job in filter(None, (svc.store.get(ref.request_id) for ref in refs)):
+            dead_letter(svc, job, exc.reason, str(exc))
+        return
     except EvalqError as exc:
         log.warning("bulk delete failed", target=target.name, error=str(exc))
         report.deferred += [f"delete:{ref.request_id}" for ref in refs]

@@ -45,6 +45,18 @@ def advance(
     structlog.contextvars.bind_contextvars(request_id=request_id)
     if lease_token is not None and not _holds_timer(svc, request_id, lease_token):
         return StepResult.STALE
+    result = _locked_step(svc, request_id, step_of, lease)
+    if result == StepResult.HANDED_OFF:
+        svc.dispatch_sync(request_id)  # after the lock is let go: the run may take it now
+    return result
+
+
+def _locked_step(
+    svc: Services,
+    request_id: str,
+    step_of: Callable[[JobState], Step | None] | None,
+    lease: float | None,
+) -> StepResult:
     lock = svc.store.lock(request_id, lease or svc.settings.lease_seconds)
     if not lock.acquire():
         return StepResult.BUSY
@@ -102,11 +114,14 @@ def _run_step(svc: Services, job: Job, step: Step) -> StepResult:
         return _retry_later(svc, job, exc)
     except BackPressure as exc:
         now = svc.clock()
-        svc.store.requeue(job, now=now, pause_until=now + svc.settings.quota_backoff)
-        log.info("account quota full; job back on the backlog", error=str(exc))
-        return StepResult.REQUEUED
+        if svc.store.requeue(job, now=now, pause_until=now + svc.settings.quota_backoff):
+            log.info("account quota full; job back on the backlog", error=str(exc))
+            return StepResult.REQUEUED
+        # Back-pressure where there is no backlog to go back to (a running job, a
+        # published one): an error like any other, inside the retry budget.
+        return _retry_later(svc, job, RetryableError(f"quota full: {exc}"))
     except PermanentError as exc:
-        return _dead_letter(svc, job, exc.reason, str(exc))
+        return dead_letter(svc, job, exc.reason, str(exc))
     except redis.RedisError:
         raise  # the store itself is unreachable; the timer lease brings the job back
     except Exception as exc:
@@ -129,7 +144,7 @@ def _retry_later(
     first = job.first_error_at or now
     if attempts > settings.retry_max_attempts or now - first > settings.retry_max_seconds:
         error = f"gave up after {attempts} attempts: {exc}"
-        return _dead_letter(svc, job, exhausted, error, attempts=attempts)
+        return dead_letter(svc, job, exhausted, error, attempts=attempts)
     step = min(settings.retry_max, settings.retry_initial * 2 ** max(attempts - 1, 0))
     delay = step / 2 + svc.rng.uniform(0, step / 2)
     svc.store.update(job.request_id, attempts=attempts, first_error_at=first,
@@ -139,7 +154,7 @@ def _retry_later(
     return StepResult.RETRY
 
 
-def _dead_letter(
+def dead_letter(
     svc: Services, job: Job, reason: ReasonCode, error: str, attempts: int | None = None
 ) -> StepResult:
     """Move the job to DEAD and record its dead letter; a move the table refuses (the

@@ -12,9 +12,9 @@ the janitor, which knows the name too.
 A synchronous service (Agno) runs the whole eval in its create: that call is handed to
 the synchronous queue (``evals.run``), bounded by the job's deadline, and the job's timer
 is set past the call's end, so a worker killed mid-call leaves a job that comes back.
-The step that hands the call off still holds the job's lock when it sends ``evals.run``:
-a run picked up at once finds the job busy, and :func:`after_busy_run` hands it off again
-at the next tick rather than at that timer.
+``evals.run`` is sent once the handing step let go of the job's lock; a run that still
+finds the job busy (a redelivery racing a step) makes :func:`after_busy_run` hand it off
+again at the next tick rather than at that timer.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def start(svc: Services, job: Job, *, timeout: float | None = None) -> StepResul
 
 
 def _hand_off(svc: Services, job: Job) -> StepResult:
+    """Time the job past the synchronous call's end; ``advance`` sends ``evals.run`` once
+    it has let go of the job's lock (sent under it, a run picked up at once found the job
+    busy)."""
     timeout = synchronous_timeout(svc, job)
     svc.store.schedule(job.request_id, svc.clock() + timeout + svc.settings.create_settle_margin)
-    svc.dispatch_sync(job.request_id)
     return StepResult.HANDED_OFF
 
 

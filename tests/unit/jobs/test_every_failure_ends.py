@@ -151,9 +151,9 @@ def test_a_refused_dead_letter_move_is_an_error_and_counted(services, clock, emu
     job = services.store.get("r1")
     # Another delivery moved the job on (here: to DEAD) before this step dead-letters it.
     services.store.transition(job, Move.DEAD_LETTER, updated_at=clock())
-    from worker.jobs.advance import _dead_letter  # the step's own path
+    from worker.jobs.advance import dead_letter  # the step's own path
 
-    assert _dead_letter(services, job, ReasonCode.access_denied, "denied") == "raced"
+    assert dead_letter(services, job, ReasonCode.access_denied, "denied") == "raced"
     assert "dead-letter move refused" in capsys.readouterr().out
     counted = services.redis.hgetall(services.keys.metrics("evalq_refused_moves"))
     assert counted == {"dead_letter|RUNNING|agentcore|default": "1"}

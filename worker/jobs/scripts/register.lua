@@ -73,7 +73,8 @@ if existing then
       and waiting() >= tonumber(backlog_cap) then
     return {counted('quota'), state, job_id}
   end
-  local fields = {'attempts', '0', 'first_error_at', '', 'updated_at', now, 'stalls', '0'}
+  local fields = {'attempts', '0', 'first_error_at', '', 'updated_at', now, 'stalls', '0',
+                  'quota_waits', '0'}
   local before = move(job_id, job, name, fields)
   if not before then return {counted('duplicate'), state, job_id} end
   redis.call('HINCRBY', job, 'replays', 1)
