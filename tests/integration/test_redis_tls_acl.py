@@ -108,6 +108,9 @@ def test_tls_and_acl_users_for_broker_and_job_store(locked_down, emulator_factor
         assert status.returncode == 0, status.stderr
         sweep = _evalq(env, "janitor", "--json")
         assert sweep.returncode == 0, sweep.stderr
+        # The probes speak TLS with the private CA and the client certificate too.
+        health = _evalq(env, "health", "--max-tick-age", "60")
+        assert health.returncode == 0, health.stdout + health.stderr
     finally:
         cluster.stop()
 

@@ -3,7 +3,7 @@
 Kubernetes runs it as an exec probe every few seconds in every pod, so it must cost far
 less than 0.1 CPU-second: the console entry (``worker.cli.entry``) dispatches here before
 importing anything else, and this module imports only the standard library. That is why
-it reads its five settings from the environment itself (a unit test holds the names and
+it reads its settings from the environment itself (a unit test holds the names and
 defaults equal to ``worker.settings.Settings``) and speaks the few Redis commands it
 needs over a socket: importing redis-py alone costs about 70 ms of CPU (it pulls in
 asyncio), pydantic-settings about 100 ms, the whole CLI about 250 ms.
@@ -33,6 +33,10 @@ DEFAULTS = {
     "key_prefix": "evalq",
     "heartbeat_interval": "5.0",
     "heartbeat_dir": "",  # tempfile.gettempdir()
+    # TLS for rediss:// and amqps:// (unset: the system's CAs, no client certificate).
+    "tls_ca_file": "",
+    "tls_cert_file": "",
+    "tls_key_file": "",
 }
 #: A heartbeat is stale after this many intervals.
 STALE_INTERVALS = 4
@@ -121,9 +125,16 @@ class RespClient:
 
 
 def _tls(sock: socket.socket, host: str, query: dict[str, list[str]]) -> socket.socket:
-    import ssl  # only for rediss://
+    """TLS as evalq's own clients speak it: the URL's options, else EVALQ_TLS_* (a
+    private CA, a client certificate the server asks for)."""
+    import ssl  # only for rediss:// and amqps://
 
-    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs", [None])[0])
+    cafile = query.get("ssl_ca_certs", [setting("tls_ca_file")])[0] or None
+    context = ssl.create_default_context(cafile=cafile)
+    cert = query.get("ssl_certfile", [setting("tls_cert_file")])[0]
+    key = query.get("ssl_keyfile", [setting("tls_key_file")])[0]
+    if cert:
+        context.load_cert_chain(cert, key or None)
     if query.get("ssl_cert_reqs", ["required"])[0].lower() in ("none", "cert_none"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
