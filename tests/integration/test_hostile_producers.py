@@ -8,6 +8,7 @@ docs/security.md lists each attack, what evalq does, and the test here that show
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from typing import Any
@@ -153,3 +154,132 @@ def test_a_deeply_nested_message_is_a_dead_letter_and_no_poison_pill(service, pr
     assert {letter.reason.value for letter in store.find()} == {"payload_too_deep"}
     for letter in store.find():
         assert "nests lists and objects over 64 deep" in letter.error
+
+
+RESERVED = ["unacked", "evals.requests", "evals.control", "celery",
+            "_kombu.binding.evals.requests", "evalq:job:victim"]  # fmt: skip
+
+
+def test_reply_to_reaches_only_queues_a_producer_may_use(service, producer):
+    env = service.cluster.env
+    store = _store(env)
+    sender = Sender(env["EVALQ_BROKER_URL"])
+    for n, queue in enumerate(RESERVED):
+        sender.submit(_request(f"inject-{n}", reply_to=[queue]))
+    sender.submit(_request("honest", reply_to=["good-team.replies"]))
+
+    (outcome,) = producer.collect(1, timeout=60)
+    assert outcome["request_id"] == "honest"
+    (reply,) = producer.collect(1, timeout=30, queue="good-team.replies")
+    assert reply["event_id"] == outcome["event_id"]
+    _wait(lambda: store.count() == len(RESERVED), 30, "a dead letter per injection")
+    letters = {letter.request_id: letter for letter in store.find()}
+    for n, queue in enumerate(RESERVED):
+        letter = letters[f"inject-{n}"]
+        assert letter.reason == "invalid_request"
+        # The contract's pattern already refuses a name starting with "_".
+        assert f"reply_to {queue!r}" in letter.error or "reply_to.0: String" in letter.error
+    if sender.broker is not None:  # nothing landed in evalq's or kombu's own keys
+        assert sender.broker.type("unacked") in (b"hash", b"none")
+        assert sender.broker.llen("evals.control") == 0
+    assert service.worker.alive()
+
+
+def test_a_request_id_taken_by_another_producer_is_still_the_owners(service, producer):
+    env = service.cluster.env
+    store = _store(env)
+    sender = Sender(env["EVALQ_BROKER_URL"])
+    squatter = sample_request(request_id="release-1", producer="squatter")
+    squatter["evaluation"]["tags"] = {"emulator:sessions": "1"}
+    sender.submit(squatter)
+    _wait(lambda: store.redis.exists("evalq:job:release-1"), 30, "the squatter's job")
+    sender.submit(_request("release-1"))
+    sender.submit(_request("release-1"))  # the owner's retry: a duplicate of its own
+
+    outcomes = producer.collect(2, timeout=60)
+    # Two jobs, two outcomes for one request_id: collect() counts ids, so read on.
+    outcomes += producer.drain(settle=3.0)
+    by_producer = {o["producer"]: o for o in outcomes}
+    assert set(by_producer) == {"squatter", "good-team"}
+    assert by_producer["good-team"]["request_id"] == "release-1"
+    assert by_producer["good-team"]["status"] == "COMPLETED"
+    assert store.count() == 0  # no idempotency_conflict
+    assert service.emulator.stats()["jobs"]["total"] == 2
+
+
+def test_a_flooding_producer_is_capped_and_the_others_are_served(
+    emulator_factory, cluster_factory, producer
+):
+    emulator = emulator_factory("--time-scale", "40")
+    cluster = cluster_factory(emulator, EVALQ_PRODUCER_BACKLOG_CAP="3",
+                              EVALQ_MAX_ACTIVE_JOBS="1")  # fmt: skip
+    cluster.start_worker("w1", concurrency=2)
+    cluster.start_beat()
+    store = _store(cluster.env)
+    sender = Sender(cluster.env["EVALQ_BROKER_URL"])
+    for i in range(8):
+        flood = sample_request(request_id=f"flood-{i}", producer="flood")
+        flood["evaluation"]["tags"] = {"emulator:duration": "100000"}
+        sender.submit(flood)
+    _wait(lambda: store.count() == 4, 60, "the flood's excess dead-lettered")
+    assert {letter.reason.value for letter in store.find()} == {"producer_quota"}
+
+    sender.submit(_request("calm-1"))
+    # Another producer is still taken: registered and waiting for the slot, no refusal.
+    assert _job_state(store, "calm-1") == "QUEUED"
+    assert store.count() == 4
+    assert store.redis.llen("evalq:backlog:0:flood") == 3
+    assert store.redis.llen("evalq:backlog:0:good-team") == 1
+
+
+def _job_state(store: DeadLetterStore, request_id: str) -> str:
+    _wait(lambda: store.redis.hget(f"evalq:job:{request_id}", "state") is not None, 30,
+          f"{request_id}'s record")  # fmt: skip
+    return str(store.redis.hget(f"evalq:job:{request_id}", "state"))
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+def test_on_rabbitmq_a_producer_is_who_the_broker_says(
+    emulator_factory, cluster_factory, producer, tmp_path
+):
+    """A producer listed with broker users must send as one of them: RabbitMQ checks a
+    message's user_id against the connection, so the name is no longer self-declared."""
+    path = tmp_path / "producers.yaml"
+    path.write_text(
+        "unlisted: refuse\n"
+        "producers:\n"
+        "  - {name: good-team, broker_users: [guest], max_priority: 5}\n"
+    )
+    emulator = emulator_factory("--time-scale", "40")
+    cluster = cluster_factory(emulator, EVALQ_PRODUCERS_FILE=str(path))
+    cluster.start_worker("w1", concurrency=2)
+    cluster.start_beat()
+    store = _store(cluster.env)
+    sender = Sender(cluster.env["EVALQ_BROKER_URL"])
+
+    def send(request: dict[str, Any], **options: Any) -> None:
+        sender.app.send_task("evals.submit", kwargs={"request": request},
+                             queue="evals.requests", **options)  # fmt: skip
+
+    send(_request("unsigned"))
+    send(_request("too-urgent", priority=9), user_id="guest")
+    send({**_request("stranger-1"), "producer": "stranger"}, user_id="guest")
+    send(_request("signed"), user_id="guest")
+    # A user_id that is not the connection's: RabbitMQ refuses the publish itself.
+    forger = Sender(cluster.env["EVALQ_BROKER_URL"])
+    with contextlib.suppress(Exception):
+        forger.app.send_task("evals.submit", kwargs={"request": _request("forged")},
+                             queue="evals.requests", user_id="someone-else")  # fmt: skip
+
+    (outcome,) = producer.collect(1, timeout=60)
+    assert outcome["request_id"] == "signed"
+    _wait(lambda: store.count() == 3, 30, "three refusals")
+    letters = {letter.request_id: letter for letter in store.find()}
+    assert {k: v.reason.value for k, v in letters.items()} == {
+        "unsigned": "producer_not_allowed", "too-urgent": "producer_not_allowed",
+        "stranger-1": "producer_not_allowed",
+    }  # fmt: skip
+    assert "names none (set user_id)" in letters["unsigned"].error
+    assert "above the highest producer 'good-team' may use, 5" in letters["too-urgent"].error
+    assert "not listed" in letters["stranger-1"].error
+    assert store.redis.exists("evalq:job:forged") == 0
