@@ -137,7 +137,7 @@ PRODUCER_COMMANDS = {
 READ_COMMANDS = {
     "ping", "select", "get", "mget", "hget", "hmget", "hgetall", "hlen", "hexists", "llen",
     "lindex", "lrange", "scard", "smembers", "sismember", "zrange", "zrangebyscore", "zcard",
-    "zscore", "exists", "pttl", "ttl", "type", "strlen",
+    "zscore", "zcount", "exists", "pttl", "ttl", "type", "strlen",
 }  # fmt: skip
 #: How each probed command uses its key: R reads it, W writes it (Redis's key specs).
 KEY_ACCESS = {
