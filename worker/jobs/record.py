@@ -47,6 +47,7 @@ _JSON_FIELDS = {
     "scenarios",
     "published_to",
     "reply_failures",
+    "listed_result",
 }
 _FLOAT_FIELDS = {
     "accepted_at",
@@ -134,6 +135,11 @@ class Job:
     #: ``{queue: {"failures": n, "error": text, "dropped": bool}}``.
     published_to: list[str] | None = None
     reply_failures: dict[str, Any] | None = None
+    #: "1" when the listing that sees the remote job end holds its whole outcome (no
+    #: insights asked for, no dataset run): it finishes without a GetBatchEvaluation.
+    listing_outcome: str | None = None
+    #: That listing's summary of the ended job, the outcome's ``result``.
+    listed_result: dict[str, Any] | None = None
     #: ``rollout`` for an evaluator rollout (docs/evaluators.md); unset for a request.
     kind: str | None = None
     #: The evaluators the request's batch uses, comma-separated: admission holds the job

@@ -47,12 +47,17 @@ log = structlog.stdlib.get_logger("evalq.steps")
 
 
 def poll(svc: Services, job: Job) -> StepResult:
+    if job.listed_result is not None:
+        # The listing saw it end, and its summary is the whole outcome.
+        return _ended(svc, job, job.listed_result, job.remote_status or "")
     if svc.clock() >= job.deadline_at:
         return request_stop(svc, job)
     return observe(svc, job)
 
 
 def observe(svc: Services, job: Job) -> StepResult:
+    if job.listed_result is not None:
+        return _ended(svc, job, job.listed_result, job.remote_status or "")
     target = svc.targets[job.target]
     if not is_terminal(job.remote_status or "") and is_watched(svc, target):
         # The target's listing watches this job and hands it out when it ends.
@@ -68,10 +73,7 @@ def observe(svc: Services, job: Job) -> StepResult:
         return _vanished(svc, job)
     now = svc.clock()
     if is_terminal(remote.status):
-        stopped_by_us = job.state == JobState.STOPPING and remote.status == RemoteStatus.STOPPED
-        status = OutcomeStatus.EXPIRED if stopped_by_us else OutcomeStatus(remote.status)
-        error = "stopped at its deadline" if stopped_by_us else _remote_error(remote.body)
-        return finish(svc, job, status, remote.body, error=error, remote_status=remote.status)
+        return _ended(svc, job, remote.body, remote.status)
     updates: dict[str, Any] = {
         "remote_status": remote.status,
         "polls": job.polls + 1,
@@ -178,6 +180,15 @@ STEPS: dict[JobState, Step] = {
     JobState.DRAINING: drain_then_update,
     JobState.UPDATING: await_active,
 }
+
+
+def _ended(svc: Services, job: Job, body: dict[str, Any], remote_status: str) -> StepResult:
+    """Finish a job whose remote job ended in ``remote_status`` (evalq's words), from what
+    the service said of it (a Get's body, or the listing's summary)."""
+    stopped_by_us = job.state == JobState.STOPPING and remote_status == RemoteStatus.STOPPED
+    status = OutcomeStatus.EXPIRED if stopped_by_us else OutcomeStatus(remote_status)
+    error = "stopped at its deadline" if stopped_by_us else _remote_error(body)
+    return finish(svc, job, status, body, error=error, remote_status=remote_status)
 
 
 def _vanished(svc: Services, job: Job) -> StepResult:

@@ -436,12 +436,18 @@ def _registration(reply: list[Any]) -> Registration:
 
 
 def _drain_and_scenario_fields(request: EvaluationRequest) -> dict[str, Any]:
-    """What admission and the scenario step read of a request: the evaluators its batch
-    uses (held while a rollout drains one) and how many scenario items it runs first."""
+    """What admission, the watch and the scenario step read of a request: the evaluators
+    its batch uses (held while a rollout drains one), whether the listing that sees it end
+    holds its whole outcome, and how many scenario items it runs first."""
     fields: dict[str, Any] = {}
     if isinstance(request.evaluation, AgentCoreEvaluation):
         used = [e.evaluatorId for e in request.evaluation.evaluators or []]
         fields["evaluators"] = ",".join(dict.fromkeys(used))
+        # Insights and a dataset run are reported by GetBatchEvaluation only; the rest of
+        # the outcome (status, evaluationResults, errorDetails) is in the listing too.
+        evaluation = request.evaluation
+        whole = not evaluation.insights and evaluation.datasetExecutionConfig is None
+        fields["listing_outcome"] = "1" if whole else ""
     if request.scenarios is not None:
         fields["scenario_items"] = len(request.scenarios.items)
     return fields

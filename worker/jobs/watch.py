@@ -3,7 +3,9 @@
 ListBatchEvaluations returns every job of an account with its status and session counts,
 100 per page. One pass per tick over those pages sees every running job of the target;
 a job that ended is handed to a worker at once, whose step reads the full body with the
-job's only GetBatchEvaluation. Jobs a listing watches skip their own polls
+job's only GetBatchEvaluation, or, for a job that asked for no insights and no dataset
+run, from the listing's own summary, which then holds its whole outcome (no Get at all).
+Jobs a listing watches skip their own polls
 (``worker.jobs.steps``) as long as the listing is fresh (``TargetKeys.watching``): if
 the watcher stops, the next recheck of each job polls it again.
 
@@ -38,7 +40,9 @@ PAGE_SIZE = 100
 #: A listing stays fresh this many tick intervals.
 FRESH_TICKS = 10
 #: What the listing reads of each slot holder's record.
-_WATCHED_FIELDS = ("batch_evaluation_id", "state", "remote_status", "progress_last")
+_WATCHED_FIELDS = (
+    "batch_evaluation_id", "state", "remote_status", "progress_last", "listing_outcome"
+)  # fmt: skip
 
 
 @dataclass
@@ -120,19 +124,20 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
     for owner in owners:
         pipe.hmget(svc.keys.job(owner), _WATCHED_FIELDS)
     by_id = {
-        remote_id: (owner, text, stored, progress)
-        for owner, (remote_id, text, stored, progress) in zip(owners, pipe.execute(), strict=True)
+        remote_id: (owner, text, stored, progress, whole)
+        for owner, (remote_id, text, stored, progress, whole)
+        in zip(owners, pipe.execute(), strict=True)
         if remote_id
-    }
+    }  # fmt: skip
     report.ended = []
     for job in remote:
-        owner, text, stored, progress = by_id.get(job.id, (None, None, None, None))
+        owner, text, stored, progress, whole = by_id.get(job.id, (None,) * 5)
         if owner is None or text not in REMOTE_LIVE_STATES:
             continue
         state, ref = JobState(text), Ref(owner, target.name)
         if is_terminal(job.status):
             if not is_terminal(stored or ""):
-                _ended(svc, ref, state, job, now)
+                _ended(svc, ref, state, job, now, whole=whole == "1")
                 report.ended.append(owner)
         elif _progress_changed(job, progress):
             fields = _progress_fields(job, now, first=progress is None)
@@ -140,9 +145,13 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
             report.progressed += 1
 
 
-def _ended(svc: Services, ref: Ref, state: JobState, job: RemoteJob, now: float) -> None:
-    """Record the end the listing saw and hand the job to a worker now: its step reads
-    the full body (one Get) and publishes the outcome."""
+def _ended(
+    svc: Services, ref: Ref, state: JobState, job: RemoteJob, now: float, *, whole: bool
+) -> None:
+    """Record the end the listing saw and hand the job to a worker now: its step
+    publishes the outcome, from this listing's summary when that is ``whole`` (no Get),
+    else from the full body of the job's only GetBatchEvaluation."""
+    listed: dict[str, Any] = {"listed_result": job.body} if whole else {}
     moved = svc.store.transition(
         ref,
         Move.POLL,
@@ -151,6 +160,7 @@ def _ended(svc: Services, ref: Ref, state: JobState, job: RemoteJob, now: float)
         remote_status=job.status,
         remote_ended_at=now,
         updated_at=now,
+        **listed,
     )
     if moved:
         svc.dispatch(ref.request_id, None, 0.0)

@@ -1,4 +1,5 @@
-"""Watching running jobs with one listing per tick: one Get per job, at its end."""
+"""Watching running jobs with one listing per tick: no Get at all for a job whose end the
+listing holds whole, one at its end for a job that asked for insights."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import json
 import time
 import urllib.request
 
+from api_contracts.examples import sample_request
 from tests.unit.driving import submit
 from worker.jobs import watch
 from worker.jobs.advance import advance
+from worker.jobs.intake import accept
 from worker.jobs.states import JobState
 
 LONG = {"emulator:duration": "1000000000000"}
@@ -32,7 +35,7 @@ def _run_dispatched(services) -> list[str]:
     return results
 
 
-def test_a_watched_job_is_read_once_at_its_end(services, emulator, clock):
+def test_a_watched_job_ends_from_the_listing_without_a_get(services, emulator, clock):
     submit(services, "r1")
     assert advance(services, "r1") == "started"
     services.dispatched.clear()
@@ -43,8 +46,33 @@ def test_a_watched_job_is_read_once_at_its_end(services, emulator, clock):
     assert report.listed
     assert report.ended == ["r1"]
     assert _run_dispatched(services) == ["published"]
+    assert _gets(emulator) == 0
+    job = services.store.get("r1")
+    assert job.remote_ended_at is not None
+    ((outcome, _),) = services.publisher.published
+    assert outcome.status == "COMPLETED"
+    # What the listing said is what a Get says, field for field, where both say it.
+    got = services.targets["default"].backend.get(job.batch_evaluation_id).body
+    assert outcome.result
+    for name, value in outcome.result.items():
+        assert got[name] == value, name
+    assert {"evaluationResults", "status", "batchEvaluationId"} <= set(outcome.result)
+
+
+def test_a_job_that_asked_for_insights_is_read_once_at_its_end(services, emulator, clock):
+    request = sample_request(request_id="r1")
+    request["evaluation"]["tags"] = {"emulator:sessions": "2"}
+    request["evaluation"]["insights"] = [{"insightId": "Builtin.FailureAnalysis"}]
+    assert accept(services, request).outcome == "created"
+    assert advance(services, "r1") == "started"
+    services.dispatched.clear()
+    time.sleep(0.05)
+
+    report = watch.watch(services, "default")
+
+    assert report.ended == ["r1"]
+    assert _run_dispatched(services) == ["published"]
     assert _gets(emulator) == 1
-    assert services.store.get("r1").remote_ended_at is not None
 
 
 def test_a_job_missing_from_the_name_index_is_still_seen_ending(services, emulator, clock):
