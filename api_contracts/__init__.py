@@ -1,13 +1,14 @@
 """evalq's public message contracts, version 1.
 
 Producers send :class:`EvaluationRequest` (optionally with ``scenarios``, a
-:class:`ScenarioRun`) and :class:`EvaluatorUpdateRequest`; evalq publishes
+:class:`ScenarioRun`), :class:`CancelRequest` and :class:`EvaluatorUpdateRequest`; evalq publishes
 :class:`EvaluationOutcome` and :class:`EvaluatorUpdateOutcome` and stores
 :class:`DeadLetter`. Their JSON Schemas ship in ``api_contracts/schemas/``.
 """
 
 from api_contracts.agentcore import AgentCoreEvaluation
 from api_contracts.agno import AgnoEvaluation
+from api_contracts.cancel import CancelRequest
 from api_contracts.aymara import AymaraEvaluation
 from api_contracts.common import SCHEMA_VERSION, Backend
 from api_contracts.dead_letter import DeadLetter, ReasonCode
@@ -33,6 +34,7 @@ __all__ = [
     "AgnoEvaluation",
     "AymaraEvaluation",
     "Backend",
+    "CancelRequest",
     "DeadLetter",
     "EvaluationOutcome",
     "EvaluationRequest",

@@ -31,6 +31,9 @@ class OutcomeStatus(StrEnum):
     FAILED = "FAILED"
     STOPPED = "STOPPED"
     EXPIRED = "EXPIRED"  #: its deadline passed before the remote job could finish or start
+    #: Added after version 1 shipped: its producer (or ops) cancelled it (``evals.cancel``);
+    #: the outcome's ``error`` says what was done (stopped, deleted, or never started).
+    CANCELLED = "CANCELLED"
 
 
 def make_event_id(request_id: str, status: str) -> str:

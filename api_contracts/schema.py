@@ -16,6 +16,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
+from api_contracts.cancel import CancelRequest
 from api_contracts.common import SCHEMA_ID_BASE
 from api_contracts.dead_letter import DeadLetter
 from api_contracts.evaluator_update import EvaluatorUpdateOutcome, EvaluatorUpdateRequest
@@ -36,6 +37,7 @@ MODELS: Final[dict[str, tuple[type[BaseModel], JsonSchemaMode]]] = {
     "dead-letter": (DeadLetter, "serialization"),
     "evaluator-update-request": (EvaluatorUpdateRequest, "validation"),
     "evaluator-update-outcome": (EvaluatorUpdateOutcome, "serialization"),
+    "cancel-request": (CancelRequest, "validation"),
 }
 
 

@@ -7,6 +7,8 @@ SUBMIT = "evals.submit"
 #: Evaluator rollouts: ``send_task(EVALUATOR_UPDATE, kwargs={"request": {...}},
 #: queue="evals.requests")`` (docs/evaluators.md).
 EVALUATOR_UPDATE = "evals.evaluator.update"
+#: Cancel a request: ``send_task(CANCEL, kwargs={"request": {...}}, queue="evals.requests")``.
+CANCEL = "evals.cancel"
 #: Take one job's next step.
 ADVANCE = "evals.advance"
 #: Run a synchronous service's create (Agno's whole eval), on the synchronous queue.
@@ -28,10 +30,10 @@ PING = "evals.ping"
 #: What producers may send (on the requests queue; ``evals.ping`` does nothing). Everything
 #: else is evalq's own and runs only from the queues producers cannot write
 #: (docs/security.md).
-PUBLIC = frozenset({SUBMIT, EVALUATOR_UPDATE, PING})
+PUBLIC = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, PING})
 #: What evalq and ops send on the control queue: its own steps, the janitor, dead-letter
 #: operations, and replays (a replay is an intake call that ops sent).
-CONTROL = frozenset({SUBMIT, EVALUATOR_UPDATE, ADVANCE, TICK, WATCH, JANITOR, DLQ_REPLAY,
-                     DLQ_PURGE, PING})  # fmt: skip
+CONTROL = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, ADVANCE, TICK, WATCH, JANITOR,
+                     DLQ_REPLAY, DLQ_PURGE, PING})  # fmt: skip
 #: Long remote calls, on the synchronous queue.
 SYNCHRONOUS = frozenset({RUN, INVOKE})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,10 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, evaluator, janitor_cmd
+from worker.cli import dlq, evaluator, janitor_cmd, jobs_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
-from worker.jobs.record import Job
 from worker.runtime.root import services
 from worker.settings import get_settings
 
@@ -28,6 +26,7 @@ app = typer.Typer(
 console = Console()
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(evaluator.app, name="evaluator")
+app.add_typer(jobs_cmd.app, name="jobs")
 app.command(name="janitor")(janitor_cmd.janitor)
 
 
@@ -172,44 +171,6 @@ def status(
     table = Table(show_header=False)
     for key, value in view.items():
         table.add_row(key, plain("" if value is None else value))
-    console.print(table)
-
-
-@app.command()
-def jobs(
-    state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
-    target: Annotated[str | None, typer.Option(help="only jobs of this target")] = None,
-    limit: Annotated[int, typer.Option()] = 50,
-    stalled: Annotated[
-        bool, typer.Option("--stalled", help="only jobs whose timer keeps firing in vain")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
-) -> None:
-    """List jobs, newest first (stalled ones: most stalls first)."""
-    views = []
-    store = services().store
-    found: Iterable[Job] = store.iter_jobs()
-    if stalled:
-        at_least = services().settings.stall_alert_after
-        stuck = (store.get(rid) for rid, _ in store.stalled_jobs(at_least, limit * 4))
-        found = (job for job in stuck if job is not None)
-    for job in found:
-        if (state and job.state != state.upper()) or (target and job.target != target):
-            continue
-        views.append(job_view(job))
-        if len(views) >= limit:
-            break
-    if as_json:
-        for view in views:
-            print(json.dumps(view, sort_keys=True))
-        return
-    table = Table(
-        "job_id", "target", "state", "remote", "progress", "batch_evaluation_id", "outcome"
-    )
-    columns = ("job_id", "target", "state", "remote_status", "progress",
-               "batch_evaluation_id", "outcome_status")  # fmt: skip
-    for v in views:
-        table.add_row(*(plain(v[k] or "") for k in columns))
     console.print(table)
 
 

@@ -34,14 +34,16 @@ def finish(
     body: dict[str, Any] | None,
     *,
     error: str | None,
+    move: Move = Move.FINISH,
     **fields: Any,
 ) -> StepResult:
-    """Record the final status, free the slot, admit the next job, publish the outcome."""
+    """Record the final status, free the slot, admit the next job, publish the outcome.
+    ``move``: FINISH, or CANCEL for a job cancelled before it had a remote job."""
     now = svc.clock()
     fields.setdefault("remote_status", (body or {}).get("status", job.remote_status))
     moved = svc.store.transition(
         job,
-        Move.FINISH,
+        move,
         from_state=job.state,
         due_at=now,
         finished_at=now,

@@ -66,6 +66,7 @@ _FLOAT_FIELDS = {
     "prepared_at",
     "update_called_at",
     "active_at",
+    "cancel_requested_at",
 }
 _INT_FIELDS = {
     "priority", "polls", "attempts", "replays", "creates", "scenario_items", "stalls",
@@ -135,6 +136,10 @@ class Job:
     #: ``{queue: {"failures": n, "error": text, "dropped": bool}}``.
     published_to: list[str] | None = None
     reply_failures: dict[str, Any] | None = None
+    #: A cancel was asked for (``evals.cancel``, ``evalq jobs stop``): its steps stop the
+    #: remote job (or never start it), and the outcome is CANCELLED with this reason.
+    cancel_requested_at: float | None = None
+    cancel_reason: str | None = None
     #: "1" when the listing that sees the remote job end holds its whole outcome (no
     #: insights asked for, no dataset run): it finishes without a GetBatchEvaluation.
     listing_outcome: str | None = None

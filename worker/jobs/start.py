@@ -43,6 +43,8 @@ def start_or_expire(svc: Services, job: Job) -> StepResult:
     backend = backend_of(svc, job)
     if job.create_intent_at is not None:
         return _settle(svc, job, backend, inline=not backend.capabilities.synchronous)
+    if job.cancel_requested_at is not None:
+        return cancel_unstarted(svc, job)
     if backend.capabilities.synchronous:
         return _hand_off(svc, job)
     return start(svc, job)
@@ -57,6 +59,8 @@ def run_synchronously(svc: Services, job: Job) -> StepResult:
         return _expire_unstarted(svc, job)
     if job.create_intent_at is not None:
         return _settle(svc, job, backend_of(svc, job), inline=True)
+    if job.cancel_requested_at is not None:
+        return cancel_unstarted(svc, job)
     return start(svc, job, timeout=synchronous_timeout(svc, job))
 
 
@@ -131,9 +135,11 @@ def _settle(svc: Services, job: Job, backend: Backend, *, inline: bool) -> StepR
     if found is not None:
         log.info("found the run of a create whose answer never came", run=found.id)
         return _started(svc, job, backend, found)
-    log.info("the earlier create made no run; creating again", creates=job.creates)
     svc.store.update(job.request_id, create_intent_at=None, create_timeout=None)
     job.create_intent_at = job.create_timeout = None
+    if job.cancel_requested_at is not None:
+        return cancel_unstarted(svc, job)  # cancelled meanwhile: nothing to create again
+    log.info("the earlier create made no run; creating again", creates=job.creates)
     if not inline:
         return _hand_off(svc, job)
     timeout = synchronous_timeout(svc, job) if backend.capabilities.synchronous else None
@@ -174,6 +180,14 @@ def _started(svc: Services, job: Job, backend: Backend, remote: RemoteJob) -> St
     ):
         svc.dispatch_watch(target.name)  # an idle target's watch starts now, not next tick
     return StepResult.STARTED
+
+
+def cancel_unstarted(svc: Services, job: Job) -> StepResult:
+    """A cancelled job that has no remote job (and no create on its way) never gets one."""
+    log.info("cancelled before it started")
+    return finish(svc, job, OutcomeStatus.CANCELLED, None, move=Move.CANCEL,
+                  error=f"{job.cancel_reason or 'cancelled'}: it had not started; no "
+                  "remote job was created")  # fmt: skip
 
 
 def _expire_unstarted(svc: Services, job: Job) -> StepResult:

@@ -13,6 +13,7 @@ moves a job along an edge that is not here.
                        |  +----requeue------+  |            stop (deadline)    publish
                        |  (account full)       |               v                  v
                        +--expire_queued--> FINISHED       STOPPING --finish--> PUBLISHED
+    QUEUED | ADMITTED | PREPARING --cancel (no remote job yet)--> FINISHED
                                                                                   |
     any state but DELETED and DEAD --dead_letter--> DEAD                 delete  v
                                                                               DELETED
@@ -79,6 +80,8 @@ class Move(StrEnum):
     RETRY_DELETE = "retry_delete"  #: a job whose remote delete failed comes in again
     ADMIT = "admit"  #: a free slot
     EXPIRE_QUEUED = "expire_queued"  #: its deadline passed in the backlog (outcome EXPIRED)
+    #: its producer (or ops) cancelled it before it had a remote job (outcome CANCELLED)
+    CANCEL = "cancel"
     REQUEUE = "requeue"  #: the account said it is full: back to the front of the backlog
     START = "start"  #: the remote job was started
     ADOPT = "adopt"  #: the janitor found the remote job of a record that never learned it
@@ -116,6 +119,7 @@ MOVES: Mapping[Move, Mapping[JobState | None, JobState]] = {
     Move.RETRY_DELETE: {_D: _P},
     Move.ADMIT: {_Q: _A},
     Move.EXPIRE_QUEUED: {_Q: _F},
+    Move.CANCEL: {_Q: _F, _A: _F, _PR: _F},
     Move.REQUEUE: {_A: _Q},
     Move.START: {_A: _R},
     Move.ADOPT: {_Q: _R, _A: _R, _D: _R},

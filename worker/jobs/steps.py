@@ -50,7 +50,7 @@ def poll(svc: Services, job: Job) -> StepResult:
     if job.listed_result is not None:
         # The listing saw it end, and its summary is the whole outcome.
         return _ended(svc, job, job.listed_result, job.remote_status or "")
-    if svc.clock() >= job.deadline_at:
+    if svc.clock() >= job.deadline_at or job.cancel_requested_at is not None:
         return request_stop(svc, job)
     return observe(svc, job)
 
@@ -105,13 +105,13 @@ def request_stop(svc: Services, job: Job) -> StepResult:
         return _vanished(svc, job)
     now = svc.clock()
     svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
-    log.info("deadline passed; stop requested")
+    log.info(f"{_why_stopped(job)}; stop requested")
     return StepResult.STOPPING
 
 
 def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult:
-    """A service that cannot stop a run: at the deadline the run is deleted and the
-    outcome is EXPIRED."""
+    """A service that cannot stop a run: at the deadline (or a cancel) the run is deleted
+    and the outcome is EXPIRED (CANCELLED)."""
     if rate_limited(svc, job, "delete"):
         return StepResult.RATE_LIMITED
     assert job.batch_evaluation_id is not None
@@ -120,20 +120,32 @@ def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult
     except RemoteConflict as exc:
         return _expire_undeleted(svc, job, exc)
     now = svc.clock()
-    log.info("deadline passed; the run was deleted (the service cannot stop one)")
-    return finish(svc, job, OutcomeStatus.EXPIRED, None, deleted_at=now,
-                  error="deleted at its deadline: the service cannot stop a run")  # fmt: skip
+    log.info(f"{_why_stopped(job)}; the run was deleted (the service cannot stop one)")
+    return finish(svc, job, _stopped_status(job), None, deleted_at=now,
+                  error=f"{_why_stopped(job)}: the run was deleted (the service cannot stop "
+                  "one)")  # fmt: skip
 
 
 def _expire_undeleted(svc: Services, job: Job, refused: RemoteConflict) -> StepResult:
-    """The service refused to delete the run at its deadline (409, as after retention):
-    the job ends EXPIRED all the same, and its retention is cut to nothing, so the
-    retention step deletes the run as soon as the service lets it."""
-    log.warning("deadline passed; the service refused to delete the run, deleted later",
+    """The service refused to delete the run at its deadline or cancel (409, as after
+    retention): the job ends EXPIRED (CANCELLED) all the same, and its retention is cut to
+    nothing, so the retention step deletes the run as soon as the service lets it."""
+    log.warning(f"{_why_stopped(job)}; the service refused to delete the run, deleted later",
                 error=str(refused))  # fmt: skip
-    return finish(svc, job, OutcomeStatus.EXPIRED, None, retention_seconds=0.0,
-                  error=f"expired at its deadline; deleting the run was refused ({refused}), "
+    return finish(svc, job, _stopped_status(job), None, retention_seconds=0.0,
+                  error=f"{_why_stopped(job)}; deleting the run was refused ({refused}), "
                   "it is deleted once the service allows it")  # fmt: skip
+
+
+def _stopped_status(job: Job) -> OutcomeStatus:
+    """What a job evalq stopped ends as: CANCELLED when it was cancelled, else EXPIRED."""
+    return OutcomeStatus.CANCELLED if job.cancel_requested_at is not None else OutcomeStatus.EXPIRED
+
+
+def _why_stopped(job: Job) -> str:
+    if job.cancel_requested_at is not None:
+        return job.cancel_reason or "cancelled"
+    return "deadline passed"
 
 
 def delete_after_retention(svc: Services, job: Job) -> StepResult:
@@ -186,8 +198,11 @@ def _ended(svc: Services, job: Job, body: dict[str, Any], remote_status: str) ->
     """Finish a job whose remote job ended in ``remote_status`` (evalq's words), from what
     the service said of it (a Get's body, or the listing's summary)."""
     stopped_by_us = job.state == JobState.STOPPING and remote_status == RemoteStatus.STOPPED
-    status = OutcomeStatus.EXPIRED if stopped_by_us else OutcomeStatus(remote_status)
-    error = "stopped at its deadline" if stopped_by_us else _remote_error(body)
+    status = _stopped_status(job) if stopped_by_us else OutcomeStatus(remote_status)
+    error = _remote_error(body)
+    if stopped_by_us:
+        error = (f"{_why_stopped(job)}: stopped" if job.cancel_requested_at is not None
+                 else "stopped at its deadline")  # fmt: skip
     return finish(svc, job, status, body, error=error, remote_status=remote_status)
 
 

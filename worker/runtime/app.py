@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_routes={
             task_names.SUBMIT: {"queue": settings.requests_queue},
             task_names.EVALUATOR_UPDATE: {"queue": settings.requests_queue},
+            task_names.CANCEL: {"queue": settings.requests_queue},
             task_names.RUN: {"queue": settings.synchronous_queue},
             task_names.INVOKE: {"queue": settings.synchronous_queue},
         },
@@ -117,6 +118,7 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
     by_task = {
         task_names.SUBMIT: store,
         task_names.EVALUATOR_UPDATE: store,
+        task_names.CANCEL: store,
         task_names.TICK: store,
         task_names.PING: store,
         task_names.DLQ_PURGE: store,

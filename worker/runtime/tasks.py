@@ -16,6 +16,8 @@ from worker import task_names
 from worker.dead_letters.replay import REPLAY_HEADER, mark_of
 from worker.janitor import sweep
 from worker.jobs import admission, advance, intake, invocations, rollout_intake, watch
+from worker.jobs.cancel import CancelResult
+from worker.jobs.cancel import cancel as cancel_request
 from worker.jobs.intake import IntakeResult
 from worker.jobs.results import StepResult
 from worker.jobs.start import after_busy_run, synchronous_step
@@ -25,8 +27,8 @@ from worker.runtime.root import services, wait_for_replicas
 
 log = structlog.stdlib.get_logger("evalq.tasks")
 
-#: An intake call: ``intake.accept`` or ``rollout_intake.accept_rollout``.
-Accept = Callable[..., IntakeResult]
+#: An intake call: ``intake.accept``, ``rollout_intake.accept_rollout`` or ``cancel``.
+Accept = Callable[..., IntakeResult | CancelResult]
 
 #: A request refused because the job store is full waits this long before it goes back
 #: to the queue (a requeued message comes straight back to a free worker).
@@ -46,6 +48,13 @@ def evaluator_update(self: Task, request: Any) -> dict[str, Any]:
     """Evaluator rollouts (public contract v1): ``send_task("evals.evaluator.update",
     kwargs={"request": {...}})``; validated, registered and dead-lettered like a submit."""
     return _intake(self, rollout_intake.accept_rollout, request)
+
+
+@app.task(name=task_names.CANCEL, bind=True)
+def cancel(self: Task, request: Any) -> dict[str, Any]:
+    """Cancel a request (public contract v1): ``send_task("evals.cancel", kwargs={"request":
+    {"request_id", "producer", "reason"}})``; a producer cancels only its own."""
+    return _intake(self, cancel_request, request)
 
 
 def _intake(task: Task, accept: Accept, request: Any) -> dict[str, Any]:

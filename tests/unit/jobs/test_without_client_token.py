@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request
-from tests.unit.conftest import reconfigure
+from tests.unit.jobs.conftest import KEY
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import tick
 from worker.jobs.advance import advance
@@ -22,33 +21,6 @@ from worker.jobs.intake import accept
 from worker.jobs.start import synchronous_step
 from worker.jobs.states import JobState
 from worker.testing.emulator.common import JsonApiServer
-from worker.testing.emulator.launch import build_service
-
-KEY = "unit-aymara-key-0123"
-AGNO_KEY = "unit-agno-key-4567"
-
-
-@pytest.fixture
-def aymara() -> Iterator[JsonApiServer]:
-    with JsonApiServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
-        yield server
-
-
-@pytest.fixture
-def agno() -> Iterator[JsonApiServer]:
-    service = build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY)
-    with JsonApiServer(service) as server:
-        yield server
-
-
-@pytest.fixture
-def with_backends(services, aymara, agno):
-    reconfigure(
-        services,
-        aymara_base_url=aymara.url, aymara_api_key=KEY,
-        agno_base_url=agno.url, agno_security_key=AGNO_KEY,
-    )  # fmt: skip
-    return services
 
 
 def _control(server: JsonApiServer, path: str, body: Any = None) -> Any:
