@@ -8,8 +8,8 @@ Producers send :class:`EvaluationRequest` (optionally with ``scenarios``, a
 
 from api_contracts.agentcore import AgentCoreEvaluation
 from api_contracts.agno import AgnoEvaluation
-from api_contracts.cancel import CancelRequest
 from api_contracts.aymara import AymaraEvaluation
+from api_contracts.cancel import CancelRequest
 from api_contracts.common import SCHEMA_VERSION, Backend
 from api_contracts.dead_letter import DeadLetter, ReasonCode
 from api_contracts.errors import describe_validation_error, reason_for_validation_error
