@@ -50,6 +50,7 @@ def test_public_names() -> None:
         "AymaraEvaluation",
         "AgnoEvaluation",
         "Backend",
+        "CancelRequest",
         "SCHEMA_VERSION",
         "describe_validation_error",
         "reason_for_validation_error",

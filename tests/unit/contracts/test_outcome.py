@@ -41,6 +41,7 @@ def test_status_values_are_the_final_states() -> None:
         "FAILED",
         "STOPPED",
         "EXPIRED",
+        "CANCELLED",
     ]
 
 

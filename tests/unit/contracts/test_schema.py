@@ -18,6 +18,7 @@ NAMES = [
     "dead-letter",
     "evaluator-update-request",
     "evaluator-update-outcome",
+    "cancel-request",
 ]
 REPO = Path(__file__).resolve().parents[3]
 
@@ -44,6 +45,7 @@ def test_committed_schema_files_match_the_models() -> None:
         ("dead-letter", "DeadLetter"),
         ("evaluator-update-request", "EvaluatorUpdateRequest"),
         ("evaluator-update-outcome", "EvaluatorUpdateOutcome"),
+        ("cancel-request", "CancelRequest"),
     ],
 )
 def test_schemas_have_ids_and_titles(name: str, title: str) -> None:
@@ -132,6 +134,7 @@ def test_outcome_schema_lists_the_final_statuses() -> None:
         "FAILED",
         "STOPPED",
         "EXPIRED",
+        "CANCELLED",
     ]
     assert schema["properties"]["accepted_at"]["format"] == "date-time"
 
