@@ -52,14 +52,21 @@ def _by_reason(store: DeadLetterStore) -> dict[str, list[Any]]:
     return found
 
 
-def test_internal_tasks_and_remote_control_are_out_of_a_producers_reach(service, producer):
+def _with_victim(service: Any, request_id: str) -> tuple[DeadLetterStore, Sender, Any]:
+    """The dead-letter store, a hostile sender, and someone else's dead letter (which a
+    purge, a replay or a forged replay header would take away)."""
     env = service.cluster.env
     store = _store(env)
     sender = Sender(env["EVALQ_BROKER_URL"])
-    # Someone else's dead letter, which a purge or replay would take away.
-    sender.submit({"request_id": "victim-1", "producer": "other-team"})
+    sender.submit({"request_id": request_id, "producer": "other-team"})
     _wait(lambda: store.count() == 1, 30, "the victim's dead letter")
     (victim,) = store.find()
+    return store, sender, victim
+
+
+def test_internal_tasks_and_remote_control_are_out_of_a_producers_reach(service, producer):
+    env = service.cluster.env
+    store, sender, victim = _with_victim(service, "victim-1")
 
     sender.task("evals.dlq.purge", kwargs={"everything": True})
     sender.task("evals.dlq.replay", kwargs={"everything": True})
@@ -112,12 +119,7 @@ def _envelope(task: str, claimed_queue: str) -> bytes:
 
 
 def test_a_forged_replay_header_takes_no_ones_dead_letter(service, producer):
-    env = service.cluster.env
-    store = _store(env)
-    sender = Sender(env["EVALQ_BROKER_URL"])
-    sender.submit({"request_id": "victim-2", "producer": "other-team"})
-    _wait(lambda: store.count() == 1, 30, "the victim's dead letter")
-    (victim,) = store.find()
+    store, sender, victim = _with_victim(service, "victim-2")
 
     body = json.dumps([[], {"request": _request("forger-1")}, {}]).encode()
     sender.raw(body, headers={"evalq_replay": f"{victim.dead_letter_id}:1-made-up"})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
+from typing import Any
 
 from api_contracts.examples import sample_request
 from worker.jobs.advance import advance
@@ -25,3 +28,17 @@ def run_until(services, request_id, state, clock, steps=50):
         time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
         advance(services, request_id)
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
+
+
+def faults(emulator: Any, body: dict[str, Any]) -> None:
+    """Set the emulator's faults (``POST /_emulator/faults``)."""
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/faults", data=json.dumps(body).encode(), method="POST"
+    )
+    urllib.request.urlopen(request).close()
+
+
+def calls(emulator: Any) -> dict[str, int]:
+    """The emulator's remote calls so far, by operation."""
+    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
+        return dict(json.loads(response.read())["calls"])

@@ -5,11 +5,8 @@ was; a producer cancels only its own; the remote calls are counted."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 from tests.unit.conftest import reconfigure
-from tests.unit.driving import run_until, submit
+from tests.unit.driving import calls, run_until, submit
 from tests.unit.jobs.test_without_client_token import _aymara_request
 from worker.jobs.advance import advance
 from worker.jobs.cancel import cancel
@@ -17,11 +14,6 @@ from worker.jobs.intake import accept
 from worker.jobs.states import JobState
 
 LONG = {"emulator:duration": "100000"}
-
-
-def _calls(emulator) -> dict[str, int]:
-    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
-        return dict(json.loads(response.read())["calls"])
 
 
 def _cancel(services, request_id="r1", producer="p", reason=None):
@@ -51,7 +43,7 @@ def test_a_queued_request_leaves_the_backlog_and_never_starts(services, emulator
                              "started; no remote job was created")  # fmt: skip
     assert services.store.get("r1").state == JobState.PUBLISHED
     assert services.store.backlog_size("default") in (0, 1)  # a stale entry admission skips
-    assert _calls(emulator)["StartBatchEvaluation"] == 0
+    assert calls(emulator)["StartBatchEvaluation"] == 0
 
 
 def test_an_admitted_request_never_starts(services, emulator):
@@ -60,7 +52,7 @@ def test_an_admitted_request_never_starts(services, emulator):
     assert _cancel(services).outcome == "cancelled"
     assert advance(services, "r1") == "waiting"  # nothing to delete: no remote job
     assert _outcome(services).status == "CANCELLED"
-    assert _calls(emulator)["StartBatchEvaluation"] == 0
+    assert calls(emulator)["StartBatchEvaluation"] == 0
     assert services.store.active_count("default") == 0  # its slot is free
 
 
@@ -79,8 +71,8 @@ def test_a_running_job_is_stopped_and_ends_cancelled(services, emulator, clock):
     assert (outcome.status, outcome.error) == ("CANCELLED", "cancelled by its producer: "
                                                             "suite re-run: stopped")  # fmt: skip
     assert job.batch_evaluation_id == outcome.batch_evaluation_id
-    calls = _calls(emulator)
-    assert (calls["StartBatchEvaluation"], calls["StopBatchEvaluation"]) == (1, 1)
+    made = calls(emulator)
+    assert (made["StartBatchEvaluation"], made["StopBatchEvaluation"]) == (1, 1)
 
 
 def test_cancelling_twice_or_after_the_end_changes_nothing(services, emulator, clock):
@@ -93,7 +85,7 @@ def test_cancelling_twice_or_after_the_end_changes_nothing(services, emulator, c
     again = _cancel(services)
     assert (again.outcome, again.state) == ("already_ended", "PUBLISHED")
     assert "CANCELLED" in again.detail
-    assert _calls(emulator)["StopBatchEvaluation"] == 1
+    assert calls(emulator)["StopBatchEvaluation"] == 1
     assert len(services.publisher.published) == 1
 
 
@@ -103,7 +95,7 @@ def test_a_producer_cancels_only_its_own_requests(services, emulator):
     result = _cancel(services, "shared-1", producer="someone-else")
     assert result.outcome == "unknown"
     assert services.store.get("shared-1").cancel_requested_at is None
-    assert _calls(emulator)["StopBatchEvaluation"] == 0
+    assert calls(emulator)["StopBatchEvaluation"] == 0
 
 
 def test_a_malformed_cancel_is_a_dead_letter(services):

@@ -5,32 +5,17 @@ in-process emulator, real boto3 over HTTP)."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 
 from api_contracts import ReasonCode
 from api_contracts.examples import sample_request
 from tests.unit.conftest import reconfigure
-from tests.unit.driving import run_until, submit
+from tests.unit.driving import calls, faults, run_until, submit
 from worker.dead_letters import replay
 from worker.errors import QueueRefused, RetryableError
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState, Move
-
-
-def _faults(emulator, body):
-    request = urllib.request.Request(
-        emulator.url + "/_emulator/faults", data=json.dumps(body).encode(), method="POST"
-    )
-    urllib.request.urlopen(request).close()
-
-
-def _stats(emulator):
-    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
-        return json.loads(response.read())
 
 
 def _replay_entry(services, letter):
@@ -52,7 +37,7 @@ def test_a_remote_delete_refused_for_good_is_a_dead_letter_whose_replay_deletes_
     services, clock, emulator, error
 ):
     job = _published_job(services, clock)
-    _faults(emulator, {"errors": {error: 1.0}, "operations": ["DeleteBatchEvaluation"]})
+    faults(emulator, {"errors": {error: 1.0}, "operations": ["DeleteBatchEvaluation"]})
     clock.advance(61)
     assert advance(services, "r1") == "dead"
 
@@ -67,7 +52,7 @@ def test_a_remote_delete_refused_for_good_is_a_dead_letter_whose_replay_deletes_
     assert dead.error is None  # the published outcome's error is left as it was
     assert services.store.due_score("r1") is None  # no timer fires again
 
-    _faults(emulator, {})
+    faults(emulator, {})
     assert _replay_entry(services, letter).outcome == "requeued"
     assert services.store.get("r1").state == JobState.PUBLISHED
     assert advance(services, "r1") == "deleted"
@@ -80,7 +65,7 @@ def test_a_delete_that_keeps_conflicting_ends_in_a_dead_letter_within_the_budget
 ):
     reconfigure(services, delete_rate=1000)
     _published_job(services, clock)
-    _faults(
+    faults(
         emulator, {"errors": {"ConflictException": 1.0}, "operations": ["DeleteBatchEvaluation"]}
     )
     clock.advance(61)
@@ -163,7 +148,7 @@ def test_a_job_throttled_forever_is_stalled_listed_and_counted(services, clock, 
     reconfigure(services, stall_alert_after=5, watch_by_list=False)
     submit(services, tags={"emulator:duration": "100000"})
     assert advance(services, "r1") == "started"
-    _faults(emulator, {"throttle": 1.0, "operations": ["GetBatchEvaluation"]})
+    faults(emulator, {"throttle": 1.0, "operations": ["GetBatchEvaluation"]})
     for _ in range(6):
         clock.advance(120)
         assert advance(services, "r1") == "retry"  # throttling spends no attempt
@@ -171,7 +156,7 @@ def test_a_job_throttled_forever_is_stalled_listed_and_counted(services, clock, 
     assert (job.state, job.stalls, job.attempts) == (JobState.RUNNING, 6, 0)
     assert services.store.stalled_jobs(5) == [("r1", 6)]
 
-    _faults(emulator, {})
+    faults(emulator, {})
     clock.advance(120)
     assert advance(services, "r1") in ("polled", "published")
     assert services.store.get("r1").stalls == 0
@@ -184,18 +169,18 @@ def test_replay_of_a_job_dead_while_running_counts_one_remote_job(services, cloc
     request["evaluation"]["tags"] = {"emulator:duration": "100000"}
     accept(services, request)
     assert advance(services, "r1") == "started"
-    _faults(emulator, {"errors": {"AccessDeniedException": 1.0},
+    faults(emulator, {"errors": {"AccessDeniedException": 1.0},
                        "operations": ["GetBatchEvaluation"]})  # fmt: skip
     clock.advance(60)
     assert advance(services, "r1") == "dead"
     (letter,) = services.dead_letters.find()
     assert letter.job_state == "RUNNING"
-    _faults(emulator, {})
+    faults(emulator, {})
     assert _replay_entry(services, letter).outcome == "requeued"
     assert services.store.get("r1").state == JobState.RUNNING
     clock.advance(60)
     assert advance(services, "r1") == "polled"
-    assert _stats(emulator)["calls"]["StartBatchEvaluation"] == 1
+    assert calls(emulator)["StartBatchEvaluation"] == 1
 
 
 def test_a_dead_record_goes_with_its_dead_letter(services, clock, emulator):
@@ -204,11 +189,11 @@ def test_a_dead_record_goes_with_its_dead_letter(services, clock, emulator):
     reconfigure(services, watch_by_list=False)
     submit(services, tags={"emulator:duration": "100000"})
     advance(services, "r1")
-    _faults(emulator, {"errors": {"AccessDeniedException": 1.0},
+    faults(emulator, {"errors": {"AccessDeniedException": 1.0},
                        "operations": ["GetBatchEvaluation"]})  # fmt: skip
     clock.advance(60)
     assert advance(services, "r1") == "dead"
-    _faults(emulator, {})
+    faults(emulator, {})
     (letter,) = services.dead_letters.find()
     name = services.store.get("r1").remote_name
     names = services.keys.target("default").remote_names

@@ -3,15 +3,12 @@ service's own rules (stop before delete, delete only an ended remote job)."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.unit.conftest import reconfigure
-from tests.unit.driving import run_until, submit
+from tests.unit.driving import calls, faults, run_until, submit
 from worker.cli import jobs_cmd
 from worker.cli.main import app
 from worker.jobs.advance import advance
@@ -28,11 +25,6 @@ def cli(services, monkeypatch):
     return services
 
 
-def _calls(emulator) -> dict[str, int]:
-    with urllib.request.urlopen(emulator.url + "/_emulator/stats") as response:
-        return dict(json.loads(response.read())["calls"])
-
-
 def test_a_running_job_is_stopped_then_deleted(cli, emulator, clock):
     submit(cli, tags={"emulator:duration": "100000"})
     assert advance(cli, "r1") == "started"
@@ -40,7 +32,7 @@ def test_a_running_job_is_stopped_then_deleted(cli, emulator, clock):
     refused = runner.invoke(app, ["jobs", "delete", "r1"])
     assert refused.exit_code == 1
     assert "stop it first (evalq jobs stop ID)" in refused.output
-    assert _calls(emulator)["DeleteBatchEvaluation"] == 0
+    assert calls(emulator)["DeleteBatchEvaluation"] == 0
 
     stopped = runner.invoke(app, ["jobs", "stop", "r1"])
     assert stopped.exit_code == 0, stopped.output
@@ -53,17 +45,15 @@ def test_a_running_job_is_stopped_then_deleted(cli, emulator, clock):
     assert deleted.exit_code == 0, deleted.output
     assert "deleted" in deleted.output
     assert cli.store.get("r1").state == JobState.DELETED
-    calls = _calls(emulator)
-    assert (calls["StopBatchEvaluation"], calls["DeleteBatchEvaluation"]) == (1, 1)
+    made = calls(emulator)
+    assert (made["StopBatchEvaluation"], made["DeleteBatchEvaluation"]) == (1, 1)
 
 
 def test_a_refused_delete_is_explained(cli, emulator, clock):
     submit(cli, retention_seconds=3600)
     run_until(cli, "r1", JobState.PUBLISHED, clock)
-    body = json.dumps({"errors": {"ConflictException": 1.0},
-                       "operations": ["DeleteBatchEvaluation"]}).encode()  # fmt: skip
-    urllib.request.urlopen(urllib.request.Request(emulator.url + "/_emulator/faults",
-                                                  data=body, method="POST")).close()  # fmt: skip
+    faults(emulator, {"errors": {"ConflictException": 1.0},
+                      "operations": ["DeleteBatchEvaluation"]})  # fmt: skip
     refused = runner.invoke(app, ["jobs", "delete", "r1"])
     assert refused.exit_code == 1
     assert "the service refused (409)" in refused.output
