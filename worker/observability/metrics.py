@@ -137,6 +137,13 @@ JANITOR_ACTIONS = Family(
     "What janitor sweeps did, by action (expired, stopped, deleted_early, deferred, ...).",
     ("action",),
 )
+SCHEDULE_SLOTS = Family(
+    "evalq_schedule_slots",
+    "counter",
+    "Slots of evalq's schedules, by result: submitted (handed to intake once) or missed "
+    "(passed over after a downtime, as the schedule's catch_up says).",
+    ("schedule", "result"),
+)
 
 FAMILIES: tuple[Family, ...] = (
     REQUESTS,
@@ -150,6 +157,7 @@ FAMILIES: tuple[Family, ...] = (
     REPLY_QUEUES_DROPPED,
     JANITOR_RUNS,
     JANITOR_ACTIONS,
+    SCHEDULE_SLOTS,
 )
 
 
