@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, evaluator, janitor_cmd
+from worker.cli import dlq, evaluator, janitor_cmd, schedules_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.jobs.record import Job
@@ -28,6 +28,7 @@ app = typer.Typer(
 console = Console()
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(evaluator.app, name="evaluator")
+app.add_typer(schedules_cmd.app, name="schedules")
 app.command(name="janitor")(janitor_cmd.janitor)
 
 

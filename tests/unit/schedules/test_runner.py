@@ -204,3 +204,28 @@ def test_a_slot_the_producers_policy_refuses_is_a_dead_letter_once(services, pat
     assert record.last_outcome == "rejected"
     assert record.last_job_id is not None
     assert services.store.get(record.last_job_id) is None
+
+
+def test_the_exporter_reads_each_schedules_period_last_slot_and_refusals(services, path):
+    from prometheus_client.core import CollectorRegistry
+
+    from worker.observability.exporter import EvalqCollector
+
+    write(path, every("every5"), every("later", seconds=3600), every("broken", seconds=0))
+    runner = make_runner(services, path)
+    runner.run()
+    run_for(services, [runner], 10)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EvalqCollector(services.redis, None, services.settings, services.clock))
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("evalq_schedule_period_seconds", schedule="every5") == 5
+    assert sample("evalq_schedule_period_seconds", schedule="later") == 3600
+    assert sample("evalq_schedule_period_seconds", schedule="broken") is None
+    assert sample("evalq_schedule_last_slot_timestamp_seconds", schedule="every5") == START + 10
+    # Before its first slot, the time evalq began running it.
+    assert sample("evalq_schedule_last_slot_timestamp_seconds", schedule="later") == START
+    assert sample("evalq_schedule_refused_entries") == 1
+    assert sample("evalq_schedule_slots_total", schedule="every5", result="submitted") == 2
