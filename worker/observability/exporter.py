@@ -234,8 +234,9 @@ class EvalqCollector(Collector):
         index, refused = pipe.execute()
         periods = {name: float(period) for name, period in index.items() if period}
         for name in sorted(periods):
-            pipe.hmget(self.keys.schedule(name), "last_slot", "since")
-        records = pipe.execute() if periods else []
+            # HGETALL of a small hash: the exporter's Redis user has no HMGET (roles.md).
+            pipe.hgetall(self.keys.schedule(name))
+        records = [(r.get("last_slot"), r.get("since")) for r in pipe.execute()] if periods else []
         yield _gauge("evalq_schedule_period_seconds",
                      "A schedule's period: its longest time between two slots.",
                      ["schedule"], {(name,): p for name, p in periods.items()})  # fmt: skip

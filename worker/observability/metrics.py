@@ -14,7 +14,8 @@ work it measures, so Redis errors while recording are logged and dropped.
 
 Label values are bounded: backends are the contract's names, targets are the configured
 targets a job was routed to (a request intake never routed, rejected or without a
-target, is counted under ``unknown``), and no label ever carries a request id.
+target, is counted under ``unknown``), schedules are the schedules file's names (each
+checked when the file is read), and no label ever carries a request id.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ class ScheduleState:
         index.update({name: "" for name in schedules.refused_names})
         gone: set[str] = set()
         if FILE not in schedules.errors:
-            gone = set(self.client.hkeys(self.keys.schedules)) - set(index)
+            # HGETALL, not HKEYS: the workers' Redis user has the former (deploy/redis).
+            gone = set(self.client.hgetall(self.keys.schedules)) - set(index)
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.keys.schedules, self.keys.schedule_errors)
         if index:
