@@ -28,7 +28,7 @@ def read_data(path: Path) -> Any:
 class FileWatch(Generic[_T]):
     """Hands out ``load()`` again when the file at ``path`` changed, looking at most every
     ``interval`` seconds; a file that no longer loads is ignored until it does (the last
-    good one stays in force)."""
+    good one stays in force), and handed to ``on_error`` if given."""
 
     def __init__(
         self,
@@ -36,11 +36,13 @@ class FileWatch(Generic[_T]):
         load: Callable[[], _T],
         interval: float,
         clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self._path = path
         self._load = load
         self._interval = interval
         self._clock = clock
+        self._on_error = on_error
         self._checked_at = clock()
         self._stamp = self._mtime()
 
@@ -54,7 +56,9 @@ class FileWatch(Generic[_T]):
             return None
         try:
             loaded = self._load()
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            if self._on_error is not None:
+                self._on_error(exc)
             return None
         self._stamp = stamp
         return loaded

@@ -232,6 +232,36 @@ class Keys:
         """String: held by the one janitor sweeping now (redis-py ``Lock``)."""
         return f"{self.prefix}:lock:janitor"
 
+    # -- schedules (docs/schedules.md) ---------------------------------------------------
+    def schedule(self, name: str) -> str:
+        """Hash: one schedule's state: ``cursor`` (the start of the last slot handled,
+        submitted or missed), ``since`` (when evalq first ran it), ``last_slot``,
+        ``last_request_id``, ``last_job_id``, ``last_outcome`` (the last slot submitted)
+        and ``pending_at`` (when the slots in ``schedule_pending`` were claimed)."""
+        return f"{self.prefix}:schedule:{name}"
+
+    def schedule_pending(self, name: str) -> str:
+        """Hash: slot start -> the request JSON of each slot of a schedule claimed and not
+        yet handed to intake (a run that died in between is taken over after a lease)."""
+        return f"{self.prefix}:schedule-pending:{name}"
+
+    @property
+    def schedules(self) -> str:
+        """Hash: name -> period (seconds) of every schedule of the file in force, written
+        by each run (the exporter reads it; a refused entry's name maps to "")."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def schedule_errors(self) -> str:
+        """Hash: entry ("schedules[2] nightly", or "file") -> why the schedules file
+        refused it, as the last run found it."""
+        return f"{self.prefix}:schedule-errors"
+
+    @property
+    def metrics_schedule_slots(self) -> str:
+        """Hash: the ``evalq_schedule_slots`` family, counted by the schedule scripts."""
+        return self.metrics("evalq_schedule_slots")
+
     # -- observability ------------------------------------------------------------------
     def metrics(self, family: str) -> str:
         """Hash: one metric family's cluster-wide counters, label values -> count

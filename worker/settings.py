@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     producer_backlog_cap: int = Field(default=100_000, ge=1)
     producer_evaluator_updates: bool = True
 
+    #: Evaluations evalq submits itself on a schedule (docs/schedules.md), YAML or JSON;
+    #: picked up again within ``targets_reload_seconds`` of a change. Unset: none, and beat
+    #: sends no ``evals.schedules``.
+    schedules_file: str | None = None
+    #: How often beat sends ``evals.schedules``, which submits the slots that came due: the
+    #: most a slot is submitted late while everything runs (seconds).
+    schedules_interval: float = Field(default=1.0, gt=0)
+    #: ``catch_up: none``: a slot still counts as on time (and is submitted) when it is
+    #: found this long after its start at most; older ones were missed while beat was down.
+    schedule_grace_seconds: float = Field(default=60.0, ge=0)
+    #: ``catch_up: all``: most missed slots one schedule submits after a downtime (the
+    #: latest ones); older ones are counted missed.
+    schedule_catch_up_limit: int = Field(default=100, ge=1)
+
     #: RabbitMQ: users besides the broker URL's own whose messages may carry evalq's
     #: internal tasks (the control and synchronous queues), comma-separated: ops' user,
     #: whose replays go there. RabbitMQ vouches for every message's ``user_id``, and evalq

@@ -19,6 +19,9 @@ INVOKE = "evals.invoke"
 TICK = "evals.tick"
 #: Watch one target's running jobs with a listing (sent by every tick).
 WATCH = "evals.watch"
+#: Submit the slots of evalq's own schedules that came due (beat, every schedules
+#: interval, when ``EVALQ_SCHEDULES_FILE`` is set; docs/schedules.md).
+SCHEDULES = "evals.schedules"
 #: One janitor sweep (beat, every janitor interval).
 JANITOR = "evals.janitor"
 #: Replay or purge dead letters (``evalq dlq`` does the same from a shell).
@@ -34,6 +37,7 @@ PUBLIC = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, PING})
 #: What evalq and ops send on the control queue: its own steps, the janitor, dead-letter
 #: operations, and replays (a replay is an intake call that ops sent).
 CONTROL = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, ADVANCE, TICK, WATCH, JANITOR,
+                     SCHEDULES,
                      DLQ_REPLAY, DLQ_PURGE, PING})  # fmt: skip
 #: Long remote calls, on the synchronous queue.
 SYNCHRONOUS = frozenset({RUN, INVOKE})

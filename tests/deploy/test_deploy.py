@@ -52,6 +52,7 @@ def _exported_names() -> set[str]:
             metrics.observe(pipe, keys, family, 1.0, *labels)
     state = {"remote_jobs:default": 1, "finished_at": 1}
     pipe.set(keys.last_tick, "1").hset(keys.janitor_state, mapping=state)
+    pipe.hset(keys.schedules, "nightly", "86400").hset(keys.schedule("nightly"), "last_slot", 1)
     pipe.execute()
     request = EvaluationRequest.model_validate(sample_request("r1"))
     JobStore(client, keys).register(request, target="default", now=1.0, deadline_at=2.0,

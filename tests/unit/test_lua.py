@@ -66,14 +66,16 @@ def test_includes_expand_once_and_check_what_a_fragment_needs():
 def test_every_script_of_every_package_loads_and_runs_its_header(client):
     loaded = {
         package: load_scripts(client, package, {"state_table": render_state_table()})
-        for package in ("worker.jobs", "worker.dead_letters", "worker.backends")
+        for package in ("worker.jobs", "worker.dead_letters", "worker.backends", "worker.schedules")
     }
     assert set(loaded["worker.jobs"]) == set(script_names("worker.jobs"))
     assert set(loaded["worker.dead_letters"]) == {"trim", "claim_replay"}
     assert set(loaded["worker.backends"]) == {"rate_limit"}
+    assert set(loaded["worker.schedules"]) == {"claim", "settle", "take_over"}
     for scripts in loaded.values():
         for script in scripts.values():
             # Every key a script names is one of the key registry's, or a per-call one.
-            per_call = {"job", "items", "backlog", "backlog_turns", "log"}
+            per_call = {"job", "items", "backlog", "backlog_turns", "log", "schedule",
+                        "schedule_pending"}  # fmt: skip
             registry = set(Keys().fixed) | set(Keys().target("t").fixed)
             assert set(script.key_names) <= registry | per_call, script.name

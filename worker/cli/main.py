@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, evaluator, janitor_cmd, jobs_cmd
+from worker.cli import dlq, evaluator, janitor_cmd, jobs_cmd, schedules_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.runtime.root import services
@@ -27,6 +27,7 @@ console = Console()
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(evaluator.app, name="evaluator")
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(schedules_cmd.app, name="schedules")
 app.command(name="janitor")(janitor_cmd.janitor)
 
 

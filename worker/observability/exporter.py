@@ -66,6 +66,7 @@ class EvalqCollector(Collector):
             yield from self._families()
             yield from self._job_store()
             yield from self._dead_letter_gauge()
+            yield from self._schedules()
             yield from self._broker()
 
     # -- counters and histograms recorded by every process ------------------------------
@@ -222,6 +223,35 @@ class EvalqCollector(Collector):
             for (entry_id, doc), target in zip(parsed, pipe.execute(), strict=True):
                 self._dead_letters[entry_id] = _dead_letter_labels(doc, target)
         return [self._dead_letters[i] for i in ids if i in self._dead_letters]
+
+    # -- schedules (docs/schedules.md) ------------------------------------------------------
+    def _schedules(self) -> Iterator[Metric]:
+        """Each schedule's period and last slot, as the last ``evals.schedules`` run wrote
+        them (so the exporter needs no schedules file), and the entries it refused."""
+        pipe = self.store.pipeline(transaction=False)
+        pipe.hgetall(self.keys.schedules)
+        pipe.hlen(self.keys.schedule_errors)
+        index, refused = pipe.execute()
+        periods = {name: float(period) for name, period in index.items() if period}
+        for name in sorted(periods):
+            # HGETALL of a small hash: the exporter's Redis user has no HMGET (roles.md).
+            pipe.hgetall(self.keys.schedule(name))
+        records = [(r.get("last_slot"), r.get("since")) for r in pipe.execute()] if periods else []
+        yield _gauge("evalq_schedule_period_seconds",
+                     "A schedule's period: its longest time between two slots.",
+                     ["schedule"], {(name,): p for name, p in periods.items()})  # fmt: skip
+        last = {(name,): float(slot if slot is not None else since)
+                for name, (slot, since) in zip(sorted(periods), records, strict=True)
+                if slot is not None or since is not None}  # fmt: skip
+        yield _gauge("evalq_schedule_last_slot_timestamp_seconds",
+                     "Start of a schedule's last slot submitted (before its first: when evalq "
+                     "began running it), Unix time.", ["schedule"], last)  # fmt: skip
+        yield GaugeMetricFamily(
+            "evalq_schedule_refused_entries",
+            "Entries of the schedules file refused (or 1 for a file that does not load): "
+            "evalq schedules names them and the field.",
+            value=float(refused),
+        )
 
     # -- the broker -------------------------------------------------------------------------
     def _broker(self) -> Iterator[Metric]:

@@ -14,7 +14,8 @@ work it measures, so Redis errors while recording are logged and dropped.
 
 Label values are bounded: backends are the contract's names, targets are the configured
 targets a job was routed to (a request intake never routed, rejected or without a
-target, is counted under ``unknown``), and no label ever carries a request id.
+target, is counted under ``unknown``), schedules are the schedules file's names (each
+checked when the file is read), and no label ever carries a request id.
 """
 
 from __future__ import annotations
@@ -137,6 +138,13 @@ JANITOR_ACTIONS = Family(
     "What janitor sweeps did, by action (expired, stopped, deleted_early, deferred, ...).",
     ("action",),
 )
+SCHEDULE_SLOTS = Family(
+    "evalq_schedule_slots",
+    "counter",
+    "Slots of evalq's schedules, by result: submitted (handed to intake once) or missed "
+    "(passed over after a downtime, as the schedule's catch_up says).",
+    ("schedule", "result"),
+)
 
 FAMILIES: tuple[Family, ...] = (
     REQUESTS,
@@ -150,6 +158,7 @@ FAMILIES: tuple[Family, ...] = (
     REPLY_QUEUES_DROPPED,
     JANITOR_RUNS,
     JANITOR_ACTIONS,
+    SCHEDULE_SLOTS,
 )
 
 

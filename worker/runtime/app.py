@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         enable_utc=True,
         timezone="UTC",
         beat_schedule={
+            **schedules_entry(settings),
             "evalq-tick": {
                 "task": task_names.TICK,
                 "schedule": settings.tick_interval,
@@ -98,6 +99,21 @@ def create_app(settings: Settings | None = None) -> Celery:
     )
     app.steps["consumer"].add(WorkerHeartbeat)
     return app
+
+
+def schedules_entry(settings: Settings) -> dict[str, Any]:
+    """Beat's entry for evalq's own schedules, when there is a schedules file."""
+    if settings.schedules_file is None:
+        return {}
+    interval = settings.schedules_interval
+    return {
+        "evalq-schedules": {
+            "task": task_names.SCHEDULES,
+            "schedule": interval,
+            # A late run is replaced by the next, which finds the same slots due.
+            "options": {"queue": settings.control_queue, "expires": max(10 * interval, 5.0)},
+        }
+    }
 
 
 def synchronous_lease(settings: Settings) -> float:
@@ -120,6 +136,7 @@ def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
         task_names.EVALUATOR_UPDATE: store,
         task_names.CANCEL: store,
         task_names.TICK: store,
+        task_names.SCHEDULES: store,
         task_names.PING: store,
         task_names.DLQ_PURGE: store,
         task_names.ADVANCE: remote,

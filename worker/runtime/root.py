@@ -40,6 +40,9 @@ from worker.observability.measured import MeasuredBackend
 from worker.observability.metrics import RemoteCalls
 from worker.producers.policy import Producers
 from worker.runtime.connections import redis_tls_options, scheme
+from worker.schedules.book import ScheduleBook
+from worker.schedules.runner import ScheduleRunner
+from worker.schedules.state import ScheduleState
 from worker.services import Dispatch, Published, Publisher, Services
 from worker.settings import Settings, get_settings
 from worker.targets.config import TargetConfig, load_targets
@@ -186,6 +189,25 @@ def services() -> Services:
         )
         _services_pid = os.getpid()
     return _services
+
+
+_runner: ScheduleRunner | None = None
+_runner_pid: int | None = None
+
+
+def schedule_runner() -> ScheduleRunner | None:
+    """This process's schedules (None without ``EVALQ_SCHEDULES_FILE``), whose file it
+    reads again when it changes."""
+    global _runner, _runner_pid
+    svc = services()
+    path = svc.settings.schedules_file
+    if path is None:
+        return None
+    if _runner is None or _runner_pid != os.getpid():
+        book = ScheduleBook(path, svc.settings.targets_reload_seconds)
+        _runner = ScheduleRunner(svc, book, ScheduleState(svc.redis, svc.keys))
+        _runner_pid = os.getpid()
+    return _runner
 
 
 def dispatch_advance(request_id: str, lease_token: float | None, countdown: float) -> None:

@@ -23,7 +23,7 @@ from worker.jobs.results import StepResult
 from worker.jobs.start import after_busy_run, synchronous_step
 from worker.observability import metrics
 from worker.runtime.app import app, synchronous_lease
-from worker.runtime.root import services, wait_for_replicas
+from worker.runtime.root import schedule_runner, services, wait_for_replicas
 
 log = structlog.stdlib.get_logger("evalq.tasks")
 
@@ -119,6 +119,13 @@ def tick() -> int:
     handed_out = admission.tick(svc)
     metrics.tick_done(svc.redis, svc.keys, svc.clock())
     return handed_out
+
+
+@app.task(name=task_names.SCHEDULES)
+def run_schedules() -> dict[str, Any]:
+    """Submit the slots of evalq's own schedules that came due, each once."""
+    runner = schedule_runner()
+    return {} if runner is None else runner.run().as_dict()
 
 
 @app.task(name=task_names.WATCH)

@@ -1,0 +1,1 @@
+"""Examples for producer services (documentation that tests run: docs/schedules.md)."""

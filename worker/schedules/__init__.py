@@ -1,0 +1,1 @@
+"""Schedules: evaluations evalq submits itself, each slot exactly once (docs/schedules.md)."""
