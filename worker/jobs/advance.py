@@ -145,8 +145,13 @@ def _retry_later(
     if attempts > settings.retry_max_attempts or now - first > settings.retry_max_seconds:
         error = f"gave up after {attempts} attempts: {exc}"
         return dead_letter(svc, job, exhausted, error, attempts=attempts)
-    step = min(settings.retry_max, settings.retry_initial * 2 ** max(attempts - 1, 0))
-    delay = step / 2 + svc.rng.uniform(0, step / 2)
+    # Throttling spends no attempt but backs off all the same, by the firings in a row
+    # that moved nothing: a service that keeps throttling is asked ever less often (not
+    # every retry_initial until the budget's time is spent).
+    tries = min(max(attempts, job.stalls + 1), 32)
+    step = min(settings.retry_max, settings.retry_initial * 2 ** (tries - 1))
+    # Never sooner than the service asked (Retry-After).
+    delay = max(step / 2 + svc.rng.uniform(0, step / 2), exc.retry_after or 0.0)
     svc.store.update(job.request_id, attempts=attempts, first_error_at=first,
                      last_error=redact(str(exc)))  # fmt: skip
     svc.store.schedule(job.request_id, now + delay)
