@@ -85,9 +85,10 @@ def _locked_step(
 #: What a step ends in when its timer fired and it moved nothing (a retryable error,
 #: throttling included, which spends no attempt): a stall.
 STALLS = frozenset({StepResult.RETRY, StepResult.DELETE_REFUSED})
-#: Results that say nothing of the job itself (it was someone else's turn, or a shared rate
-#: said wait): they neither count as a stall nor end a run of them.
-NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED})
+#: Results that say nothing of the job itself (it was someone else's turn, a shared rate
+#: said wait, or its call went to the synchronous queue): they neither count as a stall
+#: nor end a run of them (a hand-off ended each, so a throttled run never backed off).
+NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED, StepResult.HANDED_OFF})
 
 
 def _count_stall(svc: Services, job: Job, result: StepResult) -> None:
