@@ -10,7 +10,8 @@ back-pressure or dead letters. Every state change is a move of ``worker.jobs.sta
   its progress (``poll``); ended, it is finished (``finish``) and its outcome published
   (``publish``, ``worker.jobs.finish``); past the deadline, a stop is requested (``stop``),
   or, where the service cannot stop a run, the run is deleted and the job finished;
-* STOPPING: :func:`observe` polls until the stop shows;
+* STOPPING: :func:`observe` polls until the stop shows (asking again while the remote
+  job still runs, a dead letter past the retry budget's time);
 * FINISHED: :func:`publish` (after a crash between the two);
 * PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
   leaves it to the janitor); a delete refused for good makes it a dead letter whose
@@ -28,7 +29,7 @@ from typing import Any
 import structlog
 
 from api_contracts import OutcomeStatus
-from worker.backends.base import Backend, RemoteStatus, is_terminal
+from worker.backends.base import STOPPABLE_STATUSES, Backend, RemoteStatus, is_terminal
 from worker.errors import RemoteConflict, RemoteJobNotFound
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
@@ -54,8 +55,11 @@ def poll(svc: Services, job: Job) -> StepResult:
 
 def observe(svc: Services, job: Job) -> StepResult:
     target = svc.targets[job.target]
-    if not is_terminal(job.remote_status or "") and is_watched(svc, target):
-        # The target's listing watches this job and hands it out when it ends.
+    running = job.state == JobState.RUNNING
+    if running and not is_terminal(job.remote_status or "") and is_watched(svc, target):
+        # The target's listing watches this job and hands it out when it ends (a
+        # stopping one polls on its own: past its deadline, a recheck would be due at
+        # once, every tick, with nobody asking for the stop again).
         recheck = min(svc.clock() + svc.settings.watch_recheck_seconds, job.deadline_at)
         svc.store.transition(job, Move.POLL, from_state=job.state, due_at=recheck)
         return StepResult.WATCHED
@@ -72,6 +76,8 @@ def observe(svc: Services, job: Job) -> StepResult:
         status = OutcomeStatus.EXPIRED if stopped_by_us else OutcomeStatus(remote.status)
         error = "stopped at its deadline" if stopped_by_us else _remote_error(remote.body)
         return finish(svc, job, status, remote.body, error=error, remote_status=remote.status)
+    if job.state == JobState.STOPPING:
+        return _not_stopped_yet(svc, job, remote.status, now)
     updates: dict[str, Any] = {
         "remote_status": remote.status,
         "polls": job.polls + 1,
@@ -82,8 +88,6 @@ def observe(svc: Services, job: Job) -> StepResult:
     }
     job.polls += 1
     delay = svc.poll_policy.next_delay(job, now, svc.rng)
-    if job.state == JobState.STOPPING:
-        delay = svc.settings.poll_min
     svc.store.transition(job, Move.POLL, from_state=job.state, due_at=now + delay, **updates)
     return StepResult.POLLED
 
@@ -105,6 +109,33 @@ def request_stop(svc: Services, job: Job) -> StepResult:
     svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
     log.info("deadline passed; stop requested")
     return StepResult.STOPPING
+
+
+def _not_stopped_yet(svc: Services, job: Job, status: str, now: float) -> StepResult:
+    """A stopped job's remote job has not ended. Still running (the stop was refused
+    with 409 while it ran), it is asked to stop again. Each poll waits as long again as the
+    stop has taken so far, and past the retry budget's time the job is a dead letter
+    (``remote_conflict``) whose replay polls and stops again: before, a refused stop left
+    the job STOPPING, polled every poll_min for ever while its remote job ran on."""
+    since = job.first_error_at or now
+    if now - since > svc.settings.retry_max_seconds:
+        raise RemoteConflict(f"the remote job is still {status} {round(now - since)} s "
+                             "after its stop was asked")  # fmt: skip
+    if status in STOPPABLE_STATUSES:
+        if rate_limited(svc, job, "stop"):
+            return StepResult.RATE_LIMITED
+        assert job.batch_evaluation_id is not None
+        try:
+            backend_of(svc, job).stop(job.batch_evaluation_id, job.remote_scope)
+        except RemoteConflict:
+            log.info("stop refused again while the remote job runs", status=status)
+        except RemoteJobNotFound:
+            return _vanished(svc, job)
+    delay = min(svc.settings.poll_max, max(svc.settings.poll_min, now - since))
+    svc.store.transition(job, Move.POLL, from_state=JobState.STOPPING, due_at=now + delay,
+                         remote_status=status, polls=job.polls + 1, first_error_at=since,
+                         updated_at=now)  # fmt: skip
+    return StepResult.POLLED
 
 
 def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult:

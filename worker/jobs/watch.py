@@ -3,9 +3,10 @@
 ListBatchEvaluations returns every job of an account with its status and session counts,
 100 per page. One pass per tick over those pages sees every running job of the target;
 a job that ended is handed to a worker at once, whose step reads the full body with the
-job's only GetBatchEvaluation. Jobs a listing watches skip their own polls
+job's only GetBatchEvaluation. Running jobs a listing watches skip their own polls
 (``worker.jobs.steps``) as long as the listing is fresh (``TargetKeys.watching``): if
-the watcher stops, the next recheck of each job polls it again.
+the watcher stops, the next recheck of each job polls it again. A stopping job (past its
+deadline) polls on its own, so it can ask for its stop again.
 
 A listing costs a call per page per tick; per-job Gets cost a call per job per poll. The
 watcher lists while the account's pages are no more than the target's running jobs (the
