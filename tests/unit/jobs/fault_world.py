@@ -59,11 +59,11 @@ T0 = 1_800_000_000.0
 AYMARA_KEY = "matrix-aymara-key-0123"
 AGNO_KEY = "matrix-agno-key-4567"
 #: Every client's read timeout (s): a call the emulator holds longer times out.
-READ_TIMEOUT = 0.25
+READ_TIMEOUT = 0.15
 #: The emulator's delay of a call that times out (ms); a synchronous Agno run's own
 #: timeout is at least 1 s (``start.synchronous_timeout``).
 LATENCY_MS = {"RunEval": 1050}
-DEFAULT_LATENCY_MS = 300
+DEFAULT_LATENCY_MS = 200
 #: A remote job that runs until it is stopped (emulated seconds, 10,000 per real second).
 FOREVER = 1_000_000_000
 #: Deadline of the requests whose calls are made at their deadline (s).
@@ -207,7 +207,7 @@ class World:
         where the case needs it)."""
         short = call.at_deadline or call.state == "STOPPING"
         deadline = SHORT_DEADLINE if short else DEADLINE
-        duration = FOREVER if short else 50
+        duration = FOREVER if short else 5
         common: dict[str, Any] = {"deadline_seconds": deadline, "retention_seconds": RETENTION}
         if call.backend == "aymara":
             eval_uuid, prompts = self._aymara_eval()
