@@ -14,8 +14,8 @@ back-pressure or dead letters. Every state change is a move of ``worker.jobs.sta
   job still runs, a dead letter past the retry budget's time);
 * FINISHED: :func:`publish` (after a crash between the two);
 * PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
-  leaves it to the janitor); a delete refused for good makes it a dead letter whose
-  replay deletes again (``retry_delete``);
+  leaves it to the janitor; a remote job still running is asked to stop first); a delete
+  refused for good makes it a dead letter whose replay deletes again (``retry_delete``);
 * PREPARING: ``run_items`` (``worker.jobs.scenarios``) drives a request's scenario items,
   then puts it in the backlog (``enqueue``) or finishes it (``finish``);
 * DRAINING and UPDATING: an evaluator rollout (``worker.jobs.rollouts``): the drain, then
@@ -30,7 +30,7 @@ import structlog
 
 from api_contracts import OutcomeStatus
 from worker.backends.base import STOPPABLE_STATUSES, Backend, RemoteStatus, is_terminal
-from worker.errors import RemoteConflict, RemoteJobNotFound
+from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
@@ -190,12 +190,28 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
             raise
         log.warning("delete refused: the remote job still runs; tried again later",
                     error=str(exc), retry_in=svc.settings.poll_max)  # fmt: skip
+        if backend.capabilities.can_stop:
+            _stop_before_delete(svc, job, backend)
         svc.store.update(job.request_id, first_error_at=first, last_error=redact(str(exc)))
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
     svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED
+
+
+def _stop_before_delete(svc: Services, job: Job, backend: Backend) -> None:
+    """A published job's remote job still runs (taken for gone while it ran on): the
+    service deletes no running job, so it is asked to stop, and the next try deletes it
+    (it was refused until a dead letter whose replay met the same refusal, while the job
+    ran on, billed). Any refusal of the stop is left to that delete."""
+    if svc.targets[job.target].rate_limits.acquire("stop") > 0:
+        return  # the next try asks again
+    assert job.batch_evaluation_id is not None
+    try:
+        backend.stop(job.batch_evaluation_id, job.remote_scope)
+    except EvalqError as exc:
+        log.info("stop before delete refused", error=str(exc))
 
 
 #: The step of each state that has one; a timer that fires in another state is cleared.

@@ -200,7 +200,7 @@ class End:
     #: The state it dies in (None: the call's own).
     died_in: str | None = None
     #: What its replay ends in: the outcome it publishes, ``deleted`` (its remote job is
-    #: deleted, the outcome it had stands), or ``dead: <reason>`` (a dead letter again).
+    #: deleted, the outcome it had stands).
     replay: str | None = None
 
     def outcomes(self) -> list[str]:
@@ -300,7 +300,8 @@ GONE = End("counts as deleted")
 LOOKED_UP = ends("COMPLETED", "its run is looked up by name and adopted: one run")
 REMADE = End("the delete was made: its retry meets 404, counted as deleted")
 DELETE_REFUSED = End(
-    "tried again every poll_max (each a stall) within the retry budget's time, then a dead letter",
+    "tried again every poll_max (each a stall; where the service can stop one, the remote "
+    "job is asked to stop first) within the retry budget's time, then a dead letter",
     dead="remote_conflict",
     replay="deleted",
 )
@@ -332,11 +333,12 @@ CALLS: dict[Call, dict[str, End]] = {
             "EXPIRED",
             ResourceNotFoundException=End(
                 "taken for gone: outcome FAILED; its delete after retention is refused while "
-                "the remote job runs on, then a dead letter",
+                "the remote job runs on, and asks for a stop (refused too, as every stop "
+                "here), within the retry budget's time; then a dead letter",
                 outcome="FAILED",
                 dead="remote_conflict",
                 died_in="PUBLISHED",
-                replay="dead: remote_conflict",
+                replay=DELETED,
             ),
             ConflictException=End(
                 "STOPPING: the stop is asked again at each poll, each gap as long as the stop "
@@ -571,9 +573,7 @@ def _replay(call: Call, end: End) -> str:
         return ""
     move = REPLAY_MOVES[JobState(end.died_in or call.state)]
     how = REPLAYS[move] + (RESTARTS[call.backend] if move == Move.REPLAY else "")
-    then = end.replay or ""
-    then = f"dead letter `{then[6:]}` again" if then.startswith("dead: ") else then
-    return f"{move.value}: {how} -> {then}"
+    return f"{move.value}: {how} -> {end.replay or ''}"
 
 
 def render() -> str:
