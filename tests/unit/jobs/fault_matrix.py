@@ -236,7 +236,7 @@ def ends(outcome: str, does: str) -> End:
     return End(does, outcome=outcome)
 
 
-ONCE = "retried, then the run goes on"
+ONCE = "retried: the job goes on"
 #: AgentCore's permanent refusals and their dead letters' reasons.
 _REFUSED = {
     "UnauthorizedException": "unauthorized",
