@@ -2,7 +2,9 @@
 
 * ``RetryableError``: transient (throttling, 5xx, connection errors, timeouts). Retried
   with backoff inside the retry budget; past it the job becomes a dead letter
-  ``retries_exhausted``. ``Throttled`` does not spend an attempt.
+  ``retries_exhausted``. ``Throttled`` does not spend an attempt, but backs off as much
+  (by the job's firings in a row that moved nothing) and counts against the budget's
+  time; no retry comes sooner than the ``retry_after`` the service asked for.
 * ``BackPressure``: the account is full. The job goes back to the backlog, never to the
   dead letters.
 * ``PermanentError``: retrying cannot help. Dead-lettered at once with ``reason``.

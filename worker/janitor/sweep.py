@@ -33,6 +33,7 @@ from typing import Any
 import redis
 import structlog
 
+from api_contracts import ReasonCode
 from worker.backends.base import RemoteJob
 from worker.backends.ratelimit import Operation
 from worker.errors import EvalqError, PermanentError, RemoteConflict, RemoteJobNotFound
@@ -321,15 +322,40 @@ def _delete_in_bulk(
         # Refused for good (access, a database that is gone): each job becomes a dead
         # letter whose replay deletes again, rather than a warning every sweep.
         log.error("bulk delete refused", target=target.name, error=str(exc))
-        svc.store.deletion_done(target.name, [ref.request_id for ref in refs])
-        for job in filter(None, (svc.store.get(ref.request_id) for ref in refs)):
-            dead_letter(svc, job, exc.reason, str(exc))
+        _dead_letter_each(svc, target, refs, exc.reason, str(exc))
         return
     except EvalqError as exc:
         log.warning("bulk delete failed", target=target.name, error=str(exc))
-        report.deferred += [f"delete:{ref.request_id}" for ref in refs]
+        # Tried again every sweep within the retry budget's time since the delete was
+        # due, then a dead letter as well (it was a warning every sweep for ever).
+        late = _due_longer_than(svc, target, refs, svc.settings.retry_max_seconds, now)
+        error = f"gave up after {svc.settings.retry_max_seconds:g} s: {exc}"
+        _dead_letter_each(svc, target, late, ReasonCode.retries_exhausted, error)
+        report.deferred += [f"delete:{ref.request_id}" for ref in refs if ref not in late]
         return
     for ref in refs:
         if svc.store.transition(ref, Move.DELETE, deleted_at=now, updated_at=now):
             report.done["deleted_after_retention"].append(ref.request_id)
     svc.store.deletion_done(target.name, [ref.request_id for ref in refs])
+
+
+def _due_longer_than(
+    svc: Services, target: Target, refs: list[LocalRef], seconds: float, now: float
+) -> list[LocalRef]:
+    """The refs whose bulk delete has been due for longer than ``seconds``."""
+    pipe = svc.redis.pipeline(transaction=False)
+    for ref in refs:
+        pipe.zscore(svc.keys.target(target.name).deletions, ref.request_id)
+    due = pipe.execute()
+    return [ref for ref, at in zip(refs, due, strict=True) if at is not None and now - at > seconds]
+
+
+def _dead_letter_each(
+    svc: Services, target: Target, refs: list[LocalRef], reason: ReasonCode, error: str
+) -> None:
+    """Each job's bulk delete is given up on: a dead letter whose replay deletes again."""
+    if not refs:
+        return
+    svc.store.deletion_done(target.name, [ref.request_id for ref in refs])
+    for job in filter(None, (svc.store.get(ref.request_id) for ref in refs)):
+        dead_letter(svc, job, reason, error)

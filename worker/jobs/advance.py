@@ -85,9 +85,10 @@ def _locked_step(
 #: What a step ends in when its timer fired and it moved nothing (a retryable error,
 #: throttling included, which spends no attempt): a stall.
 STALLS = frozenset({StepResult.RETRY, StepResult.DELETE_REFUSED})
-#: Results that say nothing of the job itself (it was someone else's turn, or a shared rate
-#: said wait): they neither count as a stall nor end a run of them.
-NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED})
+#: Results that say nothing of the job itself (it was someone else's turn, a shared rate
+#: said wait, or its call went to the synchronous queue): they neither count as a stall
+#: nor end a run of them (a hand-off ended each, so a throttled run never backed off).
+NEUTRAL = frozenset({StepResult.RATE_LIMITED, StepResult.RACED, StepResult.HANDED_OFF})
 
 
 def _count_stall(svc: Services, job: Job, result: StepResult) -> None:
@@ -145,8 +146,13 @@ def _retry_later(
     if attempts > settings.retry_max_attempts or now - first > settings.retry_max_seconds:
         error = f"gave up after {attempts} attempts: {exc}"
         return dead_letter(svc, job, exhausted, error, attempts=attempts)
-    step = min(settings.retry_max, settings.retry_initial * 2 ** max(attempts - 1, 0))
-    delay = step / 2 + svc.rng.uniform(0, step / 2)
+    # Throttling spends no attempt but backs off all the same, by the firings in a row
+    # that moved nothing: a service that keeps throttling is asked ever less often (not
+    # every retry_initial until the budget's time is spent).
+    tries = min(max(attempts, job.stalls + 1), 32)
+    step = min(settings.retry_max, settings.retry_initial * 2 ** (tries - 1))
+    # Never sooner than the service asked (Retry-After).
+    delay = max(step / 2 + svc.rng.uniform(0, step / 2), exc.retry_after or 0.0)
     svc.store.update(job.request_id, attempts=attempts, first_error_at=first,
                      last_error=redact(str(exc)))  # fmt: skip
     svc.store.schedule(job.request_id, now + delay)

@@ -12,8 +12,9 @@ recorded only if its attempt is still the item's:
 * the stream ended: the session will be evaluated;
 * the stream broke, or no answer came (``StreamInterrupted``: the session may have been
   used): a new attempt after a backoff, within the item's retries;
-* refused before the stream (throttled, a 5xx, no connection: the session was not used):
-  the same attempt again after a backoff (throttling spends no retry);
+* refused before the stream (throttled, a 5xx, a full quota, no connection: the session
+  was not used): the same attempt again after a backoff that grows with every refusal
+  (throttling spends no retry);
 * refused for good (validation, access, an unknown harness): the item is left out.
 
 Then the request's step is woken and the freed place goes to the target's next ready item.
@@ -29,7 +30,7 @@ import redis
 import structlog
 
 from api_contracts import EvaluationRequest
-from worker.errors import PermanentError, RetryableError, StreamInterrupted
+from worker.errors import BackPressure, PermanentError, RetryableError, StreamInterrupted
 from worker.jobs.items import CallResult, Invocation, ScenarioItems
 from worker.jobs.remote import remote_calls
 from worker.jobs.scenarios import hand_out_invocations
@@ -82,7 +83,8 @@ def invoke(svc: Services, request_id: str, index: int, attempt: int) -> str:
     log.info("invoking the harness", session_id=session)
     ending = _call(svc, job.request, index, session, target, _heartbeat(svc, items, call, target))
     if ending.result in (CallResult.RETRY, CallResult.INTERRUPTED):
-        ending = _with_backoff(svc, ending, failures)
+        # Throttling spends no retry but backs off all the same, by every refusal so far.
+        ending = _with_backoff(svc, ending, max(failures, int(state.get("refusals", 0))))
     recorded = items.record(
         call,
         job.target,
@@ -125,6 +127,11 @@ def _call(
         # Answered (or never sent) before the stream: the session was not used.
         return Ending(CallResult.RETRY, str(exc), spends=exc.spends_attempt,
                       delay=exc.retry_after or 0.0)  # fmt: skip
+    except BackPressure as exc:
+        # An account quota (402) refused it before the stream: the session was not used;
+        # tried again after the quota backoff, within the item's retries (it was taken
+        # for a bug in the stream, and its session given up).
+        return Ending(CallResult.RETRY, str(exc), delay=svc.settings.quota_backoff)
     except PermanentError as exc:
         return Ending(CallResult.FAILED, f"{exc.reason.value}: {exc}")
     except redis.RedisError:
@@ -138,7 +145,7 @@ def _call(
 
 def _with_backoff(svc: Services, ending: Ending, failures: int) -> Ending:
     settings = svc.settings
-    step = min(settings.retry_max, settings.retry_initial * 2**failures)
+    step = min(settings.retry_max, settings.retry_initial * 2 ** min(failures, 32))
     delay = max(ending.delay, step / 2 + svc.rng.uniform(0, step / 2))
     return Ending(ending.result, ending.error, ending.stop_reason, delay, ending.spends)
 

@@ -3,7 +3,8 @@
 Each request has a hash of its items (``Keys.scenario_items``), one JSON state per index:
 ``status`` (waiting, ready, dispatched, invoking, ended, failed), ``attempt`` (the
 current one; its session id is ``session_id(request_id, index, attempt)``), ``sessions``
-(attempts invoked), ``failures`` (retries spent), ``not_before``, ``session_id``,
+(attempts invoked), ``failures`` (retries spent), ``refusals`` (calls refused or
+interrupted, throttles included: the backoff's exponent), ``not_before``, ``session_id``,
 ``stop_reason``, ``ended_at``, ``error``. Each target has a ready queue and an in-flight
 set of InvokeHarness calls (``TargetKeys.invocations_ready``, ``invocations``), both of
 members ``request_id|index|attempt``. Every change that racing tasks could make twice is

@@ -23,6 +23,7 @@ import structlog
 
 from api_contracts import OutcomeStatus
 from worker.backends.base import Backend, RemoteJob
+from worker.errors import Throttled
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import backend_of, rate_limited
@@ -97,7 +98,15 @@ def start(svc: Services, job: Job, *, timeout: float | None = None) -> StepResul
         return StepResult.RATE_LIMITED
     if not backend.capabilities.client_token:
         _record_intent(svc, job, timeout or backend.call_timeout)
-    return _started(svc, job, backend, backend.start(job, timeout=timeout))
+    try:
+        remote = backend.start(job, timeout=timeout)
+    except Throttled:
+        if not backend.capabilities.client_token:
+            # Refused with an answer (429): no run was made, so none is looked up before
+            # the next create (each throttled create waited out a lookup and made one).
+            svc.store.update(job.request_id, create_intent_at=None, create_timeout=None)
+        raise
+    return _started(svc, job, backend, remote)
 
 
 def _hand_off(svc: Services, job: Job) -> StepResult:

@@ -10,11 +10,12 @@ back-pressure or dead letters. Every state change is a move of ``worker.jobs.sta
   its progress (``poll``); ended, it is finished (``finish``) and its outcome published
   (``publish``, ``worker.jobs.finish``); past the deadline, a stop is requested (``stop``),
   or, where the service cannot stop a run, the run is deleted and the job finished;
-* STOPPING: :func:`observe` polls until the stop shows;
+* STOPPING: :func:`observe` polls until the stop shows (asking again while the remote
+  job still runs, a dead letter past the retry budget's time);
 * FINISHED: :func:`publish` (after a crash between the two);
 * PUBLISHED: :func:`delete_after_retention` (``delete``; a service that deletes in bulk
-  leaves it to the janitor); a delete refused for good makes it a dead letter whose
-  replay deletes again (``retry_delete``);
+  leaves it to the janitor; a remote job still running is asked to stop first); a delete
+  refused for good makes it a dead letter whose replay deletes again (``retry_delete``);
 * PREPARING: ``run_items`` (``worker.jobs.scenarios``) drives a request's scenario items,
   then puts it in the backlog (``enqueue``) or finishes it (``finish``);
 * DRAINING and UPDATING: an evaluator rollout (``worker.jobs.rollouts``): the drain, then
@@ -28,8 +29,8 @@ from typing import Any
 import structlog
 
 from api_contracts import OutcomeStatus
-from worker.backends.base import Backend, RemoteStatus, is_terminal
-from worker.errors import RemoteConflict, RemoteJobNotFound
+from worker.backends.base import STOPPABLE_STATUSES, Backend, RemoteStatus, is_terminal
+from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
@@ -59,8 +60,11 @@ def observe(svc: Services, job: Job) -> StepResult:
     if job.listed_result is not None:
         return _ended(svc, job, job.listed_result, job.remote_status or "")
     target = svc.targets[job.target]
-    if not is_terminal(job.remote_status or "") and is_watched(svc, target):
-        # The target's listing watches this job and hands it out when it ends.
+    running = job.state == JobState.RUNNING
+    if running and not is_terminal(job.remote_status or "") and is_watched(svc, target):
+        # The target's listing watches this job and hands it out when it ends (a
+        # stopping one polls on its own: past its deadline, a recheck would be due at
+        # once, every tick, with nobody asking for the stop again).
         recheck = min(svc.clock() + svc.settings.watch_recheck_seconds, job.deadline_at)
         svc.store.transition(job, Move.POLL, from_state=job.state, due_at=recheck)
         return StepResult.WATCHED
@@ -74,6 +78,8 @@ def observe(svc: Services, job: Job) -> StepResult:
     now = svc.clock()
     if is_terminal(remote.status):
         return _ended(svc, job, remote.body, remote.status)
+    if job.state == JobState.STOPPING:
+        return _not_stopped_yet(svc, job, remote.status, now)
     updates: dict[str, Any] = {
         "remote_status": remote.status,
         "polls": job.polls + 1,
@@ -84,8 +90,6 @@ def observe(svc: Services, job: Job) -> StepResult:
     }
     job.polls += 1
     delay = svc.poll_policy.next_delay(job, now, svc.rng)
-    if job.state == JobState.STOPPING:
-        delay = svc.settings.poll_min
     svc.store.transition(job, Move.POLL, from_state=job.state, due_at=now + delay, **updates)
     return StepResult.POLLED
 
@@ -107,6 +111,33 @@ def request_stop(svc: Services, job: Job) -> StepResult:
     svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
     log.info(f"{_why_stopped(job)}; stop requested")
     return StepResult.STOPPING
+
+
+def _not_stopped_yet(svc: Services, job: Job, status: str, now: float) -> StepResult:
+    """A stopped job's remote job has not ended. Still running (the stop was refused
+    with 409 while it ran), it is asked to stop again. Each poll waits as long again as the
+    stop has taken so far, and past the retry budget's time the job is a dead letter
+    (``remote_conflict``) whose replay polls and stops again: before, a refused stop left
+    the job STOPPING, polled every poll_min for ever while its remote job ran on."""
+    since = job.first_error_at or now
+    if now - since > svc.settings.retry_max_seconds:
+        raise RemoteConflict(f"the remote job is still {status} {round(now - since)} s "
+                             "after its stop was asked")  # fmt: skip
+    if status in STOPPABLE_STATUSES:
+        if rate_limited(svc, job, "stop"):
+            return StepResult.RATE_LIMITED
+        assert job.batch_evaluation_id is not None
+        try:
+            backend_of(svc, job).stop(job.batch_evaluation_id, job.remote_scope)
+        except RemoteConflict:
+            log.info("stop refused again while the remote job runs", status=status)
+        except RemoteJobNotFound:
+            return _vanished(svc, job)
+    delay = min(svc.settings.poll_max, max(svc.settings.poll_min, now - since))
+    svc.store.transition(job, Move.POLL, from_state=JobState.STOPPING, due_at=now + delay,
+                         remote_status=status, polls=job.polls + 1, first_error_at=since,
+                         updated_at=now)  # fmt: skip
+    return StepResult.POLLED
 
 
 def _delete_at_deadline(svc: Services, job: Job, backend: Backend) -> StepResult:
@@ -173,12 +204,28 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
             raise
         log.warning("delete refused: the remote job still runs; tried again later",
                     error=str(exc), retry_in=svc.settings.poll_max)  # fmt: skip
+        if backend.capabilities.can_stop:
+            _stop_before_delete(svc, job, backend)
         svc.store.update(job.request_id, first_error_at=first, last_error=redact(str(exc)))
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
     svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED
+
+
+def _stop_before_delete(svc: Services, job: Job, backend: Backend) -> None:
+    """A published job's remote job still runs (taken for gone while it ran on): the
+    service deletes no running job, so it is asked to stop, and the next try deletes it
+    (it was refused until a dead letter whose replay met the same refusal, while the job
+    ran on, billed). Any refusal of the stop is left to that delete."""
+    if svc.targets[job.target].rate_limits.acquire("stop") > 0:
+        return  # the next try asks again
+    assert job.batch_evaluation_id is not None
+    try:
+        backend.stop(job.batch_evaluation_id, job.remote_scope)
+    except EvalqError as exc:
+        log.info("stop before delete refused", error=str(exc))
 
 
 #: The step of each state that has one; a timer that fires in another state is cleared.
@@ -197,7 +244,11 @@ STEPS: dict[JobState, Step] = {
 def _ended(svc: Services, job: Job, body: dict[str, Any], remote_status: str) -> StepResult:
     """Finish a job whose remote job ended in ``remote_status`` (evalq's words), from what
     the service said of it (a Get's body, or the listing's summary)."""
-    stopped_by_us = job.state == JobState.STOPPING and remote_status == RemoteStatus.STOPPED
+    # Stopped by evalq: a stop it asked for (its answer may have been lost, the job then
+    # still RUNNING here) at the deadline or for a cancel.
+    asked = (job.state == JobState.STOPPING or job.cancel_requested_at is not None
+             or svc.clock() >= job.deadline_at)  # fmt: skip
+    stopped_by_us = asked and remote_status == RemoteStatus.STOPPED
     status = _stopped_status(job) if stopped_by_us else OutcomeStatus(remote_status)
     error = _remote_error(body)
     if stopped_by_us:

@@ -5,9 +5,10 @@ ListBatchEvaluations returns every job of an account with its status and session
 a job that ended is handed to a worker at once, whose step reads the full body with the
 job's only GetBatchEvaluation, or, for a job that asked for no insights and no dataset
 run, from the listing's own summary, which then holds its whole outcome (no Get at all).
-Jobs a listing watches skip their own polls
+Running jobs a listing watches skip their own polls
 (``worker.jobs.steps``) as long as the listing is fresh (``TargetKeys.watching``): if
-the watcher stops, the next recheck of each job polls it again.
+the watcher stops, the next recheck of each job polls it again. A stopping job (past its
+deadline) polls on its own, so it can ask for its stop again.
 
 A listing costs a call per page per tick; per-job Gets cost a call per job per poll. The
 watcher lists while the account's pages are no more than the target's running jobs (the
@@ -137,7 +138,10 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
         state, ref = JobState(text), Ref(owner, target.name)
         if is_terminal(job.status):
             if not is_terminal(stored or ""):
-                _ended(svc, ref, state, job, now, whole=whole == "1")
+                # A stopping job polls on its own (it may have to ask for its stop
+                # again): its end is read with a Get.
+                whole_outcome = whole == "1" and state == JobState.RUNNING
+                _ended(svc, ref, state, job, now, whole=whole_outcome)
                 report.ended.append(owner)
         elif _progress_changed(job, progress):
             fields = _progress_fields(job, now, first=progress is None)

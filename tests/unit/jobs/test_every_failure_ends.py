@@ -12,7 +12,7 @@ from api_contracts.examples import sample_request
 from tests.unit.conftest import reconfigure
 from tests.unit.driving import calls, faults, run_until, submit
 from worker.dead_letters import replay
-from worker.errors import QueueRefused, RetryableError
+from worker.errors import QueueRefused, RetryableError, Throttled
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState, Move
@@ -161,6 +161,33 @@ def test_a_job_throttled_forever_is_stalled_listed_and_counted(services, clock, 
     assert advance(services, "r1") in ("polled", "published")
     assert services.store.get("r1").stalls == 0
     assert services.store.stalled_jobs(1) == []
+
+
+def test_a_throttled_job_backs_off_and_waits_at_least_what_the_service_asked(
+    services, clock, emulator, monkeypatch
+):
+    reconfigure(services, watch_by_list=False)
+    submit(services, tags={"emulator:duration": "100000"})
+    assert advance(services, "r1") == "started"
+    faults(emulator, {"throttle": 1.0, "operations": ["GetBatchEvaluation"]})
+    gaps = []
+    for _ in range(8):
+        clock.advance(services.store.due_score("r1") - clock())
+        assert advance(services, "r1") == "retry"
+        gaps.append(services.store.due_score("r1") - clock())
+    # Doubling from retry_initial (1 s) to retry_max (60 s), each with equal jitter: a
+    # service that keeps throttling is asked ever less often (every ~1 s before).
+    assert all(2**n / 2 <= gap <= 2**n for n, gap in enumerate(gaps[:6]))
+    assert 30 <= gaps[-1] <= 60
+    assert services.store.get("r1").attempts == 0  # no attempt spent
+
+    def get(*_: object) -> None:
+        raise Throttled("slow down", retry_after=500.0)
+
+    monkeypatch.setattr(services.targets["default"].backend, "get", get)
+    clock.advance(60)
+    assert advance(services, "r1") == "retry"
+    assert services.store.due_score("r1") - clock() == 500.0  # Retry-After
 
 
 def test_replay_of_a_job_dead_while_running_counts_one_remote_job(services, clock, emulator):

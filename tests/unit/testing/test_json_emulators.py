@@ -104,6 +104,28 @@ def test_fault_documents_name_this_services_operations() -> None:
         service.set_faults({"throttle": 2})
 
 
+def test_each_error_a_service_documents_can_be_injected_in_its_own_envelope() -> None:
+    aymara = AymaraService(api_key="k")
+    key = {"x-api-key": "k"}
+    aymara.set_faults({"errors": {"404:organization": 1.0}, "operations": ["GetEvalRun"]})
+    missing = call(aymara, "GET", "/v2/eval-runs/score_run.x", **key)
+    aymara.set_faults({"errors": {"404": 1.0}, "operations": ["CreateEvalRun"]})
+    no_eval = call(aymara, "POST", "/v2/eval-runs", {}, **key)
+    aymara.set_faults({"errors": {"409": 1.0}})
+    conflict = call(aymara, "DELETE", "/v2/eval-runs/score_run.x", **key)
+    assert (missing.status, missing.body["error"]["details"]) == (404, {"resource": "organization"})
+    assert no_eval.body["error"]["details"] == {"resource": "eval"}
+    assert (conflict.status, conflict.body["error"]["code"]) == (409, "resource.conflict")
+    agno = AgnoService()
+    agno.set_faults({"errors": {"422": 1.0}, "operations": ["GetEvalRun"]})
+    invalid = call(agno, "GET", "/eval-runs/x")
+    assert (invalid.status, invalid.body["detail"][0]["msg"]) == (422, "Injected")
+    assert aymara.stats()["faults"]["errors"] == 3
+    assert aymara.stats()["in_flight"] == agno.stats()["in_flight"] == 0
+    with pytest.raises(FaultConfigError, match="unknown errors: 404:organization"):
+        agno.set_faults({"errors": {"404:organization": 1.0}})
+
+
 @pytest.fixture
 def agno() -> Any:
     service = AgnoService(security_key="sk-test-1", agents=("demo-agent",), time_scale=1e6)

@@ -22,7 +22,9 @@ if result == 'ended' then
 elseif result == 'failed' then
   item.status, item.error = 'failed', why
 else
+  -- Every refusal counts for the backoff, throttles too (which spend no retry).
   item.failures, item.error = item.failures + tonumber(spends), why
+  item.refusals = (item.refusals or 0) + 1
   if item.failures > tonumber(max_failures) then
     item.status = 'failed'
   else

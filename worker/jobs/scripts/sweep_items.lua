@@ -86,4 +86,6 @@ if open == 0 then
   wake = math.min(tonumber(deadline), ended > 0 and last_end + tonumber(ingestion_delay) or t)
 end
 redis.call('ZADD', due, math.max(wake, t), request_id)
-return {ended, failed, open, tostring(last_end), resend}
+-- All 17 digits: tostring's 14 can round the end up, past now, and the step would
+-- wait for an end that is over.
+return {ended, failed, open, string.format('%.17g', last_end), resend}

@@ -50,7 +50,17 @@ class _Handler(KeepAliveHandler):
             response = wire.WireResponse(status, headers, xml)
         else:
             headers = dict(self.headers.items())
-            response = _api(self.server.state, self.command, url.path, url.query, body, headers)
+            self.server.state.served(+1)
+            try:
+                self._answer(
+                    _api(self.server.state, self.command, url.path, url.query, body, headers)
+                )
+            finally:
+                self.server.state.served(-1)
+            return
+        self._answer(response)
+
+    def _answer(self, response: wire.WireResponse | _Stream | None) -> None:
         if response is None:
             self._drop()
         elif isinstance(response, _Stream):

@@ -70,6 +70,7 @@ class EmulatorState:
         self._calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
         self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
         self._throttled = 0
+        self._in_flight = 0
         self.credentials.reset_counts()
         self._max_active = 0
         self._harnesses = Harnesses()
@@ -97,6 +98,11 @@ class EmulatorState:
         with self._lock:
             return self._faults.config
 
+    def served(self, delta: int) -> None:
+        """An API call began (+1) or its answer (or stream) ended (-1)."""
+        with self._lock:
+            self._in_flight += delta
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             now = self._clock()
@@ -108,6 +114,8 @@ class EmulatorState:
                 "faults": dict(self._fault_counts),
                 "jobs": {"total": len(self._jobs), "by_status": dict(by_status)},
                 "max_active": self._max_active,
+                # Calls being served now: a test reads what the service holds at 0.
+                "in_flight": self._in_flight,
                 "harness": self._harnesses.stats(),
                 "evaluators": self._evaluator_stats(now),
                 "sts": self.credentials.stats(),

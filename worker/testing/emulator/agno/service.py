@@ -69,12 +69,27 @@ class AgnoTiming:
     seconds_per_iteration: float = 2.0
 
 
+#: Injectable error answers (``POST /_emulator/faults`` ``errors``): status -> detail.
+_ERRORS: Final[dict[str, Any]] = {
+    "400": "Injected: bad request",
+    "401": "Invalid authentication token",
+    "403": "Insufficient permissions",
+    "404": "Injected: not found",
+    "409": "Injected: conflict",
+    "422": [{"type": "value_error", "loc": ["body"], "msg": "Injected", "input": None}],
+    "429": "Too Many Requests",
+    "500": "Internal server error",
+    "503": "Service Unavailable",
+}
+
+
 def detail(status: int, message: Any) -> ServiceError:
     return ServiceError(Reply(status, {"detail": message}))
 
 
 class AgnoService(JsonService):
     operations = tuple(dict.fromkeys(_ROUTES.values()))
+    error_names = tuple(_ERRORS)
 
     def __init__(
         self,
@@ -124,9 +139,9 @@ class AgnoService(JsonService):
         return Reply(404, {"detail": "Not Found"})
 
     def fault_reply(self, kind: str, operation: str | None) -> Reply:
-        if kind == "throttle":
-            return Reply(429, {"detail": "Too Many Requests"}, {"Retry-After": "1"})
-        return Reply(500, {"detail": "Internal server error"})
+        status = {"throttle": "429", "server_error": "500"}.get(kind, kind)
+        headers = {"Retry-After": "1"} if status == "429" else {}
+        return Reply(int(status), {"detail": _ERRORS[status]}, headers)
 
     def serve(self, operation: str, params: dict[str, str], request: Request) -> Reply:
         if operation == "MethodNotAllowed":

@@ -132,8 +132,29 @@ def _validation_details(exc: ValidationError) -> dict[str, Any]:
     }
 
 
+#: The resource a 404 about the call's own resource names (``details.resource``).
+_RESOURCE_OF = {"CreateEval": "eval", "GetEval": "eval", "ListEvalPrompts": "eval",
+                "CreateEvalRun": "eval", "ListEvalRuns": "eval"}  # fmt: skip
+#: Injectable error answers (``POST /_emulator/faults`` ``errors``): status -> envelope
+#: code and message; a 404 may be about the key's organization or the workspace instead.
+_ERRORS: Final = {
+    "400": ("validation.invalid_request", "Injected: invalid request"),
+    "401": ("auth.invalid_key", "Invalid or missing API key"),
+    "403": ("auth.forbidden", "Injected: the key may not do this"),
+    "404": ("resource.not_found", "Injected: {resource} not found"),
+    "404:organization": ("resource.not_found", "Organization not found for this API key"),
+    "404:workspace": ("resource.not_found", "Workspace ws-injected not found"),
+    "409": ("resource.conflict", "Injected: the resource is in a conflicting state"),
+    "422": ("validation.invalid_request", "Invalid request body"),
+    "429": ("quota.limit_exceeded", "Rate limit exceeded, slow down"),
+    "500": ("server.internal_error", "Internal server error"),
+    "503": ("server.internal_error", "Service unavailable"),
+}
+
+
 class AymaraService(JsonService):
     operations = tuple(name for name, _, _ in _ROUTES)
+    error_names = tuple(_ERRORS)
 
     def __init__(
         self,
@@ -171,11 +192,20 @@ class AymaraService(JsonService):
         return envelope(404, "resource.not_found", f"No route {request.method} {request.path}")
 
     def fault_reply(self, kind: str, operation: str | None) -> Reply:
-        if kind == "throttle":
-            reply = envelope(429, "quota.limit_exceeded", "Rate limit exceeded, slow down")
+        name = {"throttle": "429", "server_error": "500"}.get(kind, kind)
+        code, message = _ERRORS[name]
+        status, _, about = name.partition(":")
+        resource = about or _RESOURCE_OF.get(operation or "", "eval_run")
+        details: dict[str, Any] = {}
+        if status == "404":
+            details["resource"] = resource
+            message = message.format(resource=resource.replace("_", " "))
+        elif status == "422":
+            details["errors"] = [{"loc": ["body"], "msg": "Injected", "type": "value_error"}]
+        reply = envelope(int(status), code, message, details)
+        if status == "429":
             reply.headers.update({"retry-after-ms": "1000", "retry-after": "1"})
-            return reply
-        return envelope(500, "server.internal_error", "Internal server error")
+        return reply
 
     def serve(self, operation: str, params: dict[str, str], request: Request) -> Reply:
         self._check_account(operation, request)

@@ -3,13 +3,15 @@
 The same document configures both (``POST /_emulator/faults``): ``throttle``,
 ``server_error``, ``drop``, ``lost_response`` (serve, then drop the answer),
 ``latency_rate`` + ``latency_ms``, optionally ``operations`` (names of this service's
-operations). ``errors`` (AgentCore exception names) has no meaning here and is refused.
+operations). ``errors`` names the error answers this service documents (its
+``error_names``: HTTP statuses, e.g. ``"403"``), answered in the service's own envelope;
+AgentCore's exception names are refused.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +21,16 @@ from ..faults import FAULT_KINDS
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "parse_faults"]
 
 
-def parse_faults(doc: Any, operations: Sequence[str]) -> FaultConfig:
-    """A validated ``FaultConfig`` whose ``operations`` are among ``operations``."""
+def parse_faults(doc: Any, operations: Sequence[str], errors: Collection[str] = ()) -> FaultConfig:
+    """A validated ``FaultConfig`` whose ``operations`` are among ``operations`` and whose
+    ``errors`` are among ``errors`` (the service's documented error answers)."""
     if not isinstance(doc, dict):
         raise FaultConfigError("fault config must be a JSON object")
-    if doc.get("errors"):
-        raise FaultConfigError("errors are AgentCore exception names; use server_error")
+    named = doc.get("errors") or {}
+    unknown_errors = sorted(set(named) - set(errors)) if isinstance(named, dict) else []
+    if unknown_errors:
+        raise FaultConfigError(f"unknown errors: {', '.join(unknown_errors)} "
+                               f"(this service's: {', '.join(errors) or 'none'})")  # fmt: skip
     chosen = doc.get("operations")
     config = FaultConfig.from_dict({k: v for k, v in doc.items() if k != "operations"})
     if chosen is not None:
@@ -45,7 +51,8 @@ class Fault:
     delay_seconds: float = 0.0
     drop: bool = False
     lose_response: bool = False
-    #: "throttle" or "server_error": answer that error instead of serving the call.
+    #: "throttle", "server_error" or one of the service's ``error_names``: answer that
+    #: error instead of serving the call.
     error: str | None = None
     kinds: tuple[str, ...] = ()
 
@@ -70,6 +77,9 @@ class FaultPlan:
             return Fault(delay, drop=True, kinds=(*kinds, "drop"))
         if cfg.server_error and self._rng.random() < cfg.server_error:
             return Fault(delay, error="server_error", kinds=(*kinds, "server_error"))
+        for name, rate in cfg.errors.items():
+            if rate and self._rng.random() < rate:
+                return Fault(delay, error=name, kinds=(*kinds, "errors"))
         if cfg.throttle and self._rng.random() < cfg.throttle:
             return Fault(delay, error="throttle", kinds=(*kinds, "throttle"))
         if cfg.lost_response and self._rng.random() < cfg.lost_response:

@@ -53,9 +53,15 @@ class _Handler(KeepAliveHandler):
             body=body,
         )
         if url.path.startswith(CONTROL_PREFIX):
-            reply: Reply | None = _control(self.server.service, request)
-        else:
-            reply = serve_call(self.server.service, request)
+            self._answer(_control(self.server.service, request))
+            return
+        self.server.service.served(+1)
+        try:
+            self._answer(serve_call(self.server.service, request))
+        finally:
+            self.server.service.served(-1)
+
+    def _answer(self, reply: Reply | None) -> None:
         if reply is None:
             self._drop()
         else:

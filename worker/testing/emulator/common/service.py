@@ -18,6 +18,8 @@ from .messages import Reply, Request
 class JsonService(ABC):
     #: The service's operations (names in ``calls`` and in fault ``operations``).
     operations: tuple[str, ...] = ()
+    #: The error answers a fault's ``errors`` may name (answered by ``fault_reply``).
+    error_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -32,7 +34,9 @@ class JsonService(ABC):
         self.time_scale = time_scale
         self.seed = seed
         self.clock = clock
-        self._startup_faults = parse_faults((faults or FaultConfig()).to_dict(), self.operations)
+        self._startup_faults = parse_faults(
+            (faults or FaultConfig()).to_dict(), self.operations, self.error_names
+        )
         self.lock = threading.RLock()
         self._reset_counters()
 
@@ -55,7 +59,8 @@ class JsonService(ABC):
 
     @abstractmethod
     def fault_reply(self, kind: str, operation: str | None) -> Reply:
-        """The answer of an injected ``throttle`` or ``server_error``."""
+        """The answer of an injected ``throttle``, ``server_error`` or error of
+        ``error_names``."""
 
     @abstractmethod
     def job_views(self) -> list[dict[str, Any]]:
@@ -80,13 +85,14 @@ class JsonService(ABC):
     # --- control plane -----------------------------------------------------------------
 
     def _reset_counters(self) -> None:
-        self._faults = FaultPlan(parse_faults(self._startup_faults.to_dict(), self.operations),
-                                 self.seed)  # fmt: skip
+        startup = parse_faults(self._startup_faults.to_dict(), self.operations, self.error_names)
+        self._faults = FaultPlan(startup, self.seed)
         self.calls: Counter[str] = Counter({op: 0 for op in self.operations})
         self.fault_counts: Counter[str] = Counter({kind: 0 for kind in FAULT_KINDS})
         self.throttled = 0
         self.max_active = 0
         self.total_jobs = 0
+        self.in_flight = 0
 
     def reset(self) -> None:
         """Forget every run and counter; faults go back to the start-up configuration."""
@@ -95,7 +101,7 @@ class JsonService(ABC):
             self._reset_counters()
 
     def set_faults(self, doc: Any) -> FaultConfig:
-        config = parse_faults(doc, self.operations)
+        config = parse_faults(doc, self.operations, self.error_names)
         with self.lock:
             self._faults = FaultPlan(config, self.seed)
         return config
@@ -115,6 +121,11 @@ class JsonService(ABC):
                 self.throttled += 1
             return fault
 
+    def served(self, delta: int) -> None:
+        """An API call began (+1) or its answer was sent or dropped (-1)."""
+        with self.lock:
+            self.in_flight += delta
+
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {
@@ -123,6 +134,8 @@ class JsonService(ABC):
                 "faults": dict(self.fault_counts),
                 "jobs": {"total": self.total_jobs, "by_status": self.job_counts()},
                 "max_active": self.max_active,
+                # Calls being served now: a test reads what the service holds at 0.
+                "in_flight": self.in_flight,
             }
 
     def jobs(self) -> list[dict[str, Any]]:
