@@ -7,10 +7,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit integration bench schemas clean
 
-$(BIN)/evalq: pyproject.toml
+# evalq with its dev extras, and its test tooling: the emulators' own distribution
+# (emulators/, never in the production wheel or image) with its pytest plugin and AgentOS.
+$(BIN)/evalq: pyproject.toml emulators/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './emulators[test]'
 	@touch $@
 
 demo: $(BIN)/evalq

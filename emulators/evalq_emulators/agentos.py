@@ -1,9 +1,9 @@
 """The real Agno AgentOS, run offline: the oracle of the Agno emulator's contract tests.
 
-``python -m worker.testing.agentos --port N --model-url URL --db-file F`` serves
+``python -m evalq_emulators.agentos --port N --model-url URL --db-file F`` serves
 ``agno.os.AgentOS`` with uvicorn: a ``SqliteDb`` (id ``--db-id``), agents (``--agents``)
 and teams (``--teams``) whose model is ``OpenAIChat(base_url=--model-url)`` (the fake
-model server, ``worker.testing.fake_openai``), each agent with one tool (``multiply``) so
+model server, ``evalq_emulators.fake_openai``), each agent with one tool (``multiply``) so
 reliability evals have a call to check, and ``--security-key`` as ``OS_SECURITY_KEY``.
 It prints ``agentos listening on URL`` once it serves.
 
@@ -95,7 +95,7 @@ def _announce_when_ready(url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m worker.testing.agentos")
+    parser = argparse.ArgumentParser(prog="python -m evalq_emulators.agentos")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model-url", required=True, help="OpenAI-compatible base URL")

@@ -3,13 +3,13 @@
 * ``aymara_emulator`` / ``agno_emulator``: ``evalq emulator --service aymara|agno`` with a
   test key (``AYMARA_TEST_KEY``, ``AGNO_TEST_KEY``), at time scale 50; the factory
   ``json_emulator_factory("aymara", *options)`` starts one with other options.
-* ``fake_model_server``: the OpenAI-compatible fake model (``worker.testing.fake_openai``).
-* ``agentos_server``: the real Agno AgentOS (``worker.testing.agentos``) on a fresh SQLite
+* ``fake_model_server``: the OpenAI-compatible fake model (``evalq_emulators.fake_openai``).
+* ``agentos_server``: the real Agno AgentOS (``evalq_emulators.agentos``) on a fresh SQLite
   file, its agents and teams on the fake model, keyed with ``AGNO_TEST_KEY``; one per
   session (it takes seconds to start), so tests name their runs rather than count them.
 
-Load with ``pytest_plugins = ["worker.testing.backend_fixtures"]`` (next to
-``worker.testing.pytest_plugin``, whose ``Emulator`` handle these fixtures return).
+Load with ``pytest_plugins = ["evalq_emulators.backend_fixtures"]`` (next to
+``evalq_emulators.pytest_plugin``, whose ``Emulator`` handle these fixtures return).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import pytest
 
-from worker.testing.processes import ManagedProcess, evalq_command, free_port, wait_for_line
-from worker.testing.pytest_plugin import Emulator
+from evalq_emulators.processes import ManagedProcess, evalq_command, free_port, wait_for_line
+from evalq_emulators.pytest_plugin import Emulator
 
 AYMARA_TEST_KEY: Final = "aymara-test-key-7f3c21"
 AGNO_TEST_KEY: Final = "agno-test-key-5d9e04"
@@ -128,7 +128,7 @@ def agno_emulator(json_emulator_factory: Any) -> Emulator:
 def fake_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("fake-model")
     port = free_port()
-    argv = [sys.executable, "-m", "worker.testing.fake_openai", "--port", str(port)]
+    argv = [sys.executable, "-m", "evalq_emulators.fake_openai", "--port", str(port)]
     process = _start("fake-model", argv, directory / "fake-model.log", "listening on", 30)
     yield ServerProcess(f"http://127.0.0.1:{port}/v1", process)
     process.stop()
@@ -141,7 +141,7 @@ def agentos_server(
     directory = tmp_path_factory.mktemp("agentos")
     port = free_port()
     argv = [
-        sys.executable, "-m", "worker.testing.agentos", "--port", str(port),
+        sys.executable, "-m", "evalq_emulators.agentos", "--port", str(port),
         "--model-url", fake_model_server.url, "--db-file", str(directory / "agentos.db"),
         "--db-id", AGNO_DB_ID, "--agents", ",".join(AGNO_AGENTS),
         "--teams", ",".join(AGNO_TEAMS), "--security-key", AGNO_TEST_KEY,

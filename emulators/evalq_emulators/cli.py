@@ -1,18 +1,18 @@
-"""`python -m worker.testing.emulator`: run the emulator until SIGTERM/SIGINT."""
+"""`python -m evalq_emulators`: run the emulator until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .config import EmulatorConfig, FaultConfig
-from .server import serve_forever
+from .agentcore.config import EmulatorConfig, FaultConfig
+from .agentcore.server import serve_forever
 
 
 def _parser() -> argparse.ArgumentParser:
     d = EmulatorConfig()
     p = argparse.ArgumentParser(
-        prog="python -m worker.testing.emulator",
+        prog="python -m evalq_emulators",
         description="Emulate the Bedrock AgentCore APIs evalq uses over HTTP.",
     )
     p.add_argument("--host", default=d.host)

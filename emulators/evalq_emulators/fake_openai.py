@@ -11,7 +11,7 @@ without a model behind it:
 * otherwise plain text: ``FAKE_ANSWER`` (``"4"``, the sample accuracy eval's answer).
 
 Streaming requests get the same answer as server-sent events. Every request is counted
-(``GET /_fake/stats``). ``python -m worker.testing.fake_openai --port N`` serves it until
+(``GET /_fake/stats``). ``python -m evalq_emulators.fake_openai --port N`` serves it until
 SIGTERM, printing ``fake openai listening on URL`` once it listens.
 
 Hand-written because no maintained package serves an OpenAI-compatible API offline with
@@ -239,7 +239,7 @@ class FakeOpenAI:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m worker.testing.fake_openai")
+    parser = argparse.ArgumentParser(prog="python -m evalq_emulators.fake_openai")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .agentcore.config import FaultConfig
 from .common import JsonService, serve_forever
-from .config import FaultConfig
 
 #: The services ``--service`` may name besides ``agentcore``.
 JSON_SERVICES = ("aymara", "agno")

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import redis
 
-from worker.testing.tls import TlsFiles
+from evalq_emulators.tls import TlsFiles
 
 
 def free_port() -> int:

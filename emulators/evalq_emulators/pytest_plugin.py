@@ -12,7 +12,7 @@
   ``evals.evaluator.update``) by name and reads outcomes from ``evals.results`` (and
   ``evals.evaluator-updates``), as another team's service would.
 
-Load with ``pytest_plugins = ["worker.testing.pytest_plugin"]``.
+Load with ``pytest_plugins = ["evalq_emulators.pytest_plugin"]``.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ import redis
 from celery import Celery
 from kombu.connection import Connection
 
-from worker.testing.processes import (
+from evalq_emulators.processes import (
     ManagedProcess,
     RedisServer,
     evalq_command,
     free_port,
     wait_for_line,
 )
-from worker.testing.rabbitmq import RabbitVhost
+from evalq_emulators.rabbitmq import RabbitVhost
 
 #: The brokers the ``broker`` fixture runs each test on.
 BROKERS = ("redis", "rabbitmq")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.testing.processes import ManagedProcess, free_port
+from evalq_emulators.processes import ManagedProcess, free_port
 
 SHARED_URL = os.environ.get("EVALQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 #: The server scripts of a Debian/Ubuntu package (the ones on PATH switch to the rabbitmq

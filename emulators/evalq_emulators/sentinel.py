@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from worker.testing.processes import ManagedProcess, RedisServer, find_redis_server, free_port
+from evalq_emulators.processes import ManagedProcess, RedisServer, find_redis_server, free_port
 
 
 class RedisSentinels:

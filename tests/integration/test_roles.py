@@ -24,11 +24,11 @@ from amqp.exceptions import AccessRefused
 from kombu import Connection, Exchange, Queue
 
 from api_contracts.examples import sample_request
+from evalq_emulators.processes import RedisServer, evalq_command
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Cluster, Emulator, Producer
+from evalq_emulators.rabbitmq import RabbitRoles
 from worker.keys import Keys
 from worker.runtime.broker import ReliableRedisTransport
-from worker.testing.processes import RedisServer, evalq_command
-from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Emulator, Producer
-from worker.testing.rabbitmq import RabbitRoles
 
 ROOT = Path(__file__).parents[2]
 ACL_FILE = ROOT / "deploy" / "redis" / "users.acl"

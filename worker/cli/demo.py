@@ -26,15 +26,15 @@ from api_contracts.examples import (
     sample_request,
     sample_scenario_request,
 )
-from worker.cli.views import job_view
-from worker.runtime.root import services
-from worker.testing.processes import (
+from evalq_emulators.processes import (
     ManagedProcess,
     RedisServer,
     evalq_command,
     free_port,
     wait_for_line,
 )
+from worker.cli.views import job_view
+from worker.runtime.root import services
 
 console = Console()
 

@@ -266,7 +266,7 @@ def emulator(
 ) -> None:
     """Serve a remote service's API locally: the AgentCore APIs evalq uses (for boto3
     with endpoint_url), Aymara eval runs (for aymara-ai-sdk) or Agno AgentOS eval runs."""
-    from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
+    from evalq_emulators.agentcore import EmulatorConfig, FaultConfig, serve_forever
 
     faults = FaultConfig(
         throttle=fault_throttle,
@@ -279,7 +279,7 @@ def emulator(
         update_failed=fault_update_failed,
     )
     if service != "agentcore":
-        from worker.testing.emulator.launch import JSON_SERVICES, serve_json_emulator
+        from evalq_emulators.launch import JSON_SERVICES, serve_json_emulator
 
         if service not in JSON_SERVICES:
             console.print(f"[red]unknown service {service!r}: agentcore, aymara or agno[/red]")

@@ -15,11 +15,11 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from ..common.http import EmulatorHTTPServer, KeepAliveHandler
 from . import eventstream, sts, wire
 from .config import EmulatorConfig, FaultConfig, FaultConfigError
 from .errors import ApiError
 from .harness import StreamPlan, stream_error_body
-from .http import EmulatorHTTPServer, KeepAliveHandler
 from .state import EmulatorState
 from .validation import validate_input
 

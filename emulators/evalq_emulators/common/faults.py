@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import FaultConfig, FaultConfigError
-from ..faults import FAULT_KINDS
+from ..agentcore.config import FaultConfig, FaultConfigError
+from ..agentcore.faults import FAULT_KINDS
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "parse_faults"]
 

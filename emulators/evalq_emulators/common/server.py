@@ -20,8 +20,8 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import FaultConfigError
-from ..http import EmulatorHTTPServer, KeepAliveHandler
+from ..agentcore.config import FaultConfigError
+from .http import EmulatorHTTPServer, KeepAliveHandler
 from .messages import Reply, Request, ServiceError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..config import FaultConfig
+from ..agentcore.config import FaultConfig
 from .faults import FAULT_KINDS, Fault, FaultPlan, parse_faults
 from .messages import Reply, Request
 

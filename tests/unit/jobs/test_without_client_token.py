@@ -14,6 +14,8 @@ import pytest
 from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request
+from evalq_emulators.common import JsonApiServer
+from evalq_emulators.launch import build_service
 from tests.unit.conftest import reconfigure
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import tick
@@ -21,8 +23,6 @@ from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.start import synchronous_step
 from worker.jobs.states import JobState
-from worker.testing.emulator.common import JsonApiServer
-from worker.testing.emulator.launch import build_service
 
 KEY = "unit-aymara-key-0123"
 AGNO_KEY = "unit-agno-key-4567"

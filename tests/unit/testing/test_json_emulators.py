@@ -12,14 +12,14 @@ import pytest
 
 from api_contracts import AgnoEvaluation, EvaluationRequest
 from api_contracts.examples import sample_agno_request
+from evalq_emulators.agentcore.config import FaultConfigError
+from evalq_emulators.agno import AgnoService
+from evalq_emulators.agno.models import EvalRunInput
+from evalq_emulators.aymara import AymaraService, AymaraTiming
+from evalq_emulators.common import JsonApiServer, Request
+from evalq_emulators.common.server import serve_call
 from worker.backends.agno import AgnoClient, RunRef
 from worker.errors import RetryableError, Throttled
-from worker.testing.emulator.agno import AgnoService
-from worker.testing.emulator.agno.models import EvalRunInput
-from worker.testing.emulator.aymara import AymaraService, AymaraTiming
-from worker.testing.emulator.common import JsonApiServer, Request
-from worker.testing.emulator.common.server import serve_call
-from worker.testing.emulator.config import FaultConfigError
 
 
 class Clock:
