@@ -1,16 +1,15 @@
-"""Build and serve one of the JSON emulators (Aymara, Agno) from command-line options;
-``evalq emulator --service aymara|agno`` calls :func:`serve_json_emulator`."""
+"""Build one emulated service by name (the command line's ``--service``), ready for
+``common.ServiceServer`` or ``common.serve_forever``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .agentcore.config import FaultConfig
-from .common import JsonService, serve_forever
+from .common import FaultConfig, Service
 
-#: The services ``--service`` may name besides ``agentcore``.
-JSON_SERVICES = ("aymara", "agno")
+#: The services an emulator can serve (``--service``); the first is the default.
+SERVICES = ("agentcore", "aymara", "agno")
 
 
 def build_service(
@@ -19,14 +18,27 @@ def build_service(
     time_scale: float = 1.0,
     faults: FaultConfig | None = None,
     seed: int | None = None,
+    agentcore: Mapping[str, Any] | None = None,
     api_key: str | None = None,
     workspaces: Sequence[str] | None = None,
     security_key: str | None = None,
     agents: Sequence[str] = ("demo-agent",),
     teams: Sequence[str] = (),
     db_id: str | None = None,
-) -> JsonService:
+) -> Service:
+    """The emulator of ``name`` at ``time_scale`` with start-up ``faults``.
+
+    ``agentcore``: more ``EmulatorConfig`` fields (quotas, rates, durations) of the
+    AgentCore emulator. ``api_key`` and ``workspaces``: Aymara's. ``security_key``,
+    ``agents``, ``teams`` and ``db_id``: Agno AgentOS's.
+    """
     options: dict[str, Any] = {"time_scale": time_scale, "faults": faults, "seed": seed}
+    if name == "agentcore":
+        from .agentcore import AgentCoreService, EmulatorConfig
+
+        config = EmulatorConfig(time_scale=time_scale, faults=faults or FaultConfig(),
+                                seed=seed, **dict(agentcore or {}))  # fmt: skip
+        return AgentCoreService(config)
     if name == "aymara":
         from .aymara import AymaraService
 
@@ -41,11 +53,4 @@ def build_service(
             db_id=db_id or DEFAULT_DB_ID,
             **options,
         )
-    raise ValueError(f"unknown service {name!r}; have: agentcore, {', '.join(JSON_SERVICES)}")
-
-
-def serve_json_emulator(
-    name: str, host: str, port: int, ready: Callable[[str], None], **options: Any
-) -> None:
-    """Serve the emulator of ``name`` until SIGTERM/SIGINT."""
-    serve_forever(build_service(name, **options), host, port, ready)
+    raise ValueError(f"unknown service {name!r}; have: {', '.join(SERVICES)}")

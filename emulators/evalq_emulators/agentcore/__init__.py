@@ -10,10 +10,11 @@ error shapes, quotas and rate limits, plus injectable faults::
         client = boto3.client("bedrock-agentcore", endpoint_url=emu.url, ...)
 
 Control plane of the emulator itself: GET /_emulator/{health,stats,jobs,sessions,
-evaluators,faults}, POST /_emulator/{faults,reset}.
+evaluators,faults}, POST /_emulator/{faults,reset}. ``AgentCoreService`` is the service
+on the HTTP server and fault stack every emulator shares (``common``).
 """
 
 from .config import EmulatorConfig, FaultConfig
-from .server import EmulatorServer, serve_forever
+from .server import AgentCoreService, EmulatorServer
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "FaultConfig", "serve_forever"]
+__all__ = ["AgentCoreService", "EmulatorConfig", "EmulatorServer", "FaultConfig"]

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import STREAM_ERRORS
+from ..common.faults import STREAM_ERRORS, StreamFault
 from .errors import ApiError, field_validation_error
 
 HARNESS_ARN = re.compile(
@@ -216,14 +216,6 @@ def stream_error_body(name: str, session_id: str) -> dict[str, Any]:
     if name == "runtimeClientError":
         return {"message": f"Session {session_id}: the agent's runtime failed (emulated)"}
     return {"message": f"Session {session_id}: internal error in the harness (emulated)"}
-
-
-@dataclass(frozen=True)
-class StreamFault:
-    """What fault injection decided for one stream: cut it, or end it with an error."""
-
-    cut: bool = False
-    error: str | None = None
 
 
 @dataclass(frozen=True)

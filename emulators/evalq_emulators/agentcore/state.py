@@ -1,4 +1,6 @@
-"""The emulated service: jobs, idempotency, quotas and counters behind one lock."""
+"""The emulated AgentCore service: jobs, idempotency, quotas and counters behind one lock
+(the counters, faults and control plane every emulator shares come from
+``common.Service``; its HTTP side is ``server.AgentCoreService``)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,15 @@ import binascii
 import json
 import random
 import string
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from .config import OPERATIONS, EmulatorConfig, FaultConfig
+from ..common import Service
+from .config import OPERATIONS, EmulatorConfig
 from .errors import conflict, not_found, quota_exceeded, throttled, validation_error
 from .evaluator_registry import EvaluatorRegistry
-from .faults import FAULT_KINDS, FaultDecision, FaultInjector, check_fault_config
 from .harness import Harnesses, Invocation, StreamPlan, check_harness
 from .jobs import (
     ACCOUNT_ID,
@@ -31,13 +32,21 @@ from .jobs import (
 )
 from .quotas import RateLimits
 from .sts import IssuedCredentials
+from .wire import error_names
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_MAX_RESULTS = 100
 
 
-class EmulatorState:
+class EmulatorState(Service):
     """All mutable emulator state. Every public method takes the lock exactly once."""
+
+    operations = OPERATIONS
+    #: A ``ThrottlingException`` injected through ``errors`` is a throttle too.
+    throttle_errors = frozenset({"throttle", "ThrottlingException"})
+    #: A call signed with credentials the emulator did not issue is refused before it is
+    #: counted, as AWS refuses it before the service sees it.
+    authenticate_first = True
 
     def __init__(
         self,
@@ -45,73 +54,55 @@ class EmulatorState:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        check_fault_config(config.faults)
         self.config = config
-        self._clock = clock
         self._monotonic = monotonic
-        self._lock = threading.Lock()
         # Credentials AWS issued stay valid through anything a test resets: a worker that
         # holds them keeps working (``reset`` only starts their counts again).
         self.credentials = IssuedCredentials(config.sts_credential_seconds, clock)
-        self._init_locked()
+        super().__init__(
+            time_scale=config.time_scale, faults=config.faults, seed=config.seed, clock=clock
+        )
+        self.forget_jobs()
 
-    def _init_locked(self) -> None:
+    @property
+    def error_names(self) -> Collection[str]:
+        """Fault ``errors`` may name any error shape of the served service models."""
+        return error_names()
+
+    def forget_jobs(self) -> None:
         cfg = self.config
         # Separate RNGs so the fault sequence of a seed does not depend on how many ids
         # were generated (and vice versa).
         self._id_rng = random.Random(cfg.seed)
-        # A validated copy, so POST /_emulator/faults never alters the start-up config.
-        self._faults = FaultInjector(FaultConfig.from_dict(cfg.faults.to_dict()), cfg.seed)
         self._rates = RateLimits(cfg.mutate_tps, cfg.read_tps, self._monotonic, cfg.harness_tps)
         self._jobs: list[Job] = []  # every job ever created, creation order
         self._existing: dict[str, Job] = {}  # not deleted, by id
         self._by_token: dict[str, Job] = {}
         self._ids: set[str] = set()  # ids stay reserved after deletion
-        self._calls: Counter[str] = Counter({op: 0 for op in OPERATIONS})
-        self._fault_counts: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
-        self._throttled = 0
         self.credentials.reset_counts()
-        self._max_active = 0
         self._harnesses = Harnesses()
-        self._registry = EvaluatorRegistry(cfg, self._new_suffix, self._faults_roll_update_failure)
-
-    def _faults_roll_update_failure(self) -> bool:
-        failed = self._faults.decide_update_failure()
-        if failed:
-            self._fault_counts["update_failed"] += 1
-        return failed
+        self._registry = EvaluatorRegistry(
+            cfg, self._new_suffix, lambda: self.roll_update_failure("UpdateEvaluator")
+        )
 
     # --- control plane -------------------------------------------------------
 
-    def reset(self) -> None:
-        """Forget all jobs and counters; faults go back to the start-up config."""
-        with self._lock:
-            self._init_locked()
+    def job_counts(self) -> dict[str, int]:
+        now = self.clock()
+        by_status = Counter({s: 0 for s in REPORTED_STATUSES})
+        by_status.update(job.status(now) for job in self._jobs)
+        return dict(by_status)
 
-    def set_faults(self, faults: FaultConfig) -> None:
-        check_fault_config(faults)
-        with self._lock:
-            self._faults.config = faults
+    def job_views(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [job.control_view(now) for job in self._jobs]
 
-    def faults(self) -> FaultConfig:
-        with self._lock:
-            return self._faults.config
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
-            by_status = Counter({s: 0 for s in REPORTED_STATUSES})
-            by_status.update(job.status(now) for job in self._jobs)
-            return {
-                "calls": dict(self._calls),
-                "throttled": self._throttled,
-                "faults": dict(self._fault_counts),
-                "jobs": {"total": len(self._jobs), "by_status": dict(by_status)},
-                "max_active": self._max_active,
-                "harness": self._harnesses.stats(),
-                "evaluators": self._evaluator_stats(now),
-                "sts": self.credentials.stats(),
-            }
+    def extra_stats(self) -> dict[str, Any]:
+        return {
+            "harness": self._harnesses.stats(),
+            "evaluators": self._evaluator_stats(self.clock()),
+            "sts": self.credentials.stats(),
+        }
 
     def _evaluator_stats(self, now: float) -> dict[str, Any]:
         registry = self._registry
@@ -124,37 +115,22 @@ class EmulatorState:
             "online_configs": len(registry.configs),
         }
 
-    def jobs(self) -> list[dict[str, Any]]:
-        with self._lock:
-            now = self._clock()
-            return [job.control_view(now) for job in self._jobs]
-
     def evaluators(self) -> list[dict[str, Any]]:
         """Every evaluator with the time of each update call and status change."""
-        with self._lock:
-            return self._registry.control_views(self._clock())
+        with self.lock:
+            return self._registry.control_views(self.clock())
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every harness session with its invocations."""
-        with self._lock:
+        with self.lock:
             return self._harnesses.views()
 
     # --- request admission -----------------------------------------------------
 
-    def begin_call(self, operation: str) -> FaultDecision:
-        """Count the call and roll the fault dice for it."""
-        with self._lock:
-            self._calls[operation] += 1
-            decision = self._faults.decide(operation)
-            self._fault_counts.update(decision.kinds)
-            if decision.error is not None and decision.error.code == "ThrottlingException":
-                self._throttled += 1
-            return decision
-
     def check_rate(self, operation: str) -> None:
-        with self._lock:
+        with self.lock:
             if not self._rates.allow(operation):
-                self._throttled += 1
+                self.throttled += 1
                 raise throttled(operation)
 
     # --- operations --------------------------------------------------------------
@@ -165,8 +141,8 @@ class EmulatorState:
         named = named_sessions(request)
         plan = build_plan(request, self.config)  # rejects bad emulator tags before the lock
         name: str = request["batchEvaluationName"]
-        with self._lock:
-            now = self._clock()
+        with self.lock:
+            now = self.clock()
             found = None
             if named is not None:
                 ingestion = self.config.real_seconds(self.config.ingestion_seconds)
@@ -223,8 +199,9 @@ class EmulatorState:
             self._existing[job_id] = job
             if token is not None:
                 self._by_token[token] = job
+            self.total_jobs += 1
             # Active jobs only ever appear here, so this is the true high-water mark.
-            self._max_active = max(self._max_active, active + 1)
+            self.max_active = max(self.max_active, active + 1)
             return start_output
 
     def _new_suffix(self) -> str:
@@ -238,13 +215,13 @@ class EmulatorState:
                 return job_id
 
     def get(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             job = self._find(params["batchEvaluationId"])
-            return job.details(self._clock())
+            return job.details(self.clock())
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
+        with self.lock:
+            now = self.clock()
             job = self._find(params["batchEvaluationId"])
             status = job.status(now)
             if status not in RUNNING_STATUSES:
@@ -258,8 +235,8 @@ class EmulatorState:
             }
 
     def delete(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
+        with self.lock:
+            now = self.clock()
             job = self._find(params["batchEvaluationId"])
             status = job.status(now)
             if status not in TERMINAL_STATUSES:
@@ -279,8 +256,8 @@ class EmulatorState:
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
         max_results = params.get("maxResults", DEFAULT_MAX_RESULTS)
         before = _decode_token(params["nextToken"]) if params.get("nextToken") else None
-        with self._lock:
-            now = self._clock()
+        with self.lock:
+            now = self.clock()
             newest_first = sorted(self._existing.values(), key=lambda j: j.seq, reverse=True)
             if before is not None:
                 newest_first = [j for j in newest_first if j.seq < before]
@@ -294,21 +271,20 @@ class EmulatorState:
 
     def invoke_harness(self, params: dict[str, Any]) -> StreamPlan:
         """Start one invocation: the events to stream, and how the stream ends."""
-        with self._lock:
+        with self.lock:
             check_harness(params["harnessArn"], self.config.region, ACCOUNT_ID)
-            fault, kinds = self._faults.decide_stream()
-            self._fault_counts.update(kinds)
+            fault = self.roll_stream_fault("InvokeHarness")
             return self._harnesses.begin(
                 params,
-                self._clock(),
+                self.clock(),
                 self.config.real_seconds(self.config.harness_seconds),
                 self.config.time_scale,
                 fault,
             )
 
     def finish_invocation(self, invocation: Invocation, outcome: str) -> None:
-        with self._lock:
-            self._harnesses.finish(invocation, outcome, self._clock())
+        with self.lock:
+            self._harnesses.finish(invocation, outcome, self.clock())
 
     def _find(self, batch_evaluation_id: str) -> Job:
         job = self._existing.get(batch_evaluation_id)
@@ -339,8 +315,8 @@ class EmulatorState:
             "UpdateOnlineEvaluationConfig": registry.update_config,
             "DeleteOnlineEvaluationConfig": registry.delete_config,
         }
-        with self._lock:
-            return control[operation](params, self._clock())
+        with self.lock:
+            return control[operation](params, self.clock())
 
 
 # Pages are keyed by creation sequence, not offset, so jobs created or deleted

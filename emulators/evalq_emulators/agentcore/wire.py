@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 import botocore.session
 
+from ..common.messages import Reply
 from .config import DATA_PLANE, OPERATIONS, SERVICE_OF
 from .errors import ApiError, validation_error
 
@@ -75,6 +77,11 @@ def routes() -> tuple[Route, ...]:
     return tuple(sorted(out, key=lambda r: -len(r.pattern.pattern)))
 
 
+def route_of(operation: str) -> Route:
+    (found,) = [r for r in routes() if r.operation == operation]
+    return found
+
+
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     for route in routes():
         m = route.pattern.fullmatch(path)
@@ -91,15 +98,15 @@ def path_exists(path: str) -> bool:
 def parse_request(
     operation: str,
     uri_params: dict[str, str],
-    query: str,
+    qs: Mapping[str, list[str]],
     body: bytes,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Rebuild the operation's input parameters from URI, query string, headers and body."""
+    """Rebuild the operation's input parameters from URI, query string (parsed), headers
+    and body."""
     shape = operation_model(operation).input_shape
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     params: dict[str, Any] = {}
-    qs = parse_qs(query, keep_blank_values=True)
     has_body_members = False
     for name, member in shape.members.items():
         location = member.serialization.get("location")
@@ -184,13 +191,6 @@ def encode_shape(shape: Any, value: Any, path: str = "") -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class WireResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
 def _json_headers(body: bytes) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
@@ -199,10 +199,10 @@ def _json_headers(body: bytes) -> dict[str, str]:
     }
 
 
-def encode_output(route: Route, output: dict[str, Any]) -> WireResponse:
-    shape = operation_model(route.operation).output_shape
+def encode_output(operation: str, output: dict[str, Any]) -> Reply:
+    shape = operation_model(operation).output_shape
     body = json.dumps(encode_shape(shape, output)).encode()
-    return WireResponse(route.status, _json_headers(body), body)
+    return Reply(route_of(operation).status, headers=_json_headers(body), raw=body)
 
 
 def _error_shape(code: str, service: str) -> Any:
@@ -219,9 +219,7 @@ def error_status(code: str, service: str = SERVICE_NAME) -> int:
     return int(shape.metadata["error"]["httpStatusCode"])
 
 
-def encode_error(
-    err: ApiError, fallback_status: int = 400, service: str = SERVICE_NAME
-) -> WireResponse:
+def encode_error(err: ApiError, fallback_status: int = 400, service: str = SERVICE_NAME) -> Reply:
     """The error shape's HTTP status, `x-amzn-ErrorType` header and JSON members."""
     doc: dict[str, Any] = {"message": err.message, **err.fields}
     if err.code in error_names():
@@ -235,10 +233,4 @@ def encode_error(
     body = json.dumps(payload).encode()
     headers = _json_headers(body)
     headers["x-amzn-ErrorType"] = err.code
-    return WireResponse(status, headers, body)
-
-
-def json_response(status: int, doc: Any) -> WireResponse:
-    """Plain JSON for the `/_emulator/*` control endpoints."""
-    body = json.dumps(doc, sort_keys=True).encode()
-    return WireResponse(status, _json_headers(body), body)
+    return Reply(status, headers=headers, raw=body)

@@ -1,7 +1,7 @@
 """Emulator of the Agno AgentOS eval-run API (``/eval-runs``), for evalq's httpx client.
 
     service = AgnoService(security_key="k", agents=("demo-agent",), time_scale=50)
-    with JsonApiServer(service) as emu:
+    with ServiceServer(service) as emu:
         httpx.post(emu.url + "/eval-runs", json={...}, headers={"Authorization": "Bearer k"})
 
 ``POST /eval-runs`` is synchronous, as in AgentOS: it answers after the eval's emulated

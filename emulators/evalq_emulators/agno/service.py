@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..common import JsonService, Reply, Request, ServiceError, markers_in
+from ..common import Reply, Request, Service, ServiceError, markers_in
 from ..common.markers import duration_marker
 from .models import (
     DeleteEvalRunsRequest,
@@ -73,7 +73,7 @@ def detail(status: int, message: Any) -> ServiceError:
     return ServiceError(Reply(status, {"detail": message}))
 
 
-class AgnoService(JsonService):
+class AgnoService(Service):
     operations = tuple(dict.fromkeys(_ROUTES.values()))
 
     def __init__(
@@ -121,9 +121,10 @@ class AgnoService(JsonService):
             raise detail(401, "Invalid authentication token")
 
     def unknown_route(self, request: Request) -> Reply:
+        self.authenticate(request)  # a wrong key is refused before the route is
         return Reply(404, {"detail": "Not Found"})
 
-    def fault_reply(self, kind: str, operation: str | None) -> Reply:
+    def fault_reply(self, kind: str, operation: str) -> Reply:
         if kind == "throttle":
             return Reply(429, {"detail": "Too Many Requests"}, {"Retry-After": "1"})
         return Reply(500, {"detail": "Internal server error"})

@@ -1,7 +1,7 @@
 """Emulator of the Aymara eval API (``/v2/evals``, ``/v2/eval-runs``) for ``aymara-ai-sdk``.
 
     service = AymaraService(api_key="k", time_scale=50)
-    with JsonApiServer(service) as emu:
+    with ServiceServer(service) as emu:
         client = AymaraAI(api_key="k", base_url=emu.url)
 
 Runs score over emulated time; ``emulator:duration=S`` and ``emulator:outcome=failed`` in

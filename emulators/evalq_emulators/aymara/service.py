@@ -27,7 +27,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..common import JsonService, Reply, Request, ServiceError, markers_in
+from ..common import Reply, Request, Service, ServiceError, markers_in
 from ..common.markers import duration_marker
 from .runs import ACTIVE_STATUSES, RUN_STATUSES, Eval, Run
 
@@ -132,7 +132,7 @@ def _validation_details(exc: ValidationError) -> dict[str, Any]:
     }
 
 
-class AymaraService(JsonService):
+class AymaraService(Service):
     operations = tuple(name for name, _, _ in _ROUTES)
 
     def __init__(
@@ -168,9 +168,10 @@ class AymaraService(JsonService):
             raise fail(401, "auth.invalid_key", "Invalid or missing API key")
 
     def unknown_route(self, request: Request) -> Reply:
+        self.authenticate(request)  # a wrong key is refused before the route is
         return envelope(404, "resource.not_found", f"No route {request.method} {request.path}")
 
-    def fault_reply(self, kind: str, operation: str | None) -> Reply:
+    def fault_reply(self, kind: str, operation: str) -> Reply:
         if kind == "throttle":
             reply = envelope(429, "quota.limit_exceeded", "Rate limit exceeded, slow down")
             reply.headers.update({"retry-after-ms": "1000", "retry-after": "1"})

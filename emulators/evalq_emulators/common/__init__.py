@@ -1,22 +1,27 @@
-"""What the Aymara and Agno emulators share: a JSON-over-HTTP server with the same
-``/_emulator/*`` control plane as the AgentCore emulator, its fault configuration
-(``FaultConfig``) and counters, and the ``emulator:*`` markers that steer a run."""
+"""What every emulator shares (AgentCore, Aymara, Agno): one HTTP server with the
+``/_emulator/*`` control plane, one fault configuration (``FaultConfig``) and plan,
+the counters of :class:`Service`, and the ``emulator:*`` markers that steer a run."""
 
-from .faults import Fault, FaultPlan, parse_faults
+from .faults import Fault, FaultConfig, FaultConfigError, FaultPlan, StreamFault, parse_faults
 from .markers import markers_in
-from .messages import Reply, Request, ServiceError
-from .server import JsonApiServer, serve_forever
-from .service import JsonService
+from .messages import Reply, Request, ServiceError, Stream
+from .server import ServiceServer, serve_call, serve_forever
+from .service import Service
 
 __all__ = [
     "Fault",
+    "FaultConfig",
+    "FaultConfigError",
     "FaultPlan",
-    "JsonApiServer",
-    "JsonService",
     "Reply",
     "Request",
+    "Service",
     "ServiceError",
+    "ServiceServer",
+    "Stream",
+    "StreamFault",
     "markers_in",
     "parse_faults",
+    "serve_call",
     "serve_forever",
 ]

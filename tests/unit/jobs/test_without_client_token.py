@@ -14,7 +14,7 @@ import pytest
 from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request
-from evalq_emulators.common import JsonApiServer
+from evalq_emulators.common import ServiceServer
 from evalq_emulators.launch import build_service
 from tests.unit.conftest import reconfigure
 from worker.janitor import sweep as janitor
@@ -29,15 +29,15 @@ AGNO_KEY = "unit-agno-key-4567"
 
 
 @pytest.fixture
-def aymara() -> Iterator[JsonApiServer]:
-    with JsonApiServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
+def aymara() -> Iterator[ServiceServer]:
+    with ServiceServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
         yield server
 
 
 @pytest.fixture
-def agno() -> Iterator[JsonApiServer]:
+def agno() -> Iterator[ServiceServer]:
     service = build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY)
-    with JsonApiServer(service) as server:
+    with ServiceServer(service) as server:
         yield server
 
 
@@ -51,14 +51,14 @@ def with_backends(services, aymara, agno):
     return services
 
 
-def _control(server: JsonApiServer, path: str, body: Any = None) -> Any:
+def _control(server: ServiceServer, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(server.url + path, data=data, method="POST" if data else "GET")
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read())
 
 
-def _aymara_request(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+def _aymara_request(server: ServiceServer, request_id: str, **overrides: Any) -> dict[str, Any]:
     sdk = AymaraAI(api_key=KEY, base_url=server.url, max_retries=0)
     made = sdk.evals.create(ai_description="bot", eval_type="safety", name="e", num_prompts=2)
     prompts = sdk.evals.list_prompts(made.eval_uuid or "", limit=10).items
@@ -78,7 +78,7 @@ def _run_until(services, request_id: str, state: JobState, clock, steps: int = 3
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
 
 
-def _runs(server: JsonApiServer) -> list[dict[str, Any]]:
+def _runs(server: ServiceServer) -> list[dict[str, Any]]:
     return list(_control(server, "/_emulator/jobs"))
 
 
@@ -151,7 +151,7 @@ def test_at_its_deadline_an_aymara_run_is_deleted_and_the_outcome_is_expired(
     assert services.store.active_count("aymara") == 0
 
 
-def _until_run_status(server: JsonApiServer, status: str) -> None:
+def _until_run_status(server: ServiceServer, status: str) -> None:
     deadline = time.monotonic() + 30
     while _runs(server)[0]["status"] != status and time.monotonic() < deadline:
         time.sleep(0.02)  # the run scores on the emulator's own clock
@@ -184,7 +184,7 @@ def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_de
     assert _runs(aymara)[0]["deleted_at"] is not None
 
 
-def _in_workspace(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+def _in_workspace(server: ServiceServer, request_id: str, **overrides: Any) -> dict[str, Any]:
     _control(server, "/_emulator/account", {"workspaces": ["ws-1"]})
     request = _aymara_request(server, request_id, **overrides)
     request["evaluation"]["workspace_uuid"] = "ws-1"

@@ -12,11 +12,10 @@ import pytest
 
 from api_contracts import AgnoEvaluation, EvaluationRequest
 from api_contracts.examples import sample_agno_request
-from evalq_emulators.agentcore.config import FaultConfigError
 from evalq_emulators.agno import AgnoService
 from evalq_emulators.agno.models import EvalRunInput
 from evalq_emulators.aymara import AymaraService, AymaraTiming
-from evalq_emulators.common import JsonApiServer, Request
+from evalq_emulators.common import FaultConfigError, Request, ServiceServer
 from evalq_emulators.common.server import serve_call
 from worker.backends.agno import AgnoClient, RunRef
 from worker.errors import RetryableError, Throttled
@@ -107,7 +106,7 @@ def test_fault_documents_name_this_services_operations() -> None:
 @pytest.fixture
 def agno() -> Any:
     service = AgnoService(security_key="sk-test-1", agents=("demo-agent",), time_scale=1e6)
-    with JsonApiServer(service) as server:
+    with ServiceServer(service) as server:
         client = AgnoClient(server.url, "sk-test-1")
         yield service, server, client
         client.close()
@@ -166,7 +165,7 @@ def test_agno_faults_and_markers(agno: Any) -> None:
 def test_aymara_answers_404_about_a_missing_organization_or_workspace() -> None:
     import aymara_ai
 
-    with JsonApiServer(AymaraService(api_key="k", workspaces=["ws-1"])) as server:
+    with ServiceServer(AymaraService(api_key="k", workspaces=["ws-1"])) as server:
         sdk = aymara_ai.AymaraAI(api_key="k", base_url=server.url, max_retries=0)
         made = sdk.evals.create(ai_description="d", eval_type="safety", num_prompts=1,
                                 workspace_uuid="ws-1")  # fmt: skip
