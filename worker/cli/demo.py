@@ -26,7 +26,7 @@ from api_contracts.examples import (
     sample_request,
     sample_scenario_request,
 )
-from worker.cli.emulators import INSTALL_HINT
+from worker.cli.emulator_cmd import INSTALL_HINT
 from worker.cli.views import job_view
 from worker.runtime.root import services
 

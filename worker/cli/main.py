@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, emulators, evaluator, janitor_cmd
+from worker.cli import dlq, emulator_cmd, evaluator, janitor_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.jobs.record import Job
@@ -29,6 +29,12 @@ console = Console()
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(evaluator.app, name="evaluator")
 app.command(name="janitor")(janitor_cmd.janitor)
+# Its options are evalq-emulator's, which parses them (and --help).
+app.command(
+    name="emulator",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)(emulator_cmd.emulator)
 
 
 def _celery() -> Any:
@@ -211,20 +217,6 @@ def jobs(
     for v in views:
         table.add_row(*(plain(v[k] or "") for k in columns))
     console.print(table)
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def emulator(ctx: typer.Context) -> None:
-    """Serve a remote service's API locally (evalq-emulators' evalq-emulator):
-    [--service agentcore|aymara|agno] --port N --time-scale X; --help lists the rest."""
-    run = emulators.emulator_main()
-    if run is None:
-        console.print(f"evalq emulator: {emulators.INSTALL_HINT}", style="red", markup=False)
-        raise typer.Exit(1)
-    run(list(ctx.args), prog="evalq emulator")
 
 
 @app.command()

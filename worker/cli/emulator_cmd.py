@@ -1,5 +1,5 @@
-"""Where ``evalq emulator`` and ``evalq demo`` find the emulators: evalq-emulators, the
-distribution of evalq's test tooling (``emulators/`` in evalq's repository), which is
+"""``evalq emulator``, and where it and ``evalq demo`` find the emulators: evalq-emulators,
+the distribution of evalq's test tooling (``emulators/`` in evalq's repository), which is
 never part of evalq's wheel or image. Nothing here imports it."""
 
 from __future__ import annotations
@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
+
+import typer
+from rich.console import Console
 
 #: What to do when evalq-emulators is not installed.
 INSTALL_HINT = (
@@ -22,3 +25,13 @@ def emulator_main() -> Callable[..., Any] | None:
         loaded: Callable[..., Any] = entry_point.load()
         return loaded
     return None
+
+
+def emulator(ctx: typer.Context) -> None:
+    """Serve a remote service's API locally (evalq-emulators' evalq-emulator):
+    [--service agentcore|aymara|agno] --port N --time-scale X; --help lists the rest."""
+    run = emulator_main()
+    if run is None:
+        Console(stderr=True).print(f"evalq emulator: {INSTALL_HINT}", style="red", markup=False)
+        raise typer.Exit(1)
+    run(list(ctx.args), prog="evalq emulator")
