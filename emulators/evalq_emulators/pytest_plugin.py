@@ -2,9 +2,12 @@
 
 * ``redis_server``: a private ``redis-server`` on a free port for the whole session;
   every test starts with it flushed.
+* ``rabbit_node``: the session's RabbitMQ node: the machine's (``EVALQ_TEST_RABBITMQ_URL``,
+  driven by ``rabbitmqctl``) when it answers, else a private node started for the
+  session on free ports (``EVALQ_TEST_RABBITMQ=private`` forces one).
 * ``broker``: the broker of one test: ``redis`` (db 0 of that server); a test or module
-  marked ``both_brokers`` runs on ``rabbitmq`` too (a private vhost on the machine's
-  RabbitMQ, created for the test and deleted after it). Pin a test to one with
+  marked ``both_brokers`` runs on ``rabbitmq`` too (a private vhost on ``rabbit_node``,
+  created for the test and deleted after it). Pin a test to one with
   ``@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)``.
 * ``emulator_factory``: ``evalq emulator`` as a subprocess, with the options a test wants.
 * ``evalq_cluster``: start ``evalq worker`` / ``evalq beat`` processes against them.
@@ -37,7 +40,7 @@ from evalq_emulators.processes import (
     free_port,
     wait_for_line,
 )
-from evalq_emulators.rabbitmq import RabbitVhost
+from evalq_emulators.rabbitmq import RabbitServer, RabbitVhost, session_node
 
 #: The brokers the ``broker`` fixture runs each test on.
 BROKERS = ("redis", "rabbitmq")
@@ -344,12 +347,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("broker", BROKERS if both else BROKERS[:1], indirect=True)
 
 
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitServer]:
+    """The RabbitMQ node of the session (started only when a test asks for it): the
+    machine's when it answers, else a private one, stopped after the session."""
+    node, started = session_node(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        yield node
+    finally:
+        if started is not None:
+            started.stop()
+
+
 @pytest.fixture
 def broker(request: pytest.FixtureRequest, clean_redis: RedisServer) -> Iterator[Broker]:
     if request.param == "redis":
         yield Broker("redis", f"{clean_redis.url}/0")
         return
-    vhost = RabbitVhost().create()
+    # Asked for here, not as an argument: a session on Redis only starts no RabbitMQ.
+    vhost = RabbitVhost(request.getfixturevalue("rabbit_node")).create()
     try:
         yield Broker("rabbitmq", vhost.url, vhost)
     finally:
@@ -357,9 +373,9 @@ def broker(request: pytest.FixtureRequest, clean_redis: RedisServer) -> Iterator
 
 
 @pytest.fixture
-def rabbit_vhost() -> Iterator[RabbitVhost]:
-    """A private vhost on the machine's RabbitMQ, deleted after the test."""
-    vhost = RabbitVhost().create()
+def rabbit_vhost(rabbit_node: RabbitServer) -> Iterator[RabbitVhost]:
+    """A private vhost on the session's RabbitMQ node, deleted after the test."""
+    vhost = RabbitVhost(rabbit_node).create()
     try:
         yield vhost
     finally:

@@ -1,15 +1,19 @@
 """RabbitMQ for tests: a private vhost on the machine's node, or a private node.
 
-* :class:`RabbitVhost` creates a vhost on the shared node (``rabbitmqctl``), gives the
-  user every permission on it and deletes it (with its queues) afterwards, so tests never
-  see each other's messages.
-* :class:`RabbitNode` starts a RabbitMQ node of its own (its own name, ports, data and
-  logs) that a test may SIGKILL and restart without disturbing anyone else.
+* :class:`SharedNode` is the machine's node, driven with the ``rabbitmqctl`` on PATH;
+  :class:`RabbitNode` starts a RabbitMQ node of its own (its own name, ports, data, logs
+  and Erlang cookie) that a test may SIGKILL and restart without disturbing anyone
+  else, and drives it with its own ``rabbitmqctl -n``. :func:`session_node` picks the
+  node a test session uses: the shared one when it answers, else a private one.
+* :class:`RabbitVhost` creates a vhost on a node, gives the user every permission on it
+  and deletes it (with its queues) afterwards, so tests never see each other's messages.
 * :class:`RabbitRoles` imports ``deploy/rabbitmq/definitions.json`` into a vhost of its
-  own on the shared node, every user renamed for the run and given a fresh password, and
-  deletes those users and the vhost afterwards.
+  own on a node, every user renamed for the run and given a fresh password, and deletes
+  those users and the vhost afterwards.
 
-``EVALQ_TEST_RABBITMQ_URL`` names the shared node (default ``amqp://guest:guest@127.0.0.1:5672``).
+``EVALQ_TEST_RABBITMQ_URL`` names the shared node (default
+``amqp://guest:guest@127.0.0.1:5672``); ``EVALQ_TEST_RABBITMQ`` = ``private`` makes a
+session start a node of its own even when the shared one answers, ``shared`` never.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from evalq_emulators.processes import ManagedProcess, free_port
 
 SHARED_URL = os.environ.get("EVALQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+#: Which node a test session uses: ``shared``, ``private``, or (unset) the shared one
+#: when it answers, else a private one.
+NODE_CHOICE = os.environ.get("EVALQ_TEST_RABBITMQ", "")
 #: The server scripts of a Debian/Ubuntu package (the ones on PATH switch to the rabbitmq
 #: user, which cannot read a test's private directories).
 _PACKAGE_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -42,13 +49,25 @@ def rabbitmqctl(*args: str, timeout: float = 60) -> str:
     """Run ``rabbitmqctl`` against the shared node; raises with its output on failure."""
     found = shutil.which("rabbitmqctl")
     if found is None:
-        raise RuntimeError("rabbitmqctl not found: install rabbitmq-server (see .ci/run)")
+        raise RuntimeError("rabbitmqctl not found: install rabbitmq-server (make test does)")
     result = subprocess.run(
         [found, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
     return result.stdout
+
+
+def _server_command(name: str) -> str:
+    """A RabbitMQ script: the package's own when it is there, else the one on PATH."""
+    packaged = _PACKAGE_BIN / name
+    found = str(packaged) if packaged.exists() else shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"{name} not found: install RabbitMQ (apt-get install rabbitmq-server; "
+            "make test does it when it runs as root)"
+        )
+    return found
 
 
 def wait_for_port(port: int, timeout: float, process: ManagedProcess | None = None) -> None:
@@ -65,12 +84,58 @@ def wait_for_port(port: int, timeout: float, process: ManagedProcess | None = No
             time.sleep(0.1)
 
 
-class RabbitVhost:
-    """A vhost of its own on the shared node, deleted with everything in it by ``delete``."""
+class RabbitServer(Protocol):
+    """A node tests make vhosts on: its URL without a vhost, and its ``rabbitmqctl``."""
 
-    def __init__(self, base_url: str = SHARED_URL, user: str = "guest") -> None:
+    @property
+    def base_url(self) -> str: ...
+
+    def ctl(self, *args: str, timeout: float = 60) -> str: ...
+
+
+class SharedNode:
+    """The machine's node (``EVALQ_TEST_RABBITMQ_URL``), driven by the ``rabbitmqctl`` on
+    PATH (which reaches the machine's node)."""
+
+    def __init__(self, url: str = SHARED_URL) -> None:
+        self.base_url = url.rstrip("/")
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        return rabbitmqctl(*args, timeout=timeout)
+
+    def answers(self) -> bool:
+        """Whether the node listens and ``rabbitmqctl`` can drive it."""
+        address = urlsplit(self.base_url)
+        try:
+            with socket.create_connection((address.hostname or "127.0.0.1",
+                                           address.port or 5672), timeout=1):  # fmt: skip
+                pass
+            self.ctl("-q", "status", timeout=60)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired):
+            return False
+        return True
+
+
+def session_node(directory: Path) -> tuple[RabbitServer, RabbitNode | None]:
+    """The node a test session uses, and the private node it started (the caller stops
+    it), if any: the shared node when it answers (or ``EVALQ_TEST_RABBITMQ=shared``),
+    else a node of the session's own in ``directory``, as the session starts its own
+    redis-server."""
+    shared = SharedNode()
+    if NODE_CHOICE == "shared" or (NODE_CHOICE != "private" and shared.answers()):
+        return shared, None
+    node = RabbitNode(directory).start()
+    return node, node
+
+
+class RabbitVhost:
+    """A vhost of its own on ``node`` (the shared node by default), deleted with
+    everything in it by ``delete``."""
+
+    def __init__(self, node: RabbitServer | None = None, user: str = "guest") -> None:
         self.name = f"evalq-test-{uuid.uuid4().hex[:12]}"
-        self.base_url = base_url.rstrip("/")
+        self.node: RabbitServer = node or SharedNode()
+        self.base_url = self.node.base_url
         self.user = user
 
     @property
@@ -78,17 +143,17 @@ class RabbitVhost:
         return f"{self.base_url}/{self.name}"
 
     def create(self) -> RabbitVhost:
-        rabbitmqctl("add_vhost", self.name)
-        rabbitmqctl("set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
+        self.node.ctl("add_vhost", self.name)
+        self.node.ctl("set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
         return self
 
     def delete(self) -> None:
-        rabbitmqctl("delete_vhost", self.name)
+        self.node.ctl("delete_vhost", self.name)
 
     def list(self, what: str, *fields: str) -> list[dict[str, str]]:
         """``rabbitmqctl list_<what> -p vhost fields...`` as dicts (queues, consumers)."""
         args = [f"list_{what}", "-p", self.name, "--no-table-headers", "--quiet", *fields]
-        rows = rabbitmqctl(*args).splitlines()
+        rows = self.node.ctl(*args).splitlines()
         return [dict(zip(fields, row.split("\t"), strict=False)) for row in rows if row.strip()]
 
 
@@ -116,6 +181,21 @@ class RabbitNode:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
+    @property
+    def base_url(self) -> str:
+        """The node's URL without a vhost (a vhost's URL is ``base_url/<name>``)."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}"
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """``rabbitmqctl -n <this node>``, with the node's cookie; raises on failure."""
+        argv = [_server_command("rabbitmqctl"), "-n", self.name, *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                check=False, env={**os.environ, **self._env()})  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: "
+                               f"{result.stderr or result.stdout}")  # fmt: skip
+        return result.stdout
+
     def _env(self) -> dict[str, str]:
         d = self.directory
         return {
@@ -133,8 +213,7 @@ class RabbitNode:
         }
 
     def start(self, timeout: float = 90.0) -> RabbitNode:
-        server = _PACKAGE_BIN / "rabbitmq-server"
-        argv = [str(server) if server.exists() else "rabbitmq-server"]
+        argv = [_server_command("rabbitmq-server")]
         self.process = ManagedProcess(
             "rabbitmq", argv, env=self._env(), log_path=self.directory / "node.log"
         ).start()
@@ -162,11 +241,13 @@ class RabbitNode:
 
 class RabbitRoles:
     """A definitions file (``deploy/rabbitmq/definitions.json``) imported into a vhost of
-    its own on the shared node. The vhost and each user get a suffix unique to this run
-    (users are node-wide, and other runs share the node) and each user a fresh password;
-    ``delete`` removes those users and the vhost, and with it everything declared there."""
+    its own on ``node`` (the shared node by default). The vhost and each user get a suffix
+    unique to this run (users are node-wide, and other runs share the node) and each user
+    a fresh password; ``delete`` removes those users and the vhost, and with it everything
+    declared there."""
 
-    def __init__(self, definitions: Path, base_url: str = SHARED_URL) -> None:
+    def __init__(self, definitions: Path, node: RabbitServer | None = None) -> None:
+        self.node: RabbitServer = node or SharedNode()
         suffix = uuid.uuid4().hex[:12]
         self.vhost = f"evalq-roles-{suffix}"
         document = json.loads(definitions.read_text())
@@ -174,7 +255,7 @@ class RabbitRoles:
         self.users = {u["name"]: f"{u['name']}-{suffix}" for u in document["users"]}
         self.passwords = {name: secrets.token_hex(16) for name in self.users}
         self.document = self._renamed(document)
-        self.address = urlsplit(base_url).netloc.rpartition("@")[2]
+        self.address = urlsplit(self.node.base_url).netloc.rpartition("@")[2]
 
     def _renamed(self, document: dict[str, Any]) -> dict[str, Any]:
         """The document with this run's vhost, user names and password hashes."""
@@ -203,7 +284,7 @@ class RabbitRoles:
             path = directory / "definitions.json"
             path.write_text(json.dumps(self.document))
             path.chmod(0o644)
-            rabbitmqctl("import_definitions", str(path))
+            self.node.ctl("import_definitions", str(path))
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         # The import may finish after rabbitmqctl returns: wait for every permission.
@@ -216,7 +297,8 @@ class RabbitRoles:
 
     def _permissions(self) -> list[str]:
         try:
-            out = rabbitmqctl("list_permissions", "-p", self.vhost, "--quiet", "--no-table-headers")
+            out = self.node.ctl("list_permissions", "-p", self.vhost, "--quiet",
+                                "--no-table-headers")  # fmt: skip
         except RuntimeError:
             return []  # the vhost is not there yet
         return [line for line in out.splitlines() if line.strip()]
@@ -225,12 +307,12 @@ class RabbitRoles:
         """Delete this run's users and vhost; any of them may be missing."""
         for user in self.users.values():
             try:
-                rabbitmqctl("delete_user", user)
+                self.node.ctl("delete_user", user)
             except RuntimeError as exc:
                 if "does not exist" not in str(exc):
                     raise
         try:
-            rabbitmqctl("delete_vhost", self.vhost)
+            self.node.ctl("delete_vhost", self.vhost)
         except RuntimeError as exc:
             if "does not exist" not in str(exc):
                 raise
