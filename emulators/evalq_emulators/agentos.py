@@ -7,7 +7,7 @@ model server, ``evalq_emulators.fake_openai``), each agent with one tool (``mult
 reliability evals have a call to check, and ``--security-key`` as ``OS_SECURITY_KEY``.
 It prints ``agentos listening on URL`` once it serves.
 
-Needs the dev extras (agno, fastapi, uvicorn, sqlalchemy, aiosqlite, openai).
+Needs evalq-emulators' extra ``agentos`` (agno, fastapi, uvicorn, sqlalchemy, aiosqlite, openai).
 """
 
 from __future__ import annotations
