@@ -5,23 +5,28 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit integration bench schemas clean
+.PHONY: demo test system-packages lint typecheck unit integration bench schemas clean
 
-$(BIN)/evalq: pyproject.toml
+# evalq with its dev extras, and its test tooling: the emulators' own distribution
+# (emulators/, never in the production wheel or image) with its pytest plugin and AgentOS.
+$(BIN)/evalq: pyproject.toml emulators/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './emulators[test]'
 	@touch $@
 
 demo: $(BIN)/evalq
 	$(BIN)/evalq demo
 
-# Linters of deploy/ that PyPI lacks (tests/deploy): promtool (Debian's prometheus
-# package) and kubectl come from the machine (.ci/run).
+# What PyPI lacks: redis-server, openssl, rabbitmq-server (the tests start private
+# servers and nodes of their own), promtool and kubectl (deploy/'s checks). Installed
+# with apt-get when missing and make runs as root, else named in one line.
+system-packages:
+	@bash .ci/system-packages
 
 # Two pytest processes (pytest-xdist): the integration tests mostly wait on the real
 # processes they start, so two halve the wall time on two cores (docs in README).
-test: lint typecheck
+test: system-packages lint typecheck
 	$(BIN)/pytest -n 2
 
 lint: $(BIN)/evalq
@@ -34,7 +39,7 @@ typecheck: $(BIN)/evalq
 unit: $(BIN)/evalq
 	$(BIN)/pytest tests/unit
 
-integration: $(BIN)/evalq
+integration: system-packages $(BIN)/evalq
 	$(BIN)/pytest -n 2 tests/integration
 
 bench: $(BIN)/evalq

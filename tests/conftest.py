@@ -1,1 +1,1 @@
-pytest_plugins = ["worker.testing.pytest_plugin", "worker.testing.backend_fixtures"]
+pytest_plugins = ["evalq_emulators.pytest_plugin", "evalq_emulators.backend_fixtures"]

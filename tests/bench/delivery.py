@@ -18,10 +18,10 @@ import socket
 import threading
 import time
 
+from evalq_emulators.pytest_plugin import Producer
+from evalq_emulators.rabbitmq import RabbitVhost
 from tests.bench.harness import Rig, Row, rig, wait_until
 from tests.bench.requests import bench_request
-from worker.testing.pytest_plugin import Producer
-from worker.testing.rabbitmq import RabbitVhost
 
 REPLY_DELAY = 0.02  # seconds added to every Redis reply on the worker's broker connection
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import redis
 
-from worker.keys import Keys
-from worker.testing.processes import (
+from evalq_emulators.processes import (
     ManagedProcess,
     RedisServer,
     evalq_command,
     free_port,
     wait_for_line,
 )
-from worker.testing.pytest_plugin import FAST_SETTINGS, Emulator, Producer
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Emulator, Producer
+from worker.keys import Keys
 
 #: One table row: (scenario, evalq, baseline, ratio, notes).
 Row = tuple[str, str, str, str, str]

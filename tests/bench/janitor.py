@@ -12,10 +12,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from evalq_emulators.pytest_plugin import Producer
 from tests.bench.harness import Row, percentile, rig, wait_until
 from tests.bench.requests import bench_request
 from worker.backends.agentcore import client_token
-from worker.testing.pytest_plugin import Producer
 
 SCALE = 20.0
 SWEEP_SECONDS = 2.0

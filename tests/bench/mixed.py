@@ -13,9 +13,9 @@ import random
 from typing import Any
 
 from api_contracts.examples import sample_agno_request
+from evalq_emulators.backend_fixtures import AGNO_TEST_KEY
 from tests.bench.harness import Rig, Row, rig
 from tests.bench.slots import QUOTA, SCALE, _request, scaled_settings, slot_figures
-from worker.testing.backend_fixtures import AGNO_TEST_KEY
 
 AGNO_SECONDS = 60.0  # emulated seconds each Agno call holds a worker process
 

@@ -21,11 +21,11 @@ from typing import Any
 import redis
 from kombu import Connection, Exchange, Queue
 
+from evalq_emulators.processes import ManagedProcess, evalq_command, free_port, wait_for_line
 from tests.bench.harness import Rig, Row, rig, rss_mb, wait_until
 from tests.bench.requests import bench_request
 from worker.dead_letters.store import DeadLetterStore
 from worker.keys import Keys
-from worker.testing.processes import ManagedProcess, evalq_command, free_port, wait_for_line
 
 REQUESTS = "evals.requests"
 #: 60 MiB of body make an 80 MiB item (kombu's Redis envelope holds the body as base64).

@@ -13,10 +13,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from evalq_emulators.pytest_plugin import Emulator
 from tests.bench.harness import Rig, Row, rig
 from tests.bench.requests import bench_request
 from tests.bench.slots import scaled_settings, slot_figures
-from worker.testing.pytest_plugin import Emulator
 
 SCALE = 10.0
 QUOTA = 5

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.testing.emulator import EmulatorConfig, EmulatorServer
+from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 
 from .test_emulator_contract import FAST
 

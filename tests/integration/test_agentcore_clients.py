@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from api_contracts import EvaluatorUpdateRequest, ReasonCode, ScenarioRun
+from evalq_emulators.agentcore import EmulatorServer
 from worker.backends.agentcore import (
     EvaluatorClient,
     HarnessClient,
@@ -24,7 +25,6 @@ from worker.errors import (
     Throttled,
 )
 from worker.settings import Settings
-from worker.testing.emulator import EmulatorServer
 
 from .test_emulator_contract import control, wait_for
 from .test_emulator_evaluators import JUDGE, NEW_JUDGE, online_config

@@ -18,16 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.backends.agno import AgnoClient, RunRef
-from worker.errors import PermanentError, RemoteJobNotFound
-from worker.testing.backend_fixtures import (
+from evalq_emulators.backend_fixtures import (
     AGNO_DB_ID,
     AGNO_OPTIONS,
     AGNO_TEST_KEY,
     AgentOSServer,
     start_json_emulator,
 )
-from worker.testing.pytest_plugin import Emulator
+from evalq_emulators.pytest_plugin import Emulator
+from worker.backends.agno import AgnoClient, RunRef
+from worker.errors import PermanentError, RemoteJobNotFound
 
 pytestmark = pytest.mark.integration
 

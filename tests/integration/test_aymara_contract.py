@@ -20,10 +20,10 @@ from aymara_ai.types.evals import EvalRunResult, ScoredResponse
 
 from api_contracts import AymaraEvaluation, EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_aymara_request
+from evalq_emulators.backend_fixtures import AYMARA_OPTIONS, AYMARA_TEST_KEY, start_json_emulator
+from evalq_emulators.pytest_plugin import Emulator
 from worker.backends.aymara import PAGE_SIZE, AymaraClient
 from worker.errors import PermanentError, RemoteJobNotFound, RetryableError, Throttled
-from worker.testing.backend_fixtures import AYMARA_OPTIONS, AYMARA_TEST_KEY, start_json_emulator
-from worker.testing.pytest_plugin import Emulator
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import redis
 from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request, sample_request
-from worker.testing.backend_fixtures import AGNO_TEST_KEY, AYMARA_TEST_KEY
-from worker.testing.processes import evalq_command
+from evalq_emulators.backend_fixtures import AGNO_TEST_KEY, AYMARA_TEST_KEY
+from evalq_emulators.processes import evalq_command
 
 #: Short clocks for creates whose answer is lost: looked up a second after their timeout.
 BACKEND_SETTINGS = {

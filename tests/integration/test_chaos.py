@@ -19,9 +19,9 @@ import redis
 from celery import Celery
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import RedisServer
-from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Producer
-from worker.testing.rabbitmq import RabbitNode
+from evalq_emulators.processes import RedisServer
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Cluster, Producer
+from evalq_emulators.rabbitmq import RabbitNode
 
 # The delivery-critical suites run on both brokers (docs/brokers.md).
 pytestmark = pytest.mark.both_brokers

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import evalq_command
+from evalq_emulators.processes import evalq_command
 
 # The delivery-critical suites run on both brokers (docs/brokers.md).
 pytestmark = pytest.mark.both_brokers

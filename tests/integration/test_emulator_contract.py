@@ -27,7 +27,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from worker.testing.emulator import EmulatorServer, FaultConfig
+from evalq_emulators.agentcore import EmulatorServer, FaultConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ID_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}")
@@ -761,7 +761,7 @@ def test_seeded_faults_are_reproducible(make_emulator: Callable[..., EmulatorSer
 
 def test_module_entry_point_serves_until_terminated() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.testing.emulator", "--port", "0", "--time-scale", "100"],
+        [sys.executable, "-m", "evalq_emulators", "--port", "0", "--time-scale", "100"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

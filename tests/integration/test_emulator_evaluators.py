@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from worker.testing.emulator import EmulatorServer
+from evalq_emulators.agentcore import EmulatorServer
 
 from .test_emulator_contract import (
     control,

@@ -15,7 +15,7 @@ import pytest
 import urllib3.exceptions
 from botocore.eventstream import EventStreamBuffer
 
-from worker.testing.emulator import EmulatorServer
+from evalq_emulators.agentcore import EmulatorServer
 
 from .test_emulator_contract import (
     control,

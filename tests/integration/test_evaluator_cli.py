@@ -7,8 +7,8 @@ import os
 import subprocess
 from collections.abc import Callable
 
-from worker.testing.emulator import EmulatorServer
-from worker.testing.processes import evalq_command
+from evalq_emulators.agentcore import EmulatorServer
+from evalq_emulators.processes import evalq_command
 
 from .test_emulator_contract import wait_for
 from .test_emulator_evaluators import JUDGE, make_control_client, online_config

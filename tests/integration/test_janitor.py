@@ -16,10 +16,10 @@ import redis
 
 from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
+from evalq_emulators.processes import evalq_command
 from worker.backends.agentcore import client_token, make_client
 from worker.settings import Settings
 from worker.targets.config import load_targets
-from worker.testing.processes import evalq_command
 
 # The delivery-critical suites run on both brokers (docs/brokers.md).
 pytestmark = pytest.mark.both_brokers

@@ -20,7 +20,7 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import RedisServer, evalq_command
+from evalq_emulators.processes import RedisServer, evalq_command
 
 #: Emulator operation names by the boto3 names the exporter labels calls with.
 #: evalq's backend operations (the metric's label) and the AgentCore calls they make.

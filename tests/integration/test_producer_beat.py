@@ -14,8 +14,8 @@ import redis
 from celery.beat import ScheduleEntry
 from celery.schedules import crontab
 
+from evalq_emulators.processes import ManagedProcess, wait_for_line
 from examples import producer_beat
-from worker.testing.processes import ManagedProcess, wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "team-a-safety"

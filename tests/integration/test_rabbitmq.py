@@ -14,9 +14,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api_contracts.examples import sample_request
+from evalq_emulators.pytest_plugin import Producer
 from worker.observability.exporter import build_registry
 from worker.settings import Settings
-from worker.testing.pytest_plugin import Producer
 
 QUORUM = {"x-queue-type": "quorum"}
 #: A consumer's queue that holds one message and refuses (nacks) publishes beyond it.

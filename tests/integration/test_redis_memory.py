@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import RedisServer
+from evalq_emulators.processes import RedisServer
 
 FILLER = "evalq:test-filler"  # under the key prefix, as any of evalq's keys would be
 

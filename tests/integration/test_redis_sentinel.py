@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from api_contracts.examples import sample_request
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Cluster, Producer
+from evalq_emulators.sentinel import RedisSentinels
 from worker.runtime.connections import sentinel_broker_url
 from worker.settings import Settings
-from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Producer
-from worker.testing.sentinel import RedisSentinels
 
 REQUESTS = 40
 #: Writes the old primary acknowledged this long (seconds) before it died may be lost.

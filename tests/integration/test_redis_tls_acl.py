@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import RedisServer, evalq_command
-from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Producer
-from worker.testing.tls import make_certificates
+from evalq_emulators.processes import RedisServer, evalq_command
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Cluster, Producer
+from evalq_emulators.tls import make_certificates
 
 ACL_FILE = Path(__file__).parents[2] / "deploy" / "redis" / "users.acl"
 #: Passwords with characters a URL must escape.

@@ -24,11 +24,11 @@ from amqp.exceptions import AccessRefused
 from kombu import Connection, Exchange, Queue
 
 from api_contracts.examples import sample_request
+from evalq_emulators.processes import RedisServer, evalq_command
+from evalq_emulators.pytest_plugin import FAST_SETTINGS, Cluster, Emulator, Producer
+from evalq_emulators.rabbitmq import RabbitRoles, RabbitServer
 from worker.keys import Keys
 from worker.runtime.broker import ReliableRedisTransport
-from worker.testing.processes import RedisServer, evalq_command
-from worker.testing.pytest_plugin import FAST_SETTINGS, Cluster, Emulator, Producer
-from worker.testing.rabbitmq import RabbitRoles
 
 ROOT = Path(__file__).parents[2]
 ACL_FILE = ROOT / "deploy" / "redis" / "users.acl"
@@ -407,8 +407,8 @@ def test_the_pipeline_runs_under_the_redis_roles(roles_redis, emulator_factory, 
 
 # -- RabbitMQ ------------------------------------------------------------------------------------
 @pytest.fixture
-def rabbit_roles() -> Iterator[RabbitRoles]:
-    roles = RabbitRoles(DEFINITIONS)
+def rabbit_roles(rabbit_node: RabbitServer) -> Iterator[RabbitRoles]:
+    roles = RabbitRoles(DEFINITIONS, rabbit_node)
     try:
         yield roles.create()
     finally:

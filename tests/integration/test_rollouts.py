@@ -12,10 +12,10 @@ import time
 import redis
 
 from api_contracts.examples import sample_request
+from evalq_emulators.processes import evalq_command
 from worker.backends.agentcore import client_token
 from worker.keys import Keys
 from worker.observability.metrics import REMOTE_CALLS, field
-from worker.testing.processes import evalq_command
 
 
 def _job(request_id: str, evaluator_id: str, duration: int, producer: str = "team-a") -> dict:

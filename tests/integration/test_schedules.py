@@ -20,7 +20,7 @@ import redis
 import yaml
 
 from api_contracts.examples import sample_request
-from worker.testing.processes import ManagedProcess, evalq_command, wait_for_line
+from evalq_emulators.processes import ManagedProcess, evalq_command, wait_for_line
 
 #: Seconds between two evals.schedules sent by beat.
 INTERVAL = "0.5"

@@ -16,7 +16,7 @@ from botocore.config import Config
 
 from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
-from worker.testing.processes import evalq_command
+from evalq_emulators.processes import evalq_command
 
 QUOTAS = {"checkout": 2, "search": 3, "support": 5}
 

@@ -10,6 +10,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
@@ -18,7 +19,6 @@ from worker.producers.policy import Producers
 from worker.runtime.root import build_targets
 from worker.services import Published, Services
 from worker.settings import Settings
-from worker.testing.emulator import EmulatorConfig, EmulatorServer
 
 
 class Clock:

@@ -26,15 +26,9 @@ from api_contracts.examples import (
     sample_request,
     sample_scenario_request,
 )
+from worker.cli.emulator_cmd import INSTALL_HINT
 from worker.cli.views import job_view
 from worker.runtime.root import services
-from worker.testing.processes import (
-    ManagedProcess,
-    RedisServer,
-    evalq_command,
-    free_port,
-    wait_for_line,
-)
 
 console = Console()
 
@@ -139,6 +133,13 @@ def agentcore_samples(count: int) -> list[dict[str, Any]]:
 
 
 def run_demo(*, requests: int, time_scale: float, workdir: Path | None) -> int:
+    # The emulators and the process helpers are evalq-emulators' (the test tooling, not
+    # in evalq's wheel): imported here, so `evalq example` and the rest never need them.
+    try:
+        from evalq_emulators.processes import ManagedProcess, RedisServer, evalq_command
+    except ImportError:
+        console.print(f"evalq demo: {INSTALL_HINT}", style="red", markup=False)
+        return 1
     workdir = workdir or Path(tempfile.mkdtemp(prefix="evalq-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]evalq demo[/bold]: logs in {workdir}")
@@ -181,6 +182,8 @@ def run_demo(*, requests: int, time_scale: float, workdir: Path | None) -> int:
 def _start_emulator(
     workdir: Path, time_scale: float, started: list[Any], service: str, *options: str
 ) -> str:
+    from evalq_emulators.processes import ManagedProcess, evalq_command, free_port, wait_for_line
+
     port = free_port()
     log = workdir / f"emulator-{service}.log"
     argv = evalq_command("emulator", "--service", service, "--port", str(port),

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli import dlq, evaluator, janitor_cmd, jobs_cmd, schedules_cmd
+from worker.cli import dlq, emulator_cmd, evaluator, janitor_cmd, jobs_cmd, schedules_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.runtime.root import services
@@ -29,6 +29,12 @@ app.add_typer(evaluator.app, name="evaluator")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(schedules_cmd.app, name="schedules")
 app.command(name="janitor")(janitor_cmd.janitor)
+# Its options are evalq-emulator's, which parses them (and --help).
+app.command(
+    name="emulator",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)(emulator_cmd.emulator)
 
 
 def _celery() -> Any:
@@ -173,104 +179,6 @@ def status(
     for key, value in view.items():
         table.add_row(key, plain("" if value is None else value))
     console.print(table)
-
-
-@app.command()
-def emulator(
-    service: Annotated[
-        str, typer.Option(help="the service to emulate: agentcore, aymara or agno")
-    ] = "agentcore",
-    port: Annotated[int, typer.Option()] = 8700,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    time_scale: Annotated[float, typer.Option(help="emulated seconds per real second")] = 1.0,
-    max_active: Annotated[int, typer.Option()] = 5,
-    max_jobs: Annotated[int, typer.Option()] = 2000,
-    mutate_tps: Annotated[float, typer.Option(help="start/stop/delete calls per second")] = 3.0,
-    read_tps: Annotated[float, typer.Option(help="get/list calls per second")] = 60.0,
-    session_seconds: Annotated[float, typer.Option(help="emulated seconds per session")] = 6.0,
-    update_seconds: Annotated[
-        float, typer.Option(help="emulated seconds an evaluator stays UPDATING")
-    ] = 10.0,
-    harness_seconds: Annotated[
-        float, typer.Option(help="emulated seconds of one InvokeHarness stream")
-    ] = 3.0,
-    ingestion_seconds: Annotated[
-        float, typer.Option(help="emulated seconds before harness traces can be evaluated")
-    ] = 0.0,
-    fault_throttle: Annotated[float, typer.Option()] = 0.0,
-    fault_server_error: Annotated[float, typer.Option()] = 0.0,
-    fault_drop: Annotated[float, typer.Option()] = 0.0,
-    fault_lost_response: Annotated[
-        float, typer.Option(help="serve the call, then drop the answer")
-    ] = 0.0,
-    fault_latency_rate: Annotated[float, typer.Option()] = 0.0,
-    fault_latency_ms: Annotated[int, typer.Option()] = 0,
-    fault_stream_break: Annotated[
-        float, typer.Option(help="cut InvokeHarness streams midway")
-    ] = 0.0,
-    fault_update_failed: Annotated[
-        float, typer.Option(help="evaluator updates that end UPDATE_FAILED")
-    ] = 0.0,
-    seed: Annotated[int | None, typer.Option()] = None,
-    api_key: Annotated[
-        str | None, typer.Option(help="aymara: the x-api-key it accepts (unset: any)")
-    ] = None,
-    workspaces: Annotated[
-        str | None,
-        typer.Option(help="aymara: comma-separated workspaces that exist (unset: any)"),
-    ] = None,
-    security_key: Annotated[
-        str | None, typer.Option(help="agno: the Bearer key it requires (unset: none)")
-    ] = None,
-    agents: Annotated[str, typer.Option(help="agno: comma-separated agent ids")] = "demo-agent",
-    teams: Annotated[str, typer.Option(help="agno: comma-separated team ids")] = "",
-    db_id: Annotated[str | None, typer.Option(help="agno: the database id")] = None,
-) -> None:
-    """Serve a remote service's API locally: the AgentCore APIs evalq uses (for boto3
-    with endpoint_url), Aymara eval runs (for aymara-ai-sdk) or Agno AgentOS eval runs."""
-    from worker.testing.emulator import EmulatorConfig, FaultConfig, serve_forever
-
-    faults = FaultConfig(
-        throttle=fault_throttle,
-        server_error=fault_server_error,
-        drop=fault_drop,
-        lost_response=fault_lost_response,
-        latency_rate=fault_latency_rate,
-        latency_ms=fault_latency_ms,
-        stream_break=fault_stream_break,
-        update_failed=fault_update_failed,
-    )
-    if service != "agentcore":
-        from worker.testing.emulator.launch import JSON_SERVICES, serve_json_emulator
-
-        if service not in JSON_SERVICES:
-            console.print(f"[red]unknown service {service!r}: agentcore, aymara or agno[/red]")
-            raise typer.Exit(2)
-        serve_json_emulator(
-            service, host, port,
-            ready=lambda url: print(f"emulator listening on {url}", flush=True),
-            time_scale=time_scale, faults=faults, seed=seed, api_key=api_key,
-            workspaces=None if workspaces is None else [w for w in workspaces.split(",") if w],
-            security_key=security_key, agents=[a for a in agents.split(",") if a],
-            teams=[t for t in teams.split(",") if t], db_id=db_id,
-        )  # fmt: skip
-        return
-    config = EmulatorConfig(
-        host=host,
-        port=port,
-        time_scale=time_scale,
-        max_active=max_active,
-        max_jobs=max_jobs,
-        mutate_tps=mutate_tps,
-        read_tps=read_tps,
-        session_seconds=session_seconds,
-        update_seconds=update_seconds,
-        harness_seconds=harness_seconds,
-        ingestion_seconds=ingestion_seconds,
-        faults=faults,
-        seed=seed,
-    )
-    serve_forever(config, ready=lambda url: print(f"emulator listening on {url}", flush=True))
 
 
 @app.command()

@@ -7,24 +7,24 @@ from collections.abc import Iterator
 
 import pytest
 
+from evalq_emulators.common import ServiceServer
+from evalq_emulators.launch import build_service
 from tests.unit.conftest import reconfigure
-from worker.testing.emulator.common import JsonApiServer
-from worker.testing.emulator.launch import build_service
 
 KEY = "unit-aymara-key-0123"
 AGNO_KEY = "unit-agno-key-4567"
 
 
 @pytest.fixture
-def aymara() -> Iterator[JsonApiServer]:
-    with JsonApiServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
+def aymara() -> Iterator[ServiceServer]:
+    with ServiceServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
         yield server
 
 
 @pytest.fixture
-def agno() -> Iterator[JsonApiServer]:
+def agno() -> Iterator[ServiceServer]:
     service = build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY)
-    with JsonApiServer(service) as server:
+    with ServiceServer(service) as server:
         yield server
 
 

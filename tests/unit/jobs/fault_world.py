@@ -27,6 +27,9 @@ from api_contracts.examples import (
     sample_request,
     sample_scenario_request,
 )
+from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
+from evalq_emulators.common import ServiceServer
+from evalq_emulators.launch import build_service
 from tests.unit.conftest import Clock, RecordingPublisher
 from tests.unit.jobs.fault_matrix import Call, Fault
 from worker.backends.agentcore import make_control_client
@@ -50,10 +53,6 @@ from worker.runtime.app import synchronous_lease
 from worker.runtime.root import build_targets
 from worker.services import Services
 from worker.settings import Settings
-from worker.testing.emulator import EmulatorConfig, EmulatorServer
-from worker.testing.emulator.common import JsonApiServer
-from worker.testing.emulator.config import FaultConfig
-from worker.testing.emulator.launch import build_service
 
 T0 = 1_800_000_000.0
 AYMARA_KEY = "matrix-aymara-key-0123"
@@ -143,8 +142,8 @@ class World:
     tasks: Tasks
     clock: Clock
     agentcore: EmulatorServer
-    aymara: JsonApiServer
-    agno: JsonApiServer
+    aymara: ServiceServer
+    agno: ServiceServer
     control_plane: Any
     aymara_sdk: AymaraAI
 
@@ -167,7 +166,7 @@ class World:
     def faults(self, backend: str, doc: dict[str, Any]) -> None:
         """What ``POST /_emulator/faults`` does with ``doc``."""
         if backend == "agentcore":
-            self.agentcore.state.set_faults(FaultConfig.from_dict(doc))
+            self.agentcore.state.set_faults(doc)
         else:
             self._emulator(backend).set_faults(doc)
 
@@ -475,10 +474,10 @@ def open_world() -> Iterator[World]:
             )
         )
         aymara = stack.enter_context(
-            JsonApiServer(build_service("aymara", time_scale=10_000.0, api_key=AYMARA_KEY))
+            ServiceServer(build_service("aymara", time_scale=10_000.0, api_key=AYMARA_KEY))
         )
         agno = stack.enter_context(
-            JsonApiServer(build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY))
+            ServiceServer(build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY))
         )
         settings = matrix_settings(agentcore.url, aymara.url, agno.url)
         redis = fakeredis.FakeRedis(decode_responses=True)

@@ -13,6 +13,7 @@ import pytest
 from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request
+from evalq_emulators.common import ServiceServer
 from tests.unit.jobs.conftest import KEY
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import tick
@@ -20,17 +21,16 @@ from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.start import synchronous_step
 from worker.jobs.states import JobState
-from worker.testing.emulator.common import JsonApiServer
 
 
-def _control(server: JsonApiServer, path: str, body: Any = None) -> Any:
+def _control(server: ServiceServer, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(server.url + path, data=data, method="POST" if data else "GET")
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read())
 
 
-def _aymara_request(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+def _aymara_request(server: ServiceServer, request_id: str, **overrides: Any) -> dict[str, Any]:
     sdk = AymaraAI(api_key=KEY, base_url=server.url, max_retries=0)
     made = sdk.evals.create(ai_description="bot", eval_type="safety", name="e", num_prompts=2)
     prompts = sdk.evals.list_prompts(made.eval_uuid or "", limit=10).items
@@ -50,7 +50,7 @@ def _run_until(services, request_id: str, state: JobState, clock, steps: int = 3
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
 
 
-def _runs(server: JsonApiServer) -> list[dict[str, Any]]:
+def _runs(server: ServiceServer) -> list[dict[str, Any]]:
     return list(_control(server, "/_emulator/jobs"))
 
 
@@ -123,7 +123,7 @@ def test_at_its_deadline_an_aymara_run_is_deleted_and_the_outcome_is_expired(
     assert services.store.active_count("aymara") == 0
 
 
-def _until_run_status(server: JsonApiServer, status: str) -> None:
+def _until_run_status(server: ServiceServer, status: str) -> None:
     deadline = time.monotonic() + 30
     while _runs(server)[0]["status"] != status and time.monotonic() < deadline:
         time.sleep(0.02)  # the run scores on the emulator's own clock
@@ -156,7 +156,7 @@ def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_de
     assert _runs(aymara)[0]["deleted_at"] is not None
 
 
-def _in_workspace(server: JsonApiServer, request_id: str, **overrides: Any) -> dict[str, Any]:
+def _in_workspace(server: ServiceServer, request_id: str, **overrides: Any) -> dict[str, Any]:
     _control(server, "/_emulator/account", {"workspaces": ["ws-1"]})
     request = _aymara_request(server, request_id, **overrides)
     request["evaluation"]["workspace_uuid"] = "ws-1"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 from worker.backends.agentcore.client import make_client
 from worker.settings import Settings
 from worker.targets.config import TargetSpec
-from worker.testing.emulator import EmulatorConfig, EmulatorServer
 
 #: botocore refreshes credentials that expire within 15 minutes: these enter that window
 #: two seconds after they are issued.

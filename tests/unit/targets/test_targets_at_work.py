@@ -12,13 +12,13 @@ import pytest
 
 from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
+from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 from tests.unit.conftest import reconfigure
 from tests.unit.driving import run_until
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import admit_waiting
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState
-from worker.testing.emulator import EmulatorConfig, EmulatorServer
 
 LONG = {"emulator:duration": "1000000000000"}
 

@@ -12,14 +12,13 @@ import pytest
 
 from api_contracts import AgnoEvaluation, EvaluationRequest
 from api_contracts.examples import sample_agno_request
+from evalq_emulators.agno import AgnoService
+from evalq_emulators.agno.models import EvalRunInput
+from evalq_emulators.aymara import AymaraService, AymaraTiming
+from evalq_emulators.common import FaultConfigError, Request, ServiceServer
+from evalq_emulators.common.server import serve_call
 from worker.backends.agno import AgnoClient, RunRef
 from worker.errors import RetryableError, Throttled
-from worker.testing.emulator.agno import AgnoService
-from worker.testing.emulator.agno.models import EvalRunInput
-from worker.testing.emulator.aymara import AymaraService, AymaraTiming
-from worker.testing.emulator.common import JsonApiServer, Request
-from worker.testing.emulator.common.server import serve_call
-from worker.testing.emulator.config import FaultConfigError
 
 
 class Clock:
@@ -98,7 +97,7 @@ def test_fault_documents_name_this_services_operations() -> None:
     ]
     with pytest.raises(FaultConfigError, match="unknown operations"):
         service.set_faults({"operations": ["StartBatchEvaluation"]})
-    with pytest.raises(FaultConfigError, match="errors"):
+    with pytest.raises(FaultConfigError, match="unknown error types: ValidationException"):
         service.set_faults({"errors": {"ValidationException": 1.0}})
     with pytest.raises(FaultConfigError):
         service.set_faults({"throttle": 2})
@@ -122,14 +121,14 @@ def test_each_error_a_service_documents_can_be_injected_in_its_own_envelope() ->
     assert (invalid.status, invalid.body["detail"][0]["msg"]) == (422, "Injected")
     assert aymara.stats()["faults"]["errors"] == 3
     assert aymara.stats()["in_flight"] == agno.stats()["in_flight"] == 0
-    with pytest.raises(FaultConfigError, match="unknown errors: 404:organization"):
+    with pytest.raises(FaultConfigError, match="unknown error types: 404:organization"):
         agno.set_faults({"errors": {"404:organization": 1.0}})
 
 
 @pytest.fixture
 def agno() -> Any:
     service = AgnoService(security_key="sk-test-1", agents=("demo-agent",), time_scale=1e6)
-    with JsonApiServer(service) as server:
+    with ServiceServer(service) as server:
         client = AgnoClient(server.url, "sk-test-1")
         yield service, server, client
         client.close()
@@ -188,7 +187,7 @@ def test_agno_faults_and_markers(agno: Any) -> None:
 def test_aymara_answers_404_about_a_missing_organization_or_workspace() -> None:
     import aymara_ai
 
-    with JsonApiServer(AymaraService(api_key="k", workspaces=["ws-1"])) as server:
+    with ServiceServer(AymaraService(api_key="k", workspaces=["ws-1"])) as server:
         sdk = aymara_ai.AymaraAI(api_key="k", base_url=server.url, max_retries=0)
         made = sdk.evals.create(ai_description="d", eval_type="safety", num_prompts=1,
                                 workspace_uuid="ws-1")  # fmt: skip
