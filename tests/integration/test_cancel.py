@@ -38,8 +38,11 @@ def test_cancel_a_running_and_a_queued_request(emulator_factory, cluster_factory
     producer.submit(_request("queued-1", "10"))  # waits for the slot
 
     _cancel(producer, "queued-1", "superseded")
+    # Its outcome first: cancelled while running-1 still held the slot.
+    (queued,) = producer.collect(1, timeout=60)
     _cancel(producer, "running-1", "release rolled back")
-    outcomes = {o["request_id"]: o for o in producer.collect(2, timeout=60)}
+    (running,) = producer.collect(1, timeout=60, seen={"queued-1"})
+    outcomes = {o["request_id"]: o for o in (queued, running)}
 
     assert outcomes["queued-1"]["status"] == "CANCELLED"
     assert outcomes["queued-1"]["batch_evaluation_id"] is None
