@@ -5,8 +5,10 @@
 * :func:`expire_backlog` gives requests whose deadline passed in a target's backlog their
   EXPIRED outcome;
 * :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
-  worker, with a short countdown, then does both of the above for every target and
-  sends its watch (``worker.jobs.watch``). A full or paused target admits nothing and
+  worker, with a short countdown, then, for the targets that need it (one survey of
+  every target: ``JobStore.survey``), does both of the above and sends the watch of
+  those with jobs in their slots (``worker.jobs.watch``). An idle target costs a tick a
+  few reads in that survey and nothing else; a full or paused target admits nothing and
   holds no other target back.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from worker.jobs.store import Admission
 from worker.services import Services
+from worker.targets.registry import Target
 
 
 def admit_waiting(svc: Services, target: str) -> list[str]:
@@ -55,8 +58,19 @@ def tick(svc: Services) -> int:
     )
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
-    for target in svc.targets:
-        expire_backlog(svc, target.name)
-        admit_waiting(svc, target.name)
-        svc.dispatch_watch(target.name)
+    targets = list(svc.targets)
+    work = svc.store.survey({target.name: target.quota for target in targets}, now=now)
+    for target in targets:
+        todo = work[target.name]
+        if todo.overdue:
+            expire_backlog(svc, target.name)
+        if todo.admit:
+            admit_waiting(svc, target.name)
+        if todo.slot_holders and _watches(svc, target):
+            svc.dispatch_watch(target.name)
     return len(timers)
+
+
+def _watches(svc: Services, target: Target) -> bool:
+    """Whether the target's running jobs are watched by a listing (else they poll)."""
+    return svc.settings.watch_by_list and target.backend.capabilities.watch_by_list

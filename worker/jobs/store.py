@@ -79,6 +79,18 @@ class Admission:
 
 
 @dataclass(frozen=True)
+class TargetWork:
+    """What one target's tick has to do (``JobStore.survey``)."""
+
+    #: Jobs holding its slots (admitted, running, stopping): its listing watches them.
+    slot_holders: int
+    #: A free slot, admission not paused, and requests waiting (or held).
+    admit: bool
+    #: A queued request is past its deadline.
+    overdue: bool
+
+
+@dataclass(frozen=True)
 class DueTimer:
     request_id: str
     due_at: float
@@ -241,6 +253,23 @@ class JobStore:
             "highest_priority": HIGHEST_PRIORITY,
         }
         return self.scripts["admit"], self._keys(target), args, ()
+
+    def survey(self, quotas: dict[str, int], *, now: float) -> dict[str, TargetWork]:
+        """What each target's tick has to do, every target in one round trip
+        (``survey.lua``); ``quotas``: target name -> its quota of slots."""
+        if not quotas:
+            return {}
+        rest: list[Any] = []
+        for name, quota in quotas.items():
+            keys = self.keys.target(name)
+            rest += [quota, keys.active, keys.queued_by_deadline, keys.held,
+                     keys.admission_paused_until, keys.backlog_turns("")]  # fmt: skip
+        args = {"now": now, "highest_priority": HIGHEST_PRIORITY}
+        replies = self.scripts["survey"]({}, args, rest)
+        return {
+            name: TargetWork(int(holders), bool(admit), bool(overdue))
+            for name, (holders, admit, overdue) in zip(quotas, replies, strict=True)
+        }
 
     def overdue_queued(self, target: str, *, now: float, limit: int) -> list[str]:
         """The target's queued requests whose deadline passed, earliest deadline first."""

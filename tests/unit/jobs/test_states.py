@@ -204,6 +204,7 @@ DRIVERS: dict[str, list[Callable[[JobStore], Any]]] = {
         lambda s: s.forget_dead(dead_letter_key=lambda e: f"t:dead:{e}", died_before=NOW,
                                 limit=10),
     ],
+    "survey": [lambda s: s.survey({"default": 2}, now=NOW)],
     "trim_records": [
         lambda s: s.scripts["trim_records"](_fixed(s), {"cutoff": NOW, "job_prefix": _prefix(s)},
                                             ["r"])

@@ -175,3 +175,27 @@ def test_a_rollout_drains_its_own_target_only(services, two_targets):
         accept(services, request)
     assert services.store.get("a0").state == JobState.ADMITTED  # target a does not drain
     assert services.store.get("b0").state == JobState.QUEUED  # held in target b
+
+
+def test_a_tick_works_only_on_the_targets_that_have_work(services, two_targets, clock):
+    from worker.jobs.admission import tick
+
+    accept(services, _request("a-1", "agent-a", LONG))
+    services.watched.clear()
+    services.dispatched.clear()
+    # Target a: one job in its slot (watched); target b: nothing at all.
+    work = services.store.survey({"a": 1, "b": 2}, now=clock())
+    assert (work["a"].slot_holders, work["a"].admit, work["a"].overdue) == (1, False, False)
+    assert (work["b"].slot_holders, work["b"].admit, work["b"].overdue) == (0, False, False)
+    tick(services)
+    assert services.watched == ["a"]  # no watch, and no listing, for idle b
+
+    accept(services, _request("a-2", "agent-a"))  # waits: a's one slot is held
+    work = services.store.survey({"a": 1, "b": 2}, now=clock())
+    assert (work["a"].slot_holders, work["a"].admit) == (1, False)
+    accept(services, _request("b-1", "agent-b"))
+    assert services.store.get("b-1").state == JobState.ADMITTED  # admitted at intake
+    clock.advance(10**6)  # a-2's deadline passes in the backlog
+    assert services.store.survey({"a": 1}, now=clock())["a"].overdue
+    tick(services)
+    assert services.store.get("a-2").state == JobState.FINISHED  # expired by the tick
