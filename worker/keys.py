@@ -196,6 +196,13 @@ class Keys:
         return f"{self.prefix}:due"
 
     @property
+    def watch_due(self) -> str:
+        """Sorted set: target name -> when its listing is next due (the earliest projected
+        end of its running jobs, at most ``watch_recheck_seconds`` away): a tick lists
+        only the targets whose time has come (``worker.jobs.watch``)."""
+        return f"{self.prefix}:watch-due"
+
+    @property
     def stalled(self) -> str:
         """Sorted set: request_id of jobs whose timer fired without moving them, by how
         many times in a row (``Job.stalls``)."""

@@ -112,7 +112,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "evalq-emulator") -> Non
         # One flushed line: parent processes wait for it before connecting.
         print(f"emulator listening on {url}", flush=True)
 
-    serve_forever(service, args.host, args.port, ready)
+    # Every /accounts/<id>/ prefix is an account of its own, with the same settings
+    # (docs/capacity.md: many targets against one emulator process).
+    options = _options(args)
+    serve_forever(service, args.host, args.port, ready,
+                  make_account=lambda: build_service(args.service, **options))  # fmt: skip
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from tests.bench.fairness import fairness
 from tests.bench.harness import Row, rig, wait_until
 from tests.bench.janitor import janitor
 from tests.bench.mixed import mixed
+from tests.bench.scale import scale
 from tests.bench.sizes import sizes
 from tests.bench.slots import slots
 from tests.bench.targets import targets
@@ -94,4 +95,5 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "targets": targets,
     "mixed": mixed,
     "sizes": sizes,
+    "scale": scale,
 }

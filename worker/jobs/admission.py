@@ -7,9 +7,9 @@
 * :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
   worker, with a short countdown, then, for the targets that need it (one survey of
   every target: ``JobStore.survey``), does both of the above and sends the watch of
-  those with jobs in their slots (``worker.jobs.watch``). An idle target costs a tick a
-  few reads in that survey and nothing else; a full or paused target admits nothing and
-  holds no other target back.
+  those whose listing is due (``worker.jobs.watch``: timed by their jobs' projected
+  ends). An idle target costs a tick a few reads in that survey and nothing else; a full
+  or paused target admits nothing and holds no other target back.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def tick(svc: Services) -> int:
             expire_backlog(svc, target.name)
         if todo.admit:
             admit_waiting(svc, target.name)
-        if todo.slot_holders and _watches(svc, target):
+        if todo.listing_due and _watches(svc, target):
             svc.dispatch_watch(target.name)
     return len(timers)
 

@@ -51,15 +51,17 @@ class PollPolicy:
 
     def next_delay(self, job: Job, now: float, rng: random.Random) -> float:
         end = estimate_end(job)
-        if end is None:
-            delay = self.backoff(job.polls, rng)
-        elif end + self.end_margin > now:
-            delay = end + self.end_margin - now
-        else:
-            # Overdue: wait as long again as we are already late (the gap doubles).
-            delay = now - end
+        delay = self.backoff(job.polls, rng) if end is None else self.delay_to(end, now)
         delay = min(delay, self.maximum)
         return max(self.minimum, min(delay, job.deadline_at - now))
+
+    def delay_to(self, end: float, now: float) -> float:
+        """How long until a job projected to end at ``end`` is worth looking at again:
+        ``end_margin`` after that end; past it, as long again as it is already late (the
+        gap doubles)."""
+        if end + self.end_margin > now:
+            return end + self.end_margin - now
+        return now - end
 
 
 def track_progress(job: Job, remote: RemoteJob, now: float) -> dict[str, Any]:
@@ -84,10 +86,18 @@ def track_progress(job: Job, remote: RemoteJob, now: float) -> dict[str, Any]:
 
 def estimate_end(job: Job) -> float | None:
     """Epoch time at which the session rate seen so far says the job will be done."""
-    if not job.progress_last or not job.progress_first:
+    return projected_end(job.progress_first, job.progress_last)
+
+
+def projected_end(
+    first_point: dict[str, Any] | None, last_point: dict[str, Any] | None
+) -> float | None:
+    """Epoch time at which the session rate between two progress points (``Progress``
+    as stored) says the job will be done; None when they give no rate."""
+    if not last_point or not first_point:
         return None
-    last = Progress(**job.progress_last)
-    first = Progress(**job.progress_first)
+    last = Progress(**last_point)
+    first = Progress(**first_point)
     if last.total <= 0:
         return None
     first_at, last_at = _times(first, last)

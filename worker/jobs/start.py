@@ -182,12 +182,12 @@ def _started(svc: Services, job: Job, backend: Backend, remote: RemoteJob) -> St
     target = svc.targets[job.target]
     if synchronous:
         svc.dispatch(job.request_id, None, 0.0)  # read the stored run and finish now
-    elif (
-        svc.settings.watch_by_list
-        and backend.capabilities.watch_by_list
-        and not is_watched(svc, target)
-    ):
-        svc.dispatch_watch(target.name)  # an idle target's watch starts now, not next tick
+    elif svc.settings.watch_by_list and backend.capabilities.watch_by_list:
+        # The target's listing looks at it when its first poll would have (sooner if
+        # another job is due sooner); an idle target's watch starts now, not next tick.
+        svc.store.watch_at(target.name, first_poll, sooner_only=True)
+        if not is_watched(svc, target):
+            svc.dispatch_watch(target.name)
     return StepResult.STARTED
 
 

@@ -88,6 +88,8 @@ class TargetWork:
     admit: bool
     #: A queued request is past its deadline.
     overdue: bool
+    #: Its running jobs' listing is due (never scheduled, or its time came).
+    listing_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,14 +264,22 @@ class JobStore:
         rest: list[Any] = []
         for name, quota in quotas.items():
             keys = self.keys.target(name)
-            rest += [quota, keys.active, keys.queued_by_deadline, keys.held,
+            rest += [quota, name, keys.active, keys.queued_by_deadline, keys.held,
                      keys.admission_paused_until, keys.backlog_turns("")]  # fmt: skip
         args = {"now": now, "highest_priority": HIGHEST_PRIORITY}
-        replies = self.scripts["survey"]({}, args, rest)
+        replies = self.scripts["survey"](self.keys.fixed, args, rest)
         return {
-            name: TargetWork(int(holders), bool(admit), bool(overdue))
-            for name, (holders, admit, overdue) in zip(quotas, replies, strict=True)
+            name: TargetWork(int(holders), bool(admit), bool(overdue), bool(listing))
+            for name, (holders, admit, overdue, listing) in zip(quotas, replies, strict=True)
         }
+
+    def watch_at(self, target: str, at: float, *, sooner_only: bool = False) -> None:
+        """Time the target's next listing (``sooner_only``: unless one is due sooner)."""
+        self.redis.zadd(self.keys.watch_due, {target: at}, lt=sooner_only)
+
+    def unwatch(self, target: str) -> None:
+        """The target has nothing to watch: its listing is not timed any more."""
+        self.redis.zrem(self.keys.watch_due, target)
 
     def overdue_queued(self, target: str, *, now: float, limit: int) -> list[str]:
         """The target's queued requests whose deadline passed, earliest deadline first."""

@@ -28,6 +28,7 @@ import structlog
 
 from worker.backends.base import RemoteJob, is_terminal
 from worker.errors import EvalqError
+from worker.jobs.polling import projected_end
 from worker.jobs.record import Progress
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
 from worker.jobs.store import Ref
@@ -42,7 +43,8 @@ PAGE_SIZE = 100
 FRESH_TICKS = 10
 #: What the listing reads of each slot holder's record.
 _WATCHED_FIELDS = (
-    "batch_evaluation_id", "state", "remote_status", "progress_last", "listing_outcome"
+    "batch_evaluation_id", "state", "remote_status", "progress_last", "listing_outcome",
+    "progress_first",
 )  # fmt: skip
 
 
@@ -125,16 +127,20 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
     for owner in owners:
         pipe.hmget(svc.keys.job(owner), _WATCHED_FIELDS)
     by_id = {
-        remote_id: (owner, text, stored, progress, whole)
-        for owner, (remote_id, text, stored, progress, whole)
+        remote_id: (owner, text, stored, progress, whole, first)
+        for owner, (remote_id, text, stored, progress, whole, first)
         in zip(owners, pipe.execute(), strict=True)
         if remote_id
     }  # fmt: skip
     report.ended = []
+    #: The projected end of each job still running (None: no rate yet).
+    ends: list[float | None] = []
     for job in remote:
-        owner, text, stored, progress, whole = by_id.get(job.id, (None,) * 5)
+        owner, text, stored, progress, whole, first = by_id.get(job.id, (None,) * 6)
         if owner is None or text not in REMOTE_LIVE_STATES:
             continue
+        if not is_terminal(job.status):
+            ends.append(_projected(job, first, now))
         state, ref = JobState(text), Ref(owner, target.name)
         if is_terminal(job.status):
             if not is_terminal(stored or ""):
@@ -147,6 +153,33 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
             fields = _progress_fields(job, now, first=progress is None)
             svc.store.transition(ref, Move.POLL, from_state=state, **fields)
             report.progressed += 1
+    _time_next_listing(svc, target, ends, now)
+
+
+def _projected(job: RemoteJob, first: str | None, now: float) -> float | None:
+    """When the job's sessions will be done, from its first progress point and what the
+    listing says now."""
+    seen = Progress.from_results(job.results, now)
+    if seen is None:
+        return None
+    return projected_end(json.loads(first) if first else vars(seen), vars(seen))
+
+
+def _time_next_listing(svc: Services, target: Target, ends: list[float | None], now: float) -> None:
+    """The target's next listing comes when its first running job is projected to end
+    (``end_margin`` after), at least a tick and at most ``watch_recheck_seconds`` away
+    (which bounds how late an end nobody foresaw is seen); none when nothing runs. The
+    listing stays fresh until then, so the jobs skip their own polls meanwhile."""
+    if not ends:
+        svc.store.unwatch(target.name)
+        return
+    settings, policy = svc.settings, svc.poll_policy
+    delays = [settings.poll_initial if end is None else policy.delay_to(end, now)
+              for end in ends]  # fmt: skip
+    delay = max(settings.tick_interval, min(settings.watch_recheck_seconds, *delays))
+    svc.store.watch_at(target.name, now + delay)
+    fresh = delay + FRESH_TICKS * settings.tick_interval
+    svc.store.redis.set(target.keys.watching, now, px=max(1, int(1000 * fresh)))
 
 
 def _ended(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import socket
 import threading
@@ -30,12 +31,37 @@ from .service import Service
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_emulator/"
+#: ``/accounts/<id>/<the service's path>``: one emulator process serves many accounts,
+#: each a service of its own (its jobs, quotas, rates and faults), made on first use from
+#: the same settings; a client reaches one with ``endpoint_url=<url>/accounts/<id>``.
+ACCOUNT_PATH = re.compile(r"^/accounts/(?P<account>[A-Za-z0-9_-]{1,64})(?P<rest>/.*)$")
 
 
 class _HTTPServer(EmulatorHTTPServer):
-    def __init__(self, address: tuple[str, int], service: Service) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        service: Service,
+        make_account: Callable[[], Service] | None = None,
+    ) -> None:
         self.service = service
+        self.make_account = make_account
+        self.accounts: dict[str, Service] = {}
+        self._accounts_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def service_for(self, path: str) -> tuple[Service, str]:
+        """The service a path is for (an account's, or the default one) and its path
+        within that service."""
+        found = ACCOUNT_PATH.match(path) if self.make_account is not None else None
+        if found is None:
+            return self.service, path
+        account = found["account"]
+        with self._accounts_lock:
+            if account not in self.accounts:
+                assert self.make_account is not None
+                self.accounts[account] = self.make_account()
+            return self.accounts[account], found["rest"]
 
 
 class _Handler(KeepAliveHandler):
@@ -46,23 +72,24 @@ class _Handler(KeepAliveHandler):
         # Always consume the whole body, or the next request on this connection is garbage.
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        service, path = self.server.service_for(url.path)
         request = Request(
             method=self.command,
-            path=url.path,
+            path=path,
             query=parse_qs(url.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        if url.path.startswith(CONTROL_PREFIX):
-            self._answer(control_plane(self.server.service, request))
+        if path.startswith(CONTROL_PREFIX):
+            self._answer(control_plane(service, request))
             return
         # Counted while served and answered (a stream until its end): a test waits for
         # in_flight 0 to read what the service holds after a call evalq gave up on.
-        self.server.service.served(+1)
+        service.served(+1)
         try:
-            self._answer(serve_call(self.server.service, request))
+            self._answer(serve_call(service, request))
         finally:
-            self.server.service.served(-1)
+            service.served(-1)
 
     def _answer(self, reply: Reply | Stream | None) -> None:
         if reply is None:
@@ -194,8 +221,16 @@ def control_plane(service: Service, request: Request) -> Reply:
 class ServiceServer:
     """An emulated service served from a daemon thread; usable as a context manager."""
 
-    def __init__(self, service: Service, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        service: Service,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        make_account: Callable[[], Service] | None = None,
+    ) -> None:
         self.service = service
+        #: Builds the service of each ``/accounts/<id>`` (None: no accounts but one).
+        self.make_account = make_account
         self.host = host
         self._requested_port = port
         self._httpd: _HTTPServer | None = None
@@ -204,7 +239,8 @@ class ServiceServer:
     def start(self) -> Self:
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer((self.host, self._requested_port), self.service)
+        self._httpd = _HTTPServer((self.host, self._requested_port), self.service,
+                                  self.make_account)  # fmt: skip
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.02},  # bounds how long stop() waits
@@ -253,6 +289,7 @@ def serve_forever(
     host: str,
     port: int,
     ready: Callable[[str], None] | None = None,
+    make_account: Callable[[], Service] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; ``ready(url)`` is called once the socket listens."""
     stop = threading.Event()
@@ -264,7 +301,7 @@ def serve_forever(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
-    server = ServiceServer(service, host, port).start()
+    server = ServiceServer(service, host, port, make_account).start()
     try:
         if ready is not None:
             ready(server.url)

@@ -155,3 +155,35 @@ def test_a_failing_listing_leaves_the_jobs_to_their_own_polls(services, emulator
 def test_an_idle_target_is_not_listed(services, emulator):
     assert not watch.watch(services, "default").listed
     assert int(_stats(emulator)["calls"].get("ListBatchEvaluations", 0)) == 0
+
+
+def test_a_targets_next_listing_is_timed_by_its_jobs_projected_end(services, emulator, clock):
+    submit(services, "r1", tags={"emulator:duration": "100000", "emulator:sessions": "100"})
+    assert advance(services, "r1") == "started"
+    # Timed at the job's first poll, a few seconds off (an idle target's watch was sent
+    # at once, to establish the listing).
+    assert not services.store.survey({"default": 2}, now=clock())["default"].listing_due
+    later = clock() + services.settings.poll_initial
+    assert services.store.survey({"default": 2}, now=later)["default"].listing_due
+    assert services.watched == ["default"]
+
+    time.sleep(0.05)  # some sessions done (time scale 10,000)
+    watch.watch(services, "default")
+    clock.advance(1)
+    watch.watch(services, "default")  # two points: a rate, a projected end
+    due = services.redis.zscore(services.keys.watch_due, "default")
+    settings = services.settings
+    assert clock() + settings.tick_interval <= due <= clock() + settings.watch_recheck_seconds
+    assert not services.store.survey({"default": 2}, now=clock())["default"].listing_due
+    assert services.store.survey({"default": 2}, now=due)["default"].listing_due
+
+
+def test_a_target_with_nothing_running_is_not_listed(services, emulator, clock):
+    submit(services, "r1")
+    assert advance(services, "r1") == "started"
+    time.sleep(0.05)
+    watch.watch(services, "default")  # sees it end
+    _run_dispatched(services)
+    assert services.redis.zscore(services.keys.watch_due, "default") is None
+    work = services.store.survey({"default": 2}, now=clock() + 3600)["default"]
+    assert (work.slot_holders, work.listing_due) == (0, False)

@@ -216,3 +216,37 @@ def test_the_emulator_command_refuses_an_unknown_service() -> None:
     result = CliRunner().invoke(app, ["emulator", "--service", "vertex", "--port", "0"])
     assert result.exit_code == 2
     assert "unknown service" in result.output
+
+
+def test_one_emulator_serves_many_accounts_each_with_its_own_state() -> None:
+    import boto3
+
+    from evalq_emulators.agentcore import AgentCoreService, EmulatorConfig
+    from evalq_emulators.common import ServiceServer
+
+    def account() -> AgentCoreService:
+        return AgentCoreService(EmulatorConfig(time_scale=1.0, max_active=1))
+
+    with ServiceServer(account(), make_account=account) as server:
+
+        def client(path: str) -> Any:
+            return boto3.client("bedrock-agentcore", region_name="us-east-1",
+                                endpoint_url=server.url + path, aws_access_key_id="t",
+                                aws_secret_access_key="t")  # fmt: skip
+
+        source = {"cloudWatchLogs": {"serviceNames": ["s"], "logGroupNames": ["/g"]}}
+        params = {"evaluators": [{"evaluatorId": "Builtin.Helpfulness"}],
+                  "dataSourceConfig": source}  # fmt: skip
+        for name in ("a1", "a2"):
+            client(f"/accounts/{name}").start_batch_evaluation(
+                batchEvaluationName="same_name", clientToken="t" * 40, **params
+            )  # the same name and token: accounts do not see each other
+        listed = client("/accounts/a1").list_batch_evaluations()["batchEvaluations"]
+        assert len(listed) == 1
+        assert client("").list_batch_evaluations()["batchEvaluations"] == []
+        with pytest.raises(Exception, match="ServiceQuotaExceeded"):  # a1's one slot is full
+            client("/accounts/a1").start_batch_evaluation(
+                batchEvaluationName="other", clientToken="u" * 40, **params
+            )
+        stats = httpx.get(server.url + "/accounts/a2/_emulator/stats").json()
+        assert stats["jobs"]["total"] == 1

@@ -1,19 +1,20 @@
 -- What each target's tick has to do, for every target in one round trip: how many jobs
--- hold its slots (its running jobs are watched), whether admission has anything to do
--- (a free slot, not paused, and requests waiting or held), and whether a request waits
--- past its deadline. A tick then works only on the targets that have work: an idle target
--- costs it these few reads and nothing else (no admission script, no watch task).
--- ARGV after the named ones: per target, its quota and its keys (active, queued_by_deadline,
--- held, admission_paused_until, the backlog-turns prefix).
+-- hold its slots, whether their listing is due (watch_due: none yet, or its time came),
+-- whether admission has anything to do (a free slot, not paused, and requests waiting or
+-- held), and whether a request waits past its deadline. A tick then works only on the
+-- targets that have work: an idle target costs it these few reads and nothing else.
+-- ARGV after the named ones: per target, its quota, its name and its keys (active,
+-- queued_by_deadline, held, admission_paused_until, the backlog-turns prefix).
 -- Returns, per target in order: {slot holders, 1 if admission has work else 0,
--- 1 if a queued request is past its deadline else 0}.
+-- 1 if a queued request is past its deadline else 0, 1 if its listing is due else 0}.
+local watch_due = unpack(KEYS)
 local now, highest_priority = unpack(ARGV, 1, 2)
 
 local t, top = tonumber(now), tonumber(highest_priority)
 local out = {}
-for i = 3, #ARGV, 6 do
-  local quota, active, deadlines, held, paused, turns =
-    tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+for i = 3, #ARGV, 7 do
+  local quota, name, active, deadlines, held, paused, turns = tonumber(ARGV[i]), ARGV[i + 1],
+    ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local holders = redis.call('SCARD', active)
   local admit = 0
   if holders < quota and (tonumber(redis.call('GET', paused)) or 0) <= t then
@@ -26,6 +27,11 @@ for i = 3, #ARGV, 6 do
     end
   end
   local overdue = redis.call('ZCOUNT', deadlines, '-inf', now) > 0 and 1 or 0
-  table.insert(out, {holders, admit, overdue})
+  local listing = 0
+  if holders > 0 then
+    local due = tonumber(redis.call('ZSCORE', watch_due, name))
+    listing = (not due or due <= t) and 1 or 0
+  end
+  table.insert(out, {holders, admit, overdue, listing})
 end
 return out
