@@ -1,4 +1,4 @@
-"""Backlog scale: 100,000 queued requests. Worker RSS, Redis bytes per queued request, and
+"""Backlog scale: 100,000 (``backlog``) or a million (``backlog1m``) queued requests. Worker RSS, Redis bytes per queued request, and
 the time to admit the next job with 1,000 and with 100,000 requests waiting.
 
 The backlog is filled straight through ``JobStore.register`` (the script ``evals.submit``
@@ -9,6 +9,7 @@ start reaches the emulator. Baseline: the same figures at a 1,000-request backlo
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from api_contracts import EvaluationRequest
@@ -35,8 +36,15 @@ DURATION = 150.0
 
 
 def backlog(quick: bool) -> list[Row]:
-    large = 20_000 if quick else 100_000
-    sample = 15 if quick else 40
+    return _backlog(20_000 if quick else 100_000, 15 if quick else 40)
+
+
+def backlog_million(quick: bool) -> list[Row]:
+    """The same with a million queued (``--only backlog1m``; filling it takes minutes)."""
+    return _backlog(200_000 if quick else 1_000_000, 15 if quick else 40, batch=2_000)
+
+
+def _backlog(large: int, sample: int, batch: int = 1) -> list[Row]:
     settings = {"EVALQ_MAX_ACTIVE_JOBS": str(QUOTA), "EVALQ_POLL_INITIAL": "0.05",
                 "EVALQ_POLL_MIN": "0.01", "EVALQ_POLL_END_MARGIN": "0.02",
                 "EVALQ_TICK_INTERVAL": "0.05"}  # fmt: skip
@@ -50,7 +58,7 @@ def backlog(quick: bool) -> list[Row]:
 
         memory_before = int(r.store.info("memory")["used_memory"])
         queued_before = store.backlog_size("default")
-        _fill(store, 1000, large)
+        _fill(store, 1000, large, batch)
         queued = store.backlog_size("default")
         bytes_per_request = (int(r.store.info("memory")["used_memory"]) - memory_before) / (
             queued - queued_before
@@ -79,12 +87,22 @@ def _memory(pid: int) -> dict[str, float]:
             "processes": len(tree)}  # fmt: skip
 
 
-def _fill(store: JobStore, start: int, stop: int) -> None:
+def _fill(store: JobStore, start: int, stop: int, batch: int = 1) -> None:
+    """Register requests ``queued-<start..stop>`` as intake does (its script); ``batch``
+    of them per round trip, through threads sharing the connection pool."""
     template = EvaluationRequest.model_validate(bench_request(0, sessions=5, duration=DURATION))
     now = time.time()
-    for i in range(start, stop):
-        request = template.model_copy(update={"request_id": f"queued-{i:06d}"})
+
+    def register(i: int) -> None:
+        request = template.model_copy(update={"request_id": f"queued-{i:07d}"})
         store.register(request, target="default", now=now, deadline_at=now + 86_400, retention=0.0)
+
+    if batch <= 1:
+        for i in range(start, stop):
+            register(i)
+        return
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(register, range(start, stop), chunksize=batch))
 
 
 def _admissions(r: Rig, store: JobStore, sample: int) -> dict[str, Any]:
@@ -113,7 +131,7 @@ def _admissions(r: Rig, store: JobStore, sample: int) -> dict[str, Any]:
 
 
 def _queued_ids(count: int) -> list[str]:
-    return [f"queued-{i:06d}" for i in range(count)]
+    return [f"queued-{i:07d}" for i in range(count)]
 
 
 def _finished_at(store: JobStore, request_id: str | None) -> float | None:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from api_contracts.examples import sample_request
-from tests.bench.backlog import backlog
+from tests.bench.backlog import backlog, backlog_million
+from tests.bench.burst import burst
 from tests.bench.delivery import delivery
 from tests.bench.fairness import fairness
 from tests.bench.harness import Row, rig, wait_until
@@ -96,4 +97,6 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "mixed": mixed,
     "sizes": sizes,
     "scale": scale,
+    "burst": burst,
+    "backlog1m": backlog_million,
 }
