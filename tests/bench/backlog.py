@@ -1,5 +1,6 @@
-"""Backlog scale: 100,000 (``backlog``) or a million (``backlog1m``) queued requests. Worker RSS, Redis bytes per queued request, and
-the time to admit the next job with 1,000 and with 100,000 requests waiting.
+"""Backlog scale: 100,000 (``backlog``) or a million (``backlog1m``) queued requests.
+Worker RSS, Redis bytes per queued request, and the time to admit the next job with 1,000
+and with that many requests waiting.
 
 The backlog is filled straight through ``JobStore.register`` (the script ``evals.submit``
 runs, without the broker hop) for speed; admission is measured through the real path:
