@@ -160,7 +160,9 @@ class JobStore:
         backlog = self._backlog(target_keys, request.producer, request.priority)
         keys = self._keys(target, request.request_id, **backlog)
         args = {
-            **self._registration_args(request, now, target_keys, backlog_cap),
+            **self._registration_args(
+                request, record["payload_hash"], now, target_keys, backlog_cap
+            ),
             # With scenarios its items run first (PREPARING), else to the backlog.
             "first": "prepare" if request.scenarios is not None else "create",
             "metric_labels": metrics.request_labels(request, target),
@@ -177,6 +179,7 @@ class JobStore:
     def _registration_args(
         self,
         request: EvaluationRequest | EvaluatorUpdateRequest,
+        payload_hash: str,
         now: float,
         target_keys: TargetKeys,
         backlog_cap: int | None,
@@ -184,7 +187,7 @@ class JobStore:
         """What register.lua takes of every registration."""
         return {
             "request_id": request.request_id,
-            "payload_hash": request.payload_hash(),
+            "payload_hash": payload_hash,
             "producer": request.producer,
             "now": now,
             "job_prefix": self.keys.job(""),
@@ -216,7 +219,7 @@ class JobStore:
         }
         target_keys = self.keys.target(target)
         args = {
-            **self._registration_args(request, now, target_keys, None),
+            **self._registration_args(request, record["payload_hash"], now, target_keys, None),
             "first": "roll_out",
             "metric_labels": metrics.field("agentcore", metrics.target_label(target)),
             "scoped_remote_name": "",

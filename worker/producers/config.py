@@ -17,7 +17,7 @@ what producers it does not list may do (``defaults``) or refuses them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -26,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api_contracts.common import ProducerName
 from worker.config_files import read_data
 from worker.settings import Settings
+
+#: Most unlisted producers' policies kept decided (beyond, each is decided again).
+_MAX_DECIDED = 1000
 
 #: A reply queue a producer may name: a queue name, or a prefix ending in ``*``.
 QueuePattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}\*?$")]
@@ -97,12 +100,17 @@ class ProducerSet:
     listed: dict[str, Policy]
     unlisted: Allowance | None
     settings_defaults: Allowance
+    #: Unlisted producers' policies as decided (intake asks for them on every request).
+    decided: dict[str, Policy] = field(default_factory=dict)
 
     def policy(self, name: str) -> Policy | None:
-        found = self.listed.get(name)
+        found = self.listed.get(name) or self.decided.get(name)
         if found is not None or self.unlisted is None:
             return found
-        return _decide(name, self.unlisted, self.settings_defaults, ())
+        decided = _decide(name, self.unlisted, self.settings_defaults, ())
+        if len(self.decided) < _MAX_DECIDED:  # names are the producers' to choose
+            self.decided[name] = decided
+        return decided
 
     def producer_of_user(self, user: str) -> str | None:
         """The producer whose ``broker_users`` name ``user``, if one does."""
