@@ -202,10 +202,11 @@ class JobStore:
         """Register an evaluator rollout once (a record of kind ``rollout``, in the same
         namespace of request ids); with ``drain`` its evaluator is held from admission
         in ``target`` from now on (the move keeps the index)."""
+        payload_hash = request.payload_hash()
         record = {
             "request_id": request.request_id,
             "request": request.model_dump(mode="json"),
-            "payload_hash": request.payload_hash(),
+            "payload_hash": payload_hash,
             "producer": request.producer,
             "backend": "agentcore",
             "target": target,
@@ -219,7 +220,7 @@ class JobStore:
         }
         target_keys = self.keys.target(target)
         args = {
-            **self._registration_args(request, record["payload_hash"], now, target_keys, None),
+            **self._registration_args(request, payload_hash, now, target_keys, None),
             "first": "roll_out",
             "metric_labels": metrics.field("agentcore", metrics.target_label(target)),
             "scoped_remote_name": "",
