@@ -127,6 +127,37 @@ def test_a_complete_stream() -> None:
     assert "qualifier" not in invoke(FakeDataPlane(FakeStream(TURN))).__dict__ or True
 
 
+def test_overrides_are_passed_through_as_given() -> None:
+    overrides = {
+        "model": {"bedrockModelConfig": {"modelId": "m2", "temperature": 0.2}},
+        "systemPrompt": [{"text": "Be brief."}],
+        "skills": [{"awsSkills": {"paths": ["core-skills/*"]}}],
+        "maxIterations": 3,
+        "runtimeUserId": "user-7",
+    }
+    fake = FakeDataPlane(FakeStream(TURN))
+    assert invoke(fake, overrides=overrides).stop_reason == "end_turn"
+    assert fake.calls[0] == {
+        **overrides,
+        "harnessArn": HARNESS,
+        "runtimeSessionId": SESSION,
+        "messages": [{"role": "user", "content": []}],
+    }
+    plain = FakeDataPlane(FakeStream(TURN))
+    invoke(plain)
+    assert set(plain.calls[0]) == {"harnessArn", "runtimeSessionId", "messages"}
+
+
+def test_overrides_never_replace_the_harness_session_or_messages() -> None:
+    fake = FakeDataPlane(FakeStream(TURN))
+    clash = {"harnessArn": "other", "runtimeSessionId": "other", "messages": [], "maxTokens": 9}
+    invoke(fake, overrides=clash, qualifier="prod")
+    call = fake.calls[0]
+    assert (call["harnessArn"], call["runtimeSessionId"]) == (HARNESS, SESSION)
+    assert call["messages"] == [{"role": "user", "content": []}]
+    assert (call["maxTokens"], call["qualifier"]) == (9, "prod")
+
+
 @pytest.mark.parametrize(
     "failure",
     [
