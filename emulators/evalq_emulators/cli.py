@@ -33,7 +33,8 @@ _FAULT_OPTIONS: dict[str, tuple[type, str]] = {
 
 #: AgentCore's quotas, rates and durations (``EmulatorConfig`` fields) and their help.
 _AGENTCORE_OPTIONS: dict[str, str] = {
-    "region": "the region in ARNs",
+    "region": "the region of unsigned calls (a signed call is served in the region it is "
+    "signed for)",
     "max_active": "active batch evaluations per account",
     "max_jobs": "batch evaluations that may exist per account",
     "mutate_tps": "start/stop/delete calls per second",

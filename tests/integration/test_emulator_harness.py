@@ -376,8 +376,10 @@ def test_message_shapes_are_validated(emulator: EmulatorServer) -> None:
 
 
 def test_batch_evaluation_counts_the_named_sessions_that_exist(
-    emulator: EmulatorServer, client: Any
+    make_emulator: Callable[..., EmulatorServer],
 ) -> None:
+    emulator = make_emulator(named_sessions="harness")
+    client = make_client(emulator.url)
     ran = [session(20 + i) for i in range(4)]
     for sid in ran:
         events(client, sid)

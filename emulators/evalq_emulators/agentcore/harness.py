@@ -1,6 +1,7 @@
 """InvokeHarness: emulated agent sessions and the events each invocation streams.
 
-Any well-formed harness ARN of the emulated account and region is a harness. A session
+Any well-formed harness ARN of the emulated account, in the region the call is signed
+for, is a harness. A session
 id names one conversation: invoking it again continues it (the turn count rises). Each
 invocation answers with a deterministic agent loop (a tool call, its result, an answer)
 spread over ``harness_seconds`` of emulated time, so a client can be killed mid-stream.
@@ -67,6 +68,8 @@ class Invocation:
     stop_reason: str | None = None
     #: The call's overrides, as they arrived (``model``, ``tools``, ``runtimeUserId``, ...).
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: What the user asked this turn (the last user message's text, directives removed).
+    prompt: str = ""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -78,6 +81,7 @@ class Invocation:
             "outcome": self.outcome,
             "stop_reason": self.stop_reason,
             "overrides": self.overrides,
+            "prompt": self.prompt,
         }
 
 
@@ -93,6 +97,18 @@ class HarnessSession:
 
     def ingested_by(self, now: float, ingestion_real: float) -> bool:
         return now >= self.first_started_at + ingestion_real
+
+    def active_in(self, window: tuple[float, float] | None) -> bool:
+        """Whether it had activity (an invocation began) in ``[start, end)``."""
+        if window is None:
+            return True
+        return any(window[0] <= i.started_at < window[1] for i in self.invocations)
+
+    @property
+    def region(self) -> str:
+        """The region of the harness that produced it (where its traces land)."""
+        match = HARNESS_ARN.fullmatch(self.harness_arn)
+        return match["region"] if match else ""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -291,6 +307,18 @@ def stream_error_body(name: str, session_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """How a batch evaluation starting at ``now`` in ``region`` looks for traces."""
+
+    now: float
+    region: str
+    ingestion_real: float
+    window: tuple[float, float] | None = None
+    #: A named session the harness never ran is a trace of the producer's own agent.
+    assume_traces: bool = True
+
+
+@dataclass(frozen=True)
 class StreamPlan:
     """Everything the HTTP layer needs to send one invocation's stream."""
 
@@ -336,7 +364,7 @@ class Harnesses:
         first_time = prompt not in self._prompts_seen
         self._prompts_seen.add(prompt)
         invocation = Invocation(session_id, arn, qualifier, len(session.invocations) + 1, now,
-                                overrides=overrides)  # fmt: skip
+                                overrides=overrides, prompt=clean_prompt(prompt))  # fmt: skip
         session.invocations.append(invocation)
         self.invocations.append(invocation)
         seconds_real = float(steer.seconds or 0.0) / time_scale  # set by bounded()
@@ -360,13 +388,29 @@ class Harnesses:
         if outcome != "completed":
             invocation.stop_reason = None
 
-    def found(self, session_ids: list[str], now: float, ingestion_real: float) -> list[str]:
-        """The named sessions a batch evaluation starting now finds traces of."""
-        return [
-            sid
-            for sid in dict.fromkeys(session_ids)
-            if sid in self.sessions and self.sessions[sid].ingested_by(now, ingestion_real)
-        ]
+    def found(self, session_ids: list[str], look: Lookup) -> list[str]:
+        """The named sessions a batch evaluation finds traces of: each session the
+        harness ran once ingested, in its own region and with activity in the window;
+        with ``look.assume_traces``, each id the harness never ran too."""
+        return [sid for sid in dict.fromkeys(session_ids) if self._finds(sid, look)]
+
+    def _finds(self, session_id: str, look: Lookup) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return look.assume_traces
+        return (
+            session.region == look.region
+            and session.ingested_by(look.now, look.ingestion_real)
+            and session.active_in(look.window)
+        )
+
+    def prompts(self, session_ids: list[str]) -> dict[str, list[str]]:
+        """What each of these sessions was asked, turn by turn (those the harness ran)."""
+        return {
+            sid: [i.prompt for i in self.sessions[sid].invocations if i.prompt]
+            for sid in session_ids
+            if sid in self.sessions
+        }
 
     def stats(self) -> dict[str, Any]:
         outcomes: dict[str, int] = {}

@@ -8,10 +8,13 @@ background thread is needed and every reader sees a consistent picture.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from .config import EmulatorConfig
+from . import insights
+from .config import NAMED_SESSIONS, EmulatorConfig
 from .errors import field_validation_error
 
 ACTIVE_STATUSES = frozenset({"PENDING", "IN_PROGRESS", "STOPPING"})
@@ -24,7 +27,14 @@ REPORTED_STATUSES = ("PENDING", "IN_PROGRESS", "STOPPING", *OUTCOMES, "STOPPED",
 TAG_SESSIONS = "emulator:sessions"
 TAG_DURATION = "emulator:duration"
 TAG_OUTCOME = "emulator:outcome"
+TAG_NAMED_SESSIONS = "emulator:named_sessions"
 ACCOUNT_ID = "123456789012"
+#: The span the emulated background traffic of an account's log groups covers: its
+#: sessions are spread evenly over the day before a job starts (for ``timeRange``).
+TRAFFIC_SECONDS = 24 * 3600.0
+#: Where results go when the request names no log group (the service-managed default).
+DEFAULT_RESULTS_PREFIX = "/aws/bedrock-agentcore/evaluations/results/"
+DEFAULT_METRICS_NAMESPACE = "Bedrock-AgentCore/Evaluations"
 
 
 def _unit_hash(*parts: str) -> float:
@@ -72,21 +82,109 @@ def named_sessions(request: dict[str, Any]) -> list[str] | None:
     return list(dict.fromkeys(named)) or None
 
 
+def named_mode(request: dict[str, Any], config: EmulatorConfig) -> str:
+    """How named sessions are found: ``traces`` (a session the harness never ran is a
+    trace of the producer's own agent) or ``harness`` (only sessions the harness ran)."""
+    mode = str((request.get("tags") or {}).get(TAG_NAMED_SESSIONS, config.named_sessions))
+    if mode not in NAMED_SESSIONS:
+        raise field_validation_error(
+            [(f"tags.{TAG_NAMED_SESSIONS}", f"Member must be one of {', '.join(NAMED_SESSIONS)}")]
+        )
+    return mode
+
+
+def time_window(request: dict[str, Any]) -> tuple[float, float] | None:
+    """The request's ``timeRange`` (either source's) as epoch seconds [start, end)."""
+    source = request.get("dataSourceConfig") or {}
+    logs = source.get("cloudWatchLogs") or {}
+    span = (logs.get("filterConfig") or {}).get("timeRange") or (
+        source.get("onlineEvaluationConfigSource") or {}
+    ).get("timeRange")
+    if not span:
+        return None
+    start, end = span.get("startTime"), span.get("endTime")
+    return (
+        -math.inf if start is None else _epoch(start),
+        math.inf if end is None else _epoch(end),
+    )
+
+
+def _epoch(value: Any) -> float:
+    """A wire timestamp (epoch seconds, or ISO 8601 from other clients) in seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def background_sessions(request: dict[str, Any], config: EmulatorConfig, now: float) -> int:
+    """Sessions of a request that names none: the log groups' traffic (the
+    ``emulator:sessions`` tag, else ``default_sessions``), spread over the day before
+    ``now``, within the request's ``timeRange`` if it has one."""
+    tags: dict[str, str] = request.get("tags") or {}
+    total = (
+        _tag_number(tags, TAG_SESSIONS, int) if TAG_SESSIONS in tags else config.default_sessions
+    )
+    window = time_window(request)
+    if window is None or total == 0:
+        return int(total)
+    step = TRAFFIC_SECONDS / total
+    return sum(1 for i in range(total) if window[0] <= now - (i + 0.5) * step < window[1])
+
+
+def output_config(request: dict[str, Any], batch_evaluation_id: str) -> dict[str, Any]:
+    """Where the job's results are written, as the service reports it: the request's
+    ``outputConfig`` with the defaults it left out (a dedicated, service-managed log
+    group and the default metrics namespace)."""
+    given = (request.get("outputConfig") or {}).get("cloudWatchConfig") or {}
+    destination = given.get("resultDestination", "DEDICATED_LOG_GROUP")
+    out = {
+        "resultDestination": destination,
+        "metricsNamespace": given.get("metricsNamespace", DEFAULT_METRICS_NAMESPACE),
+    }
+    if destination == "DEDICATED_LOG_GROUP":
+        out["logGroupName"] = (
+            given.get("logGroupName") or DEFAULT_RESULTS_PREFIX + batch_evaluation_id
+        )
+    if given.get("logStreamName"):
+        out["logStreamName"] = given["logStreamName"]
+    return {"cloudWatchConfig": out}
+
+
+def check_output_config(request: dict[str, Any]) -> None:
+    """What the model's documentation says the service refuses in ``outputConfig``."""
+    given = (request.get("outputConfig") or {}).get("cloudWatchConfig") or {}
+    group, namespace = given.get("logGroupName") or "", given.get("metricsNamespace") or ""
+    errors = []
+    if given.get("resultDestination") == "SOURCE_LOG_GROUP" and group:
+        errors.append(("outputConfig.cloudWatchConfig.logGroupName",
+                       "must not be set when resultDestination is SOURCE_LOG_GROUP"))  # fmt: skip
+    if group.startswith("/aws/bedrock-agentcore/evaluations/"):
+        errors.append(("outputConfig.cloudWatchConfig.logGroupName",
+                       "must not be under the service-reserved namespace "
+                       "/aws/bedrock-agentcore/evaluations/"))  # fmt: skip
+    if namespace.startswith("AWS/"):
+        errors.append(("outputConfig.cloudWatchConfig.metricsNamespace",
+                       "must not begin with AWS/"))  # fmt: skip
+    if errors:
+        raise field_validation_error(errors)
+
+
 def build_plan(
-    request: dict[str, Any], config: EmulatorConfig, found_sessions: int | None = None
+    request: dict[str, Any], config: EmulatorConfig, sessions: int | None = None
 ) -> JobPlan:
     """Derive a job's plan from its request, its `emulator:*` tags and the config.
 
-    ``found_sessions``: how many of the sessions the request names exist (harness
-    sessions whose traces are ingested); None when it names none.
+    ``sessions``: how many sessions the job evaluates (None: the tag's or the default,
+    to check the tags before a job is made).
     """
     tags: dict[str, str] = request.get("tags") or {}
-    if found_sessions is not None:
-        sessions = found_sessions
-    elif TAG_SESSIONS in tags:
-        sessions = _tag_number(tags, TAG_SESSIONS, int)
-    else:
-        sessions = config.default_sessions
+    named_mode(request, config)
+    if sessions is None:
+        sessions = (
+            _tag_number(tags, TAG_SESSIONS, int)
+            if TAG_SESSIONS in tags
+            else config.default_sessions
+        )
     if TAG_DURATION in tags:
         run_emulated = _tag_number(tags, TAG_DURATION, float)
     else:
@@ -143,9 +241,13 @@ class Job:
     created_at: float
     plan: JobPlan
     start_output: dict[str, Any]
+    #: The region the job was started in (the one its Start call was signed for).
+    region: str = "us-east-1"
     #: Session ids the request names and, of those, the ones that existed at the start.
     sessions_named: list[str] | None = None
     sessions_found: list[str] | None = None
+    #: What the harness was asked in each found session (for user-intent insights).
+    prompts: dict[str, list[str]] = field(default_factory=dict)
     stop_requested_at: float | None = None
     deleted_at: float | None = None
 
@@ -295,12 +397,31 @@ class Job:
         }
 
     def details(self, now: float) -> dict[str, Any]:
-        """The GetBatchEvaluation output."""
+        """The GetBatchEvaluation output: the summary, the request's configuration, and
+        once the job completed, the results of its insights."""
         out = self.summary(now)
         out["dataSourceConfig"] = self.request.get("dataSourceConfig")
-        out["outputConfig"] = self.request.get("outputConfig")
+        out["outputConfig"] = self.start_output["outputConfig"]
         out["datasetExecutionDetails"] = _dataset_details(self.request)
+        snap = self.snapshot(now)
+        if snap.status in ("COMPLETED", "COMPLETED_WITH_ERRORS"):
+            out.update(self._insights(snap.updated_at))
         return out
+
+    def session_ids(self) -> list[str]:
+        """The ids of the sessions evaluated: the named ones found, else emulated ones."""
+        if self.sessions_found is not None:
+            return self.sessions_found
+        return [f"{self.name}-session-{i:04d}" for i in range(self.plan.sessions)]
+
+    def _insights(self, ended_at: float) -> dict[str, Any]:
+        return insights.results(
+            [i["insightId"] for i in self.request.get("insights") or []],
+            [e["evaluatorId"] for e in self.request.get("evaluators") or []],
+            self.session_ids(),
+            self.prompts,
+            ended_at,
+        )
 
     def control_view(self, now: float) -> dict[str, Any]:
         """The /_emulator/jobs entry: real epoch seconds for every lifecycle edge."""
@@ -308,6 +429,7 @@ class Job:
         return {
             "batchEvaluationId": self.batch_evaluation_id,
             "batchEvaluationName": self.name,
+            "region": self.region,
             "clientToken": self.client_token,
             "status": self.status(now),
             "created_at": self.created_at,
