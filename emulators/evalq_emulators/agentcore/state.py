@@ -26,16 +26,18 @@ from .jobs import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
     Job,
-    background_sessions,
     build_plan,
-    check_output_config,
     make_arn,
+)
+from .quotas import RateLimits
+from .sources import (
+    background_sessions,
+    check_output_config,
     named_mode,
     named_sessions,
     output_config,
     time_window,
 )
-from .quotas import RateLimits
 from .sts import IssuedCredentials
 from .wire import error_names
 
@@ -154,7 +156,9 @@ class EmulatorState(Service):
     def start(self, params: dict[str, Any], region: str) -> dict[str, Any]:
         token: str | None = params.get("clientToken")
         request = {k: v for k, v in params.items() if k != "clientToken"}
-        build_plan(request, self.config)  # rejects bad emulator tags before the lock
+        # Bad emulator tags and refused output configs are refused before the lock.
+        build_plan(request, self.config)
+        named_mode(request, self.config)
         check_output_config(request)
         with self.lock:
             now = self.clock()
