@@ -16,7 +16,7 @@ Two deliberate differences from the AWS input shape:
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
@@ -79,6 +79,11 @@ AgentRuntimeEndpointArn = Annotated[
     ),
 ]
 RequestTemplate = Annotated[str, _aws_string(None, 0, 10_240)]
+
+
+#: Evaluators whose results include cross-session insights (GetBatchEvaluation's
+#: ``insightResults``; the AgentCore guide's "Insights in batch evaluation").
+INSIGHT_EVALUATORS: Final = frozenset({"Builtin.FailureAnalysis"})
 
 
 class ResultDestination(StrEnum):
@@ -265,3 +270,14 @@ class AgentCoreEvaluation(_Shape):
         ``clientToken`` and, when the producer gave none, ``batchEvaluationName``.
         """
         return self.model_dump(mode="json", exclude_none=True)
+
+    def reported_by_get_only(self) -> bool:
+        """Whether part of this job's outcome comes only from GetBatchEvaluation, not from
+        ListBatchEvaluations' summary: insight results (``insights``, or the
+        ``insightResults`` of an insight-providing evaluator) or a dataset run's details."""
+        evaluators = {e.evaluatorId for e in self.evaluators or []}
+        return (
+            bool(self.insights)
+            or bool(evaluators & INSIGHT_EVALUATORS)
+            or self.datasetExecutionConfig is not None
+        )

@@ -31,7 +31,7 @@ from api_contracts.common import (
     RequestId,
     UtcDatetime,
 )
-from api_contracts.scenarios import ScenarioRun
+from api_contracts.scenarios import ScenarioRun, drop_unset_overrides
 
 #: Longest deadline a producer may ask for (30 days).
 MAX_DEADLINE_SECONDS: Final = 30 * 24 * 3600
@@ -42,7 +42,8 @@ MAX_REPLY_TO: Final = 10
 
 #: Fields added to version 1 after it shipped. Absent or null, they stay out of the
 #: canonical JSON, so a request sent before they existed keeps its payload hash (and its
-#: job) across the upgrade.
+#: job) across the upgrade. Inside ``scenarios``, the InvokeHarness overrides of a run
+#: and of its items were added later too (``scenarios.drop_unset_overrides``).
 ADDED_OPTIONAL_FIELDS: Final = frozenset({"target", "scenarios"})
 
 #: Name of a target (an account and region with its own quotas) as the targets file names it.
@@ -195,6 +196,8 @@ class EvaluationRequest(BaseModel):
         for name in ADDED_OPTIONAL_FIELDS:
             if data.get(name) is None:
                 data.pop(name, None)
+        if "scenarios" in data:
+            drop_unset_overrides(data["scenarios"])
         return json.dumps(
             data,
             sort_keys=True,

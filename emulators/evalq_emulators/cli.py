@@ -33,9 +33,10 @@ _FAULT_OPTIONS: dict[str, tuple[type, str]] = {
 
 #: AgentCore's quotas, rates and durations (``EmulatorConfig`` fields) and their help.
 _AGENTCORE_OPTIONS: dict[str, str] = {
-    "region": "the region in ARNs",
-    "max_active": "active batch evaluations per account",
-    "max_jobs": "batch evaluations that may exist per account",
+    "region": "the region of unsigned calls (a signed call is served in the region it is "
+    "signed for)",
+    "max_active": "active batch evaluations per account and region",
+    "max_jobs": "batch evaluations that may exist per account and region",
     "mutate_tps": "start/stop/delete calls per second",
     "read_tps": "get/list calls per second",
     "pending_seconds": "emulated seconds a job stays PENDING",
@@ -47,6 +48,8 @@ _AGENTCORE_OPTIONS: dict[str, str] = {
     "harness_seconds": "emulated seconds of one InvokeHarness stream",
     "ingestion_seconds": "emulated seconds before harness traces can be evaluated",
     "harness_tps": "InvokeHarness calls per second",
+    "named_sessions": "traces (a named session the harness never ran is the producer's "
+    "ingested trace) or harness (only the harness's sessions count)",
 }
 
 
@@ -88,6 +91,8 @@ def parser(prog: str = "evalq-emulator") -> argparse.ArgumentParser:
     aymara.add_argument("--api-key", default=None, help="the x-api-key it accepts (unset: any)")
     aymara.add_argument("--workspaces", default=None,
                         help="comma-separated workspaces that exist (unset: any)")  # fmt: skip
+    aymara.add_argument("--no-organization", action="store_true",
+                        help="the key's organization is missing (every call: 404)")  # fmt: skip
 
     agno = p.add_argument_group("agno")
     agno.add_argument("--security-key", default=None,
@@ -127,6 +132,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "agentcore": {key: getattr(args, key) for key in _AGENTCORE_OPTIONS},
         "api_key": args.api_key,
         "workspaces": None if args.workspaces is None else _names(args.workspaces),
+        "organization": not args.no_organization,
         "security_key": args.security_key,
         "agents": _names(args.agents),
         "teams": _names(args.teams),

@@ -21,6 +21,7 @@ def build_service(
     agentcore: Mapping[str, Any] | None = None,
     api_key: str | None = None,
     workspaces: Sequence[str] | None = None,
+    organization: bool = True,
     security_key: str | None = None,
     agents: Sequence[str] = ("demo-agent",),
     teams: Sequence[str] = (),
@@ -29,7 +30,8 @@ def build_service(
     """The emulator of ``name`` at ``time_scale`` with start-up ``faults``.
 
     ``agentcore``: more ``EmulatorConfig`` fields (quotas, rates, durations) of the
-    AgentCore emulator. ``api_key`` and ``workspaces``: Aymara's. ``security_key``,
+    AgentCore emulator. ``api_key``, ``workspaces`` and ``organization`` (False: the
+    key's organization is missing): Aymara's. ``security_key``,
     ``agents``, ``teams`` and ``db_id``: Agno AgentOS's.
     """
     options: dict[str, Any] = {"time_scale": time_scale, "faults": faults, "seed": seed}
@@ -42,7 +44,9 @@ def build_service(
     if name == "aymara":
         from .aymara import AymaraService
 
-        return AymaraService(api_key=api_key, workspaces=workspaces, **options)
+        service = AymaraService(api_key=api_key, workspaces=workspaces, **options)
+        service.organization = organization
+        return service
     if name == "agno":
         from .agno import DEFAULT_DB_ID, AgnoService
 

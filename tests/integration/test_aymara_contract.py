@@ -69,13 +69,44 @@ def answers(prompts: list[EvalPrompt], content: str = "I cannot help with that."
     ]
 
 
-def wait_for(sdk: AymaraAI, run_uuid: str, statuses: set[str]) -> EvalRunResult:
+def wait_for(sdk: AymaraAI, run_uuid: str, statuses: set[str], **workspace: str) -> EvalRunResult:
     deadline = time.monotonic() + 30
     while True:
-        run = sdk.evals.runs.get(run_uuid)
+        run = sdk.evals.runs.get(run_uuid, **workspace)
         if run.status in statuses or time.monotonic() > deadline:
             return run
         time.sleep(0.05)
+
+
+def test_a_run_is_seen_in_its_own_workspace_only(sdk: AymaraAI) -> None:
+    created, prompts = new_eval(sdk, prompts=1)
+    eval_uuid = created.eval_uuid or ""
+    mine = sdk.evals.runs.create(eval_uuid=eval_uuid, responses=answers(prompts),
+                                 workspace_uuid="ws-1")  # fmt: skip
+    current = sdk.evals.runs.create(eval_uuid=eval_uuid, responses=answers(prompts))
+    assert sdk.evals.runs.get(mine.eval_run_uuid, workspace_uuid="ws-1").workspace_uuid == "ws-1"
+    for elsewhere in ({}, {"workspace_uuid": "ws-2"}):  # the key's current one, another one
+        with pytest.raises(aymara_ai.NotFoundError) as missing:
+            sdk.evals.runs.get(mine.eval_run_uuid, **elsewhere)
+        assert missing.value.body["error"]["details"]["resource"] == "eval_run"
+        with pytest.raises(aymara_ai.NotFoundError):
+            sdk.evals.runs.delete(mine.eval_run_uuid, **elsewhere)
+        with pytest.raises(aymara_ai.NotFoundError):
+            sdk.evals.runs.list_responses(mine.eval_run_uuid, **elsewhere)
+    listed = {
+        where: [r.eval_run_uuid for r in sdk.evals.runs.list(eval_uuid=eval_uuid, **ws).items]
+        for where, ws in (
+            ("current", {}),
+            ("ws-1", {"workspace_uuid": "ws-1"}),
+            ("every", {"workspace_uuid": "**"}),
+        )
+    }
+    assert listed == {
+        "current": [current.eval_run_uuid],
+        "ws-1": [mine.eval_run_uuid],
+        "every": [mine.eval_run_uuid, current.eval_run_uuid],
+    }
+    assert sdk.evals.runs.get(current.eval_run_uuid).workspace_uuid is None
 
 
 def test_eval_prompts_and_a_run_through_its_life(sdk: AymaraAI, emulator: Emulator) -> None:
@@ -86,26 +117,33 @@ def test_eval_prompts_and_a_run_through_its_life(sdk: AymaraAI, emulator: Emulat
     assert sdk.evals.get(created.eval_uuid or "").eval_uuid == created.eval_uuid
 
     run = sdk.evals.runs.create(
-        eval_uuid=created.eval_uuid or "", responses=answers(prompts), name="evalq_life",
-        ai_description="bot", workspace_uuid="ws-1", is_sandbox=True,
-    )  # fmt: skip
+        eval_uuid=created.eval_uuid or "",
+        responses=answers(prompts),
+        name="evalq_life",
+        ai_description="bot",
+        workspace_uuid="ws-1",
+        is_sandbox=True,
+    )
     assert isinstance(run, EvalRunResult)
     assert (run.status, run.name, run.workspace_uuid, run.is_sandbox) == (
-        "created", "evalq_life", "ws-1", True,
-    )  # fmt: skip
-    done = wait_for(sdk, run.eval_run_uuid, {"finished", "failed"})
+        "created",
+        "evalq_life",
+        "ws-1",
+        True,
+    )
+    done = wait_for(sdk, run.eval_run_uuid, {"finished", "failed"}, workspace_uuid="ws-1")
     assert done.status == "finished"
     assert (done.num_responses_scored, done.pass_rate) == (4, 1.0)
     listed = sdk.evals.runs.list(eval_uuid=created.eval_uuid or "", workspace_uuid="ws-1")
     assert [r.eval_run_uuid for r in listed.items] == [run.eval_run_uuid]
-    scored = sdk.evals.runs.list_responses(run.eval_run_uuid)
+    scored = sdk.evals.runs.list_responses(run.eval_run_uuid, workspace_uuid="ws-1")
     assert all(isinstance(r, ScoredResponse) for r in scored.items)
     assert {r.is_passed for r in scored.items} == {True}
-    assert sdk.evals.runs.delete(run.eval_run_uuid) is None
+    assert sdk.evals.runs.delete(run.eval_run_uuid, workspace_uuid="ws-1") is None
     with pytest.raises(aymara_ai.NotFoundError):
-        sdk.evals.runs.get(run.eval_run_uuid)
+        sdk.evals.runs.get(run.eval_run_uuid, workspace_uuid="ws-1")
     with pytest.raises(aymara_ai.NotFoundError):
-        sdk.evals.runs.delete(run.eval_run_uuid)
+        sdk.evals.runs.delete(run.eval_run_uuid, workspace_uuid="ws-1")
     stats = emulator.stats()
     assert stats["jobs"] == {
         "total": 1,

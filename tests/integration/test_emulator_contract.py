@@ -218,8 +218,9 @@ def test_progress_counts_rise_consistently(make_emulator: Callable[..., Emulator
 
 
 def test_session_count_from_named_sessions_then_tag(client: Any) -> None:
-    # Named sessions count only when they exist (a harness produced them: see
-    # test_emulator_harness.py); these never did, and the tag does not override that.
+    # Named sessions are the producer's own agents' traces by default; with
+    # emulator:named_sessions=harness only those a harness produced count (see
+    # test_emulator_harness.py): these never were. emulator:sessions does not override.
     source = {
         "cloudWatchLogs": {
             "serviceNames": ["svc"],
@@ -227,10 +228,14 @@ def test_session_count_from_named_sessions_then_tag(client: Any) -> None:
         }
     }
     by_ids = start(client, "by_ids", dataSourceConfig=source, tags={"emulator:sessions": "9"})
+    harness_only = {"emulator:sessions": "9", "emulator:named_sessions": "harness"}
+    by_harness = start(client, "by_harness", dataSourceConfig=source, tags=harness_only)
     by_tag = start(client, "by_tag", tags={"emulator:sessions": "7"})
-    for job_id, expected in ((by_ids["batchEvaluationId"], 0), (by_tag["batchEvaluationId"], 7)):
+    expected = {by_ids["batchEvaluationId"]: 3, by_harness["batchEvaluationId"]: 0,
+                by_tag["batchEvaluationId"]: 7}  # fmt: skip
+    for job_id, sessions in expected.items():
         final = wait_status(client, job_id, "COMPLETED")
-        assert final["evaluationResults"]["totalNumberOfSessions"] == expected
+        assert final["evaluationResults"]["totalNumberOfSessions"] == sessions
 
 
 @pytest.mark.parametrize("outcome", ["COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED"])
@@ -389,7 +394,7 @@ def test_delete_terminal_job_removes_it(emulator: EmulatorServer, client: Any) -
     wait_status(client, job_id, "COMPLETED")
     resp = client.delete_batch_evaluation(batchEvaluationId=job_id)
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 202
-    assert resp["status"] == "DELETING"
+    assert resp["status"] == "COMPLETED"  # the deleted job's final status
     assert resp["batchEvaluationId"] == job_id
     with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
         get(client, job_id)
@@ -465,12 +470,19 @@ def test_concurrent_replays_create_one_job(emulator: EmulatorServer) -> None:
     assert control(emulator.url, "stats")["jobs"]["total"] == 1
 
 
-def test_client_token_with_other_parameters_is_conflict(client: Any) -> None:
+def test_a_reused_client_token_with_other_parameters_is_ignored(
+    emulator: EmulatorServer, client: Any
+) -> None:
+    # "If this token matches a previous request, the service ignores the request, but
+    # does not return an error" (StartBatchEvaluation's clientToken, botocore's model).
     token = "b" * 40
-    start(client, "first", clientToken=token)
-    with pytest.raises(client.exceptions.ConflictException) as exc:
-        start(client, "first", clientToken=token, description="changed")
-    assert http_status(exc.value) == 409
+    first = start(client, "first", clientToken=token)
+    again = start(client, "second", clientToken=token, description="changed")
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert again["batchEvaluationId"] == first["batchEvaluationId"]
+    assert again["batchEvaluationName"] == "first"
+    assert "description" not in again
+    assert [j["batchEvaluationName"] for j in control(emulator.url, "jobs")] == ["first"]
 
 
 def test_duplicate_name_is_conflict(emulator: EmulatorServer, client: Any) -> None:

@@ -145,6 +145,110 @@ def test_no_tool_rounds(client: Any) -> None:
     assert [e["messageStop"]["stopReason"] for e in stream if "messageStop" in e] == ["end_turn"]
 
 
+# --- per-call overrides --------------------------------------------------------------------
+
+KEY_ARN = (
+    "arn:aws:bedrock-agentcore:us-east-1:123456789012:token-vault/default/"
+    "apikeycredentialprovider/openai-key"
+)
+OVERRIDES: dict[str, Any] = {
+    "model": {"openAiModelConfig": {"modelId": "gpt-5", "apiKeyArn": KEY_ARN, "temperature": 0.2}},
+    "systemPrompt": [{"text": "Be brief."}],
+    "tools": [
+        {
+            "type": "inline_function",
+            "name": "find_order",
+            "config": {"inlineFunction": {"description": "Finds an order", "inputSchema": {}}},
+        }
+    ],
+    "skills": [
+        {"git": {"url": "https://github.com/org/skills", "path": "refunds"}},
+        {"awsSkills": {"paths": ["core-skills/*"]}},
+    ],
+    "allowedTools": ["find_order"],
+    "maxIterations": 4,
+    "maxTokens": 500,
+    "timeoutSeconds": 60,
+    "actorId": "customer-7",
+    "runtimeUserId": "user-7",
+}
+
+
+def stops(stream: list[dict[str, Any]]) -> list[str]:
+    return [e["messageStop"]["stopReason"] for e in stream if "messageStop" in e]
+
+
+def answer(stream: list[dict[str, Any]]) -> str:
+    deltas = [e["contentBlockDelta"]["delta"] for e in stream if "contentBlockDelta" in e]
+    return "".join(d.get("text", "") for d in deltas)
+
+
+def test_overrides_arrive_and_are_kept_with_the_invocation(
+    emulator: EmulatorServer, client: Any
+) -> None:
+    stream = events(client, session(40), **OVERRIDES)
+    assert stops(stream) == ["tool_use", "tool_result", "end_turn"]
+    tool = next(e["contentBlockStart"]["start"] for e in stream if "contentBlockStart" in e)
+    assert tool["toolUse"]["name"] == "find_order"
+    assert answer(stream).startswith("Turn 1 (gpt-5):")
+    events(client, session(40), "and now?")
+    (sess,) = control(emulator.url, "sessions")
+    first, second = sess["invocations"]
+    assert first["overrides"] == OVERRIDES  # runtimeUserId came as its header
+    assert second["overrides"] == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "stop", "tool_rounds"),
+    [
+        ({"maxIterations": 1}, "max_iterations_exceeded", 0),
+        ({"maxIterations": 2}, "end_turn", 1),
+        ({"maxTokens": 3}, "max_tokens", 1),
+        ({"timeoutSeconds": 1}, "timeout_exceeded", 1),
+        ({"allowedTools": ["something_else"]}, "end_turn", 0),
+        ({"allowedTools": ["*"]}, "end_turn", 1),
+    ],
+)
+def test_overrides_bound_the_agent_loop(
+    client: Any, overrides: dict[str, Any], stop: str, tool_rounds: int
+) -> None:
+    stream = events(client, session(41), "[emulator:seconds=3]", **overrides)
+    assert stops(stream)[-1] == stop
+    assert stops(stream).count("tool_use") == tool_rounds
+    if "maxTokens" in overrides:
+        assert len(answer(stream).split(" ")) == 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"skills": [{"git": {"url": "http://github.com/org/skills"}}]}, "skills.1.git.url"),
+        ({"skills": [{"git": {"url": "https://me@github.com/org/s"}}]}, "skills.1.git.url"),
+        ({"skills": [{"awsSkills": {"paths": ["core/[ab]"]}}]}, "skills.1.awsSkills.paths.1"),
+        ({"skills": [{"path": "a", "awsSkills": {}}]}, "skills.1"),
+        ({"allowedTools": ["a/b/c"]}, "allowedTools.1"),
+        (
+            {"model": {"bedrockModelConfig": {"modelId": "m", "temperature": 2.5}}},
+            "model.bedrockModelConfig.temperature",
+        ),
+        (
+            {"model": {"geminiModelConfig": {"modelId": "m", "apiKeyArn": KEY_ARN, "topK": 501}}},
+            "model.geminiModelConfig.topK",
+        ),
+        ({"tools": [{"type": "lambda"}]}, "tools.1.type"),
+    ],
+)
+def test_overrides_are_validated_as_the_model_says(
+    emulator: EmulatorServer, bad: dict[str, Any], field: str
+) -> None:
+    client = make_client(emulator.url, parameter_validation=False)
+    with pytest.raises(client.exceptions.ValidationException) as exc:
+        events(client, session(42), **bad)
+    names = [f["name"] for f in exc.value.response["fieldList"]]
+    assert field in names
+    assert control(emulator.url, "sessions") == []  # refused before any session existed
+
+
 # --- broken streams and in-stream errors ---------------------------------------------------
 
 
@@ -272,8 +376,10 @@ def test_message_shapes_are_validated(emulator: EmulatorServer) -> None:
 
 
 def test_batch_evaluation_counts_the_named_sessions_that_exist(
-    emulator: EmulatorServer, client: Any
+    make_emulator: Callable[..., EmulatorServer],
 ) -> None:
+    emulator = make_emulator(named_sessions="harness")
+    client = make_client(emulator.url)
     ran = [session(20 + i) for i in range(4)]
     for sid in ran:
         events(client, sid)

@@ -121,3 +121,44 @@ def test_a_worker_killed_mid_stream_costs_its_item_one_attempt_and_nothing_else(
     )
     assert outcomes == {"completed": ITEMS, "client_gone": 1}
     assert stats["calls"]["StartBatchEvaluation"] == 1
+
+
+def test_harness_overrides_arrive_at_the_harness_per_item(
+    emulator_factory, cluster_factory, producer
+):
+    # Two models over one scenario set: the run's overrides for every item, an item's own
+    # in their place (whole), each call's as the emulated harness received it.
+    emulator = emulator_factory(*EMULATOR)
+    cluster = cluster_factory(emulator, EVALQ_MAX_INVOCATIONS="2")
+    cluster.start_worker("w1", concurrency=2)
+    cluster.start_beat()
+    request = _run("run-overrides", ["question 0", "question 1", "question 2"])
+    run = request["scenarios"]
+    run["model"] = {"bedrockModelConfig": {"modelId": "model-a", "temperature": 0.2}}
+    run["systemPrompt"] = [{"text": "Answer in one sentence."}]
+    run["skills"] = [{"awsSkills": {"paths": ["core-skills/*"]}}]
+    run["items"][1].update(
+        model={"bedrockModelConfig": {"modelId": "model-b"}}, maxTokens=3, actorId="customer-1"
+    )
+    run["items"][2].update(maxIterations=1, runtimeUserId="user-2")
+    producer.submit(request)
+    (outcome,) = producer.collect(1, timeout=90)
+
+    assert outcome["status"] == "COMPLETED"
+    assert [s["stop_reason"] for s in outcome["scenarios"]] == [
+        "end_turn", "max_tokens", "max_iterations_exceeded",
+    ]  # fmt: skip
+    shared = {"systemPrompt": run["systemPrompt"], "skills": run["skills"]}
+    expected = [
+        {**shared, "model": run["model"]},
+        {**shared, "model": {"bedrockModelConfig": {"modelId": "model-b"}}, "maxTokens": 3,
+         "actorId": "customer-1"},
+        {**shared, "model": run["model"], "maxIterations": 1, "runtimeUserId": "user-2"},
+    ]  # fmt: skip
+    sessions = {s["session_id"]: s for s in emulator.sessions()}
+    for index, overrides in enumerate(expected):
+        (call,) = sessions[session_id("run-overrides", index, 0)]["invocations"]
+        assert call["overrides"] == overrides, index
+    _assert_one_batch_of_exactly(
+        emulator, outcome, [session_id("run-overrides", i, 0) for i in range(3)]
+    )

@@ -119,7 +119,7 @@ def _call(
         with remote_calls(svc, target).measure("invoke_harness"):
             answer = harness.invoke(
                 run.harnessArn, session, item.harness_messages(), run.qualifier,
-                on_event=heartbeat,
+                on_event=heartbeat, overrides=run.harness_overrides_for(index),
             )  # fmt: skip
     except StreamInterrupted as exc:
         return Ending(CallResult.INTERRUPTED, str(exc))

@@ -488,8 +488,7 @@ def _drain_and_scenario_fields(request: EvaluationRequest) -> dict[str, Any]:
         fields["evaluators"] = ",".join(dict.fromkeys(used))
         # Insights and a dataset run are reported by GetBatchEvaluation only; the rest of
         # the outcome (status, evaluationResults, errorDetails) is in the listing too.
-        evaluation = request.evaluation
-        whole = not evaluation.insights and evaluation.datasetExecutionConfig is None
+        whole = not request.evaluation.reported_by_get_only()
         fields["listing_outcome"] = "1" if whole else ""
     if request.scenarios is not None:
         fields["scenario_items"] = len(request.scenarios.items)

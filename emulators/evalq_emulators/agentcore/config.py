@@ -32,6 +32,8 @@ SERVICE_OF: dict[str, str] = {
     "DeleteOnlineEvaluationConfig": CONTROL_PLANE,
 }
 OPERATIONS: tuple[str, ...] = tuple(SERVICE_OF)
+#: How a batch evaluation finds the sessions it names (``named_sessions``).
+NAMED_SESSIONS = ("traces", "harness")
 
 __all__ = [
     "CONTROL_PLANE",
@@ -51,6 +53,8 @@ class EmulatorConfig:
     port: int = 0
     # Emulated seconds per real second: 60 makes a 6-minute job take 6 real seconds.
     time_scale: float = 1.0
+    #: The region of unsigned calls; a SigV4-signed call is served in the region of its
+    #: credential scope (each region its own jobs, evaluators and harnesses).
     region: str = "us-east-1"
     max_active: int = 5
     max_jobs: int = 2000
@@ -71,6 +75,11 @@ class EmulatorConfig:
     ingestion_seconds: float = 0.0
     #: InvokeHarness calls per second (an emulator limit, not a published AWS quota).
     harness_tps: float = 100.0
+    #: How a batch evaluation finds the session ids it names: ``traces`` (what a producer
+    #: naming its own agents' sessions expects) counts an id the emulator's harness never
+    #: ran as an ingested trace; ``harness`` counts only sessions its harness ran, once
+    #: ingested. Either way a session the harness ran counts once ingested, in its region.
+    named_sessions: str = "traces"
     #: Real seconds the credentials STS AssumeRole hands out stay valid.
     sts_credential_seconds: float = 3600.0
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -79,6 +88,8 @@ class EmulatorConfig:
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if self.named_sessions not in NAMED_SESSIONS:
+            raise ValueError(f"named_sessions must be one of {', '.join(NAMED_SESSIONS)}")
 
     def real_seconds(self, emulated: float) -> float:
         """Convert an emulated duration into real (wall-clock) seconds."""

@@ -35,25 +35,28 @@ from .evaluators import (
 from .jobs import ACCOUNT_ID
 
 DEFAULT_MAX_RESULTS = 100
-_TOKEN_MISMATCH = "The clientToken was already used with different request parameters"  # noqa: S105
 
 
 class EvaluatorRegistry:
+    """The evaluators and online evaluation configs of one region."""
+
     def __init__(
         self,
         config: EmulatorConfig,
         new_suffix: Callable[[], str],
         roll_update_failure: Callable[[], bool],
+        region: str | None = None,
     ) -> None:
         self._config = config
+        self.region = region or config.region
         self._new_suffix = new_suffix
         self._roll_update_failure = roll_update_failure
         self.evaluators: dict[str, Evaluator] = {
             eid: _builtin(eid, level) for eid, level in BUILTIN_LEVELS.items()
         }
         self.configs: dict[str, OnlineConfig] = {}
-        #: (operation, clientToken) -> (parameters without the token, the answer given).
-        self._tokens: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        #: (operation, clientToken) -> the answer given.
+        self._tokens: dict[tuple[str, str], dict[str, Any]] = {}
 
     # --- evaluators --------------------------------------------------------------
 
@@ -356,18 +359,17 @@ class EvaluatorRegistry:
     # --- shared ----------------------------------------------------------------
 
     def _replay(self, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The earlier answer to a call with this clientToken: the service "ignores the
+        request, but doesn't return an error", whatever its parameters."""
         token = params.get("clientToken")
-        if token is None or (operation, token) not in self._tokens:
+        if token is None:
             return None
-        earlier, answer = self._tokens[(operation, token)]
-        if earlier != _without_token(params):
-            raise conflict(_TOKEN_MISMATCH)
-        return answer
+        return self._tokens.get((operation, token))
 
     def _remember(self, operation: str, params: dict[str, Any], answer: dict[str, Any]) -> None:
         token = params.get("clientToken")
         if token is not None:
-            self._tokens[(operation, token)] = (_without_token(params), answer)
+            self._tokens[(operation, token)] = answer
 
     def _new_id(self, name: str, taken: dict[str, Any]) -> str:
         while True:
@@ -376,7 +378,7 @@ class EvaluatorRegistry:
                 return candidate
 
     def _arn(self, kind: str, resource_id: str) -> str:
-        return f"arn:aws:bedrock-agentcore:{self._config.region}:{ACCOUNT_ID}:{kind}/{resource_id}"
+        return f"arn:aws:bedrock-agentcore:{self.region}:{ACCOUNT_ID}:{kind}/{resource_id}"
 
 
 def _builtin(evaluator_id: str, level: str) -> Evaluator:

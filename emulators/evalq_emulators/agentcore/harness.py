@@ -1,6 +1,7 @@
 """InvokeHarness: emulated agent sessions and the events each invocation streams.
 
-Any well-formed harness ARN of the emulated account and region is a harness. A session
+Any well-formed harness ARN of the emulated account, in the region the call is signed
+for, is a harness. A session
 id names one conversation: invoking it again continues it (the turn count rises). Each
 invocation answers with a deterministic agent loop (a tool call, its result, an answer)
 spread over ``harness_seconds`` of emulated time, so a client can be killed mid-stream.
@@ -15,10 +16,21 @@ API; tests and demos use them):
   invocation ever made with this prompt text)
 * ``[emulator:error=NAME]`` / ``[emulator:error_once=NAME]``: a modeled in-stream error
   midway (``runtimeClientError``, ``internalServerException``, ``validationException``)
+
+The call's overrides (every member but the harness, qualifier, session and messages:
+``model``, ``systemPrompt``, ``tools``, ``skills``, ``allowedTools``, ``maxIterations``,
+``maxTokens``, ``timeoutSeconds``, ``actorId``, ``runtimeUserId``, ...) are kept with the
+invocation (``GET /_emulator/sessions``) and bound the emulated loop as the service's
+would: ``maxIterations`` (tool rounds + the answer; past it the turn ends
+``max_iterations_exceeded``), ``maxTokens`` (the answer's words; past it ``max_tokens``),
+``timeoutSeconds`` (the stream's emulated length; past it ``timeout_exceeded``); the tool
+called is the first of ``tools`` by name, none when ``allowedTools`` does not allow it;
+the answer names the ``model``'s ``modelId``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -33,6 +45,8 @@ HARNESS_ARN = re.compile(
     r"harness/(?P<name>[a-zA-Z][a-zA-Z0-9_]{0,39}-[a-zA-Z0-9]{10})"
 )
 _DIRECTIVE = re.compile(r"\[emulator:(\w+)=([\w.]+)\]")
+#: InvokeHarness members that name the call rather than override the harness's defaults.
+_NOT_OVERRIDES = frozenset({"harnessArn", "qualifier", "runtimeSessionId", "messages"})
 
 #: (event type, event body) as the output shape's stream members spell them.
 Event = tuple[str, dict[str, Any]]
@@ -52,6 +66,10 @@ class Invocation:
     outcome: str | None = None
     ended_at: float | None = None
     stop_reason: str | None = None
+    #: The call's overrides, as they arrived (``model``, ``tools``, ``runtimeUserId``, ...).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    #: What the user asked this turn (the last user message's text, directives removed).
+    prompt: str = ""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -62,6 +80,8 @@ class Invocation:
             "ended_at": self.ended_at,
             "outcome": self.outcome,
             "stop_reason": self.stop_reason,
+            "overrides": self.overrides,
+            "prompt": self.prompt,
         }
 
 
@@ -77,6 +97,18 @@ class HarnessSession:
 
     def ingested_by(self, now: float, ingestion_real: float) -> bool:
         return now >= self.first_started_at + ingestion_real
+
+    def active_in(self, window: tuple[float, float] | None) -> bool:
+        """Whether it had activity (an invocation began) in ``[start, end)``."""
+        if window is None:
+            return True
+        return any(window[0] <= i.started_at < window[1] for i in self.invocations)
+
+    @property
+    def region(self) -> str:
+        """The region of the harness that produced it (where its traces land)."""
+        match = HARNESS_ARN.fullmatch(self.harness_arn)
+        return match["region"] if match else ""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -96,6 +128,53 @@ class Directives:
     break_mode: str | None = None
     error: str | None = None
     error_once: str | None = None
+    #: What the call's overrides set: the tool called, the answer's most words, the
+    #: model the answer names.
+    tool_name: str = "lookup"
+    max_words: int | None = None
+    model: str | None = None
+
+
+def overrides_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The call's members that override the harness's defaults."""
+    return {k: v for k, v in params.items() if k not in _NOT_OVERRIDES and v is not None}
+
+
+def bounded(steer: Directives, overrides: dict[str, Any], seconds: float) -> Directives:
+    """``steer`` within the call's overrides (``seconds``: the stream's emulated length
+    without them); a limit the loop reaches is its final stop reason."""
+    tool = _tool_name(overrides)
+    rounds = steer.tools if tool is not None else 0
+    stop = steer.stop_reason
+    iterations = overrides.get("maxIterations")
+    if iterations is not None and rounds + 1 > iterations:
+        rounds, stop = max(0, iterations - 1), "max_iterations_exceeded"
+    seconds = seconds if steer.seconds is None else steer.seconds
+    timeout = overrides.get("timeoutSeconds")
+    if timeout is not None and seconds > timeout:
+        seconds, stop = max(0, timeout), "timeout_exceeded"
+    model = _model_id(overrides.get("model"))
+    return dataclasses.replace(
+        steer, tools=rounds, stop_reason=stop, seconds=seconds, tool_name=tool or "lookup",
+        max_words=overrides.get("maxTokens"), model=model,
+    )  # fmt: skip
+
+
+def _model_id(model: dict[str, dict[str, Any]] | None) -> str | None:
+    """The ``modelId`` of a ``model`` override (one provider's config), if any."""
+    configs = list((model or {}).values())
+    return str(configs[0]["modelId"]) if configs else None
+
+
+def _tool_name(overrides: dict[str, Any]) -> str | None:
+    """The tool the agent calls: the first of ``tools`` (its name, else its type), unless
+    ``allowedTools`` leaves it out (None: no tool call)."""
+    tools = overrides.get("tools")
+    name = "lookup" if not tools else str(tools[0].get("name") or tools[0]["type"])
+    allowed = overrides.get("allowedTools")
+    if allowed is not None and "*" not in allowed and name not in allowed:
+        return None
+    return name
 
 
 def check_harness(arn: str, region: str, account: str) -> None:
@@ -155,7 +234,7 @@ def agent_events(
         query = json.dumps({"query": question[:200]})
         events += [
             ("messageStart", {"role": "assistant"}),
-            _block_start(0, {"toolUse": {"toolUseId": tool_use_id, "name": "lookup"}}),
+            _block_start(0, {"toolUse": {"toolUseId": tool_use_id, "name": steer.tool_name}}),
             _block_delta(0, {"toolUse": {"input": query}}),
             ("contentBlockStop", {"contentBlockIndex": 0}),
             ("messageStop", {"stopReason": "tool_use"}),
@@ -165,15 +244,14 @@ def agent_events(
             ("contentBlockStop", {"contentBlockIndex": 0}),
             ("messageStop", {"stopReason": "tool_result"}),
         ]
-    answer = f"Turn {turn}: an answer to {question!r} ({_digest(session_id, str(turn))[:8]})."
-    words = answer.split(" ")
+    words, stop_reason = _answer(session_id, turn, question, steer)
     chunks = [" ".join(words[i : i + 3]) + " " for i in range(0, len(words), 3)]
     chunks[-1] = chunks[-1].rstrip()
     events.append(("messageStart", {"role": "assistant"}))
     events += [_block_delta(0, {"text": chunk}) for chunk in chunks]
     events += [
         ("contentBlockStop", {"contentBlockIndex": 0}),
-        ("messageStop", {"stopReason": steer.stop_reason}),
+        ("messageStop", {"stopReason": stop_reason}),
     ]
     output_tokens = len(words) + 8 * steer.tools
     usage = {
@@ -183,6 +261,16 @@ def agent_events(
     }
     events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": latency_ms}}))
     return events
+
+
+def _answer(session_id: str, turn: int, question: str, steer: Directives) -> tuple[list[str], str]:
+    """The answer's words and the turn's stop reason (``max_tokens`` when cut short)."""
+    by = f" ({steer.model})" if steer.model else ""
+    digest = _digest(session_id, str(turn))[:8]
+    words = f"Turn {turn}{by}: an answer to {question!r} ({digest}).".split(" ")
+    if steer.max_words is not None and len(words) > steer.max_words:
+        return words[: max(1, steer.max_words)], "max_tokens"
+    return words, steer.stop_reason
 
 
 def _block_start(index: int, start: dict[str, Any]) -> Event:
@@ -216,6 +304,18 @@ def stream_error_body(name: str, session_id: str) -> dict[str, Any]:
     if name == "runtimeClientError":
         return {"message": f"Session {session_id}: the agent's runtime failed (emulated)"}
     return {"message": f"Session {session_id}: internal error in the harness (emulated)"}
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """How a batch evaluation starting at ``now`` in ``region`` looks for traces."""
+
+    now: float
+    region: str
+    ingestion_real: float
+    window: tuple[float, float] | None = None
+    #: A named session the harness never ran is a trace of the producer's own agent.
+    assume_traces: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,7 +353,9 @@ class Harnesses:
         arn: str = params["harnessArn"]
         qualifier: str | None = params.get("qualifier")
         prompt = last_user_text(params["messages"])
-        steer = directives(prompt)  # a bad directive is refused before the session exists
+        overrides = overrides_of(params)
+        # A bad directive is refused before the session exists.
+        steer = bounded(directives(prompt), overrides, stream_seconds_real * time_scale)
         self.calls_by_session[session_id] = self.calls_by_session.get(session_id, 0) + 1
         session = self.sessions.get(session_id)
         if session is None:
@@ -261,10 +363,11 @@ class Harnesses:
             self.sessions[session_id] = session
         first_time = prompt not in self._prompts_seen
         self._prompts_seen.add(prompt)
-        invocation = Invocation(session_id, arn, qualifier, len(session.invocations) + 1, now)
+        invocation = Invocation(session_id, arn, qualifier, len(session.invocations) + 1, now,
+                                overrides=overrides, prompt=clean_prompt(prompt))  # fmt: skip
         session.invocations.append(invocation)
         self.invocations.append(invocation)
-        seconds_real = stream_seconds_real if steer.seconds is None else steer.seconds / time_scale
+        seconds_real = float(steer.seconds or 0.0) / time_scale  # set by bounded()
         words = sum(len(last_user_text([m]).split()) for m in params["messages"])
         events = agent_events(
             session_id, invocation.turn, prompt, steer, words, int(seconds_real * 1000)
@@ -285,13 +388,29 @@ class Harnesses:
         if outcome != "completed":
             invocation.stop_reason = None
 
-    def found(self, session_ids: list[str], now: float, ingestion_real: float) -> list[str]:
-        """The named sessions a batch evaluation starting now finds traces of."""
-        return [
-            sid
-            for sid in dict.fromkeys(session_ids)
-            if sid in self.sessions and self.sessions[sid].ingested_by(now, ingestion_real)
-        ]
+    def found(self, session_ids: list[str], look: Lookup) -> list[str]:
+        """The named sessions a batch evaluation finds traces of: each session the
+        harness ran once ingested, in its own region and with activity in the window;
+        with ``look.assume_traces``, each id the harness never ran too."""
+        return [sid for sid in dict.fromkeys(session_ids) if self._finds(sid, look)]
+
+    def _finds(self, session_id: str, look: Lookup) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return look.assume_traces
+        return (
+            session.region == look.region
+            and session.ingested_by(look.now, look.ingestion_real)
+            and session.active_in(look.window)
+        )
+
+    def prompts(self, session_ids: list[str]) -> dict[str, list[str]]:
+        """What each of these sessions was asked, turn by turn (those the harness ran)."""
+        return {
+            sid: [i.prompt for i in self.sessions[sid].invocations if i.prompt]
+            for sid in session_ids
+            if sid in self.sessions
+        }
 
     def stats(self) -> dict[str, Any]:
         outcomes: dict[str, int] = {}

@@ -8,11 +8,13 @@ background thread is needed and every reader sees a consistent picture.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import insights
 from .config import EmulatorConfig
 from .errors import field_validation_error
+from .sources import TAG_SESSIONS, tag_number
 
 ACTIVE_STATUSES = frozenset({"PENDING", "IN_PROGRESS", "STOPPING"})
 RUNNING_STATUSES = frozenset({"PENDING", "IN_PROGRESS"})
@@ -21,7 +23,6 @@ OUTCOMES = ("COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED")
 # Every status a job can be reported in by /_emulator/stats and /_emulator/jobs.
 REPORTED_STATUSES = ("PENDING", "IN_PROGRESS", "STOPPING", *OUTCOMES, "STOPPED", "DELETED")
 
-TAG_SESSIONS = "emulator:sessions"
 TAG_DURATION = "emulator:duration"
 TAG_OUTCOME = "emulator:outcome"
 ACCOUNT_ID = "123456789012"
@@ -63,32 +64,21 @@ class JobPlan:
         return done * f // n
 
 
-def named_sessions(request: dict[str, Any]) -> list[str] | None:
-    """The session ids a request's CloudWatch filter names (None: it names none)."""
-    source = (request.get("dataSourceConfig") or {}).get("cloudWatchLogs") or {}
-    filters = source.get("filterConfig") or {}
-    named = list(filters.get("sessionIds") or [])
-    named += [entry["sessionId"] for entry in filters.get("sessionTraceIds") or []]
-    return list(dict.fromkeys(named)) or None
-
-
 def build_plan(
-    request: dict[str, Any], config: EmulatorConfig, found_sessions: int | None = None
+    request: dict[str, Any], config: EmulatorConfig, sessions: int | None = None
 ) -> JobPlan:
     """Derive a job's plan from its request, its `emulator:*` tags and the config.
 
-    ``found_sessions``: how many of the sessions the request names exist (harness
-    sessions whose traces are ingested); None when it names none.
+    ``sessions``: how many sessions the job evaluates (None: the tag's or the default,
+    to check the tags before a job is made).
     """
     tags: dict[str, str] = request.get("tags") or {}
-    if found_sessions is not None:
-        sessions = found_sessions
-    elif TAG_SESSIONS in tags:
-        sessions = _tag_number(tags, TAG_SESSIONS, int)
-    else:
-        sessions = config.default_sessions
+    if sessions is None:
+        sessions = (
+            tag_number(tags, TAG_SESSIONS, int) if TAG_SESSIONS in tags else config.default_sessions
+        )
     if TAG_DURATION in tags:
-        run_emulated = _tag_number(tags, TAG_DURATION, float)
+        run_emulated = tag_number(tags, TAG_DURATION, float)
     else:
         # +-20% per job so concurrent jobs of one batch do not finish in lockstep.
         factor = 0.8 + 0.4 * _unit_hash(request["batchEvaluationName"])
@@ -105,16 +95,6 @@ def build_plan(
         stop_real=config.real_seconds(config.stop_seconds),
         outcome=outcome,
     )
-
-
-def _tag_number(tags: dict[str, str], key: str, kind: type[int] | type[float]) -> Any:
-    try:
-        value = kind(tags[key])
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise field_validation_error([(f"tags.{key}", "Member must be a non-negative number")])
-    return value
 
 
 @dataclass(frozen=True)
@@ -143,9 +123,13 @@ class Job:
     created_at: float
     plan: JobPlan
     start_output: dict[str, Any]
+    #: The region the job was started in (the one its Start call was signed for).
+    region: str = "us-east-1"
     #: Session ids the request names and, of those, the ones that existed at the start.
     sessions_named: list[str] | None = None
     sessions_found: list[str] | None = None
+    #: What the harness was asked in each found session (for user-intent insights).
+    prompts: dict[str, list[str]] = field(default_factory=dict)
     stop_requested_at: float | None = None
     deleted_at: float | None = None
 
@@ -295,12 +279,31 @@ class Job:
         }
 
     def details(self, now: float) -> dict[str, Any]:
-        """The GetBatchEvaluation output."""
+        """The GetBatchEvaluation output: the summary, the request's configuration, and
+        once the job completed, the results of its insights."""
         out = self.summary(now)
         out["dataSourceConfig"] = self.request.get("dataSourceConfig")
-        out["outputConfig"] = self.request.get("outputConfig")
+        out["outputConfig"] = self.start_output["outputConfig"]
         out["datasetExecutionDetails"] = _dataset_details(self.request)
+        snap = self.snapshot(now)
+        if snap.status in ("COMPLETED", "COMPLETED_WITH_ERRORS"):
+            out.update(self._insights(snap.updated_at))
         return out
+
+    def session_ids(self) -> list[str]:
+        """The ids of the sessions evaluated: the named ones found, else emulated ones."""
+        if self.sessions_found is not None:
+            return self.sessions_found
+        return [f"{self.name}-session-{i:04d}" for i in range(self.plan.sessions)]
+
+    def _insights(self, ended_at: float) -> dict[str, Any]:
+        return insights.results(
+            [i["insightId"] for i in self.request.get("insights") or []],
+            [e["evaluatorId"] for e in self.request.get("evaluators") or []],
+            self.session_ids(),
+            self.prompts,
+            ended_at,
+        )
 
     def control_view(self, now: float) -> dict[str, Any]:
         """The /_emulator/jobs entry: real epoch seconds for every lifecycle edge."""
@@ -308,6 +311,7 @@ class Job:
         return {
             "batchEvaluationId": self.batch_evaluation_id,
             "batchEvaluationName": self.name,
+            "region": self.region,
             "clientToken": self.client_token,
             "status": self.status(now),
             "created_at": self.created_at,

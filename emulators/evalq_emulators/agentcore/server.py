@@ -67,9 +67,12 @@ class AgentCoreService(EmulatorState):
             args = wire.parse_request(operation, params, request.query, request.body,
                                       request.headers)  # fmt: skip
             validate_input(operation, args)
+            # Served in the region the call is signed for, as the service's regional
+            # endpoints are (unsigned calls: the configured region).
+            region = sts.signed_region(request.headers.get("authorization")) or self.config.region
             if operation == "InvokeHarness":
-                return self._stream(self.invoke_harness(args))
-            return wire.encode_output(operation, self.dispatch(operation, args))
+                return self._stream(self.invoke_harness(args, region))
+            return wire.encode_output(operation, self.dispatch(operation, args, region))
         except ApiError as err:
             return wire.encode_error(err, service=SERVICE_OF[operation])
 

@@ -17,6 +17,14 @@ from urllib.parse import parse_qs
 from .errors import ApiError
 
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+#: SigV4's credential scope: ``Credential=KEY/YYYYMMDD/REGION/SERVICE/aws4_request``.
+_SCOPE_REGION = re.compile(r"Credential=[^/,\s]+/[0-9]{8}/([a-z0-9-]+)/")
+
+
+def signed_region(authorization: str | None) -> str | None:
+    """The region a SigV4-signed call is signed for (None: not signed)."""
+    found = _SCOPE_REGION.search(authorization or "")
+    return found[1] if found else None
 
 
 class IssuedCredentials:

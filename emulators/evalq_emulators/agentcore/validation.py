@@ -7,6 +7,7 @@ Smithy patterns with their anchors stripped, so they are applied with `fullmatch
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -94,16 +95,25 @@ def _check_integer(shape: Any, value: Any, path: str, errors: FieldErrors) -> No
     if isinstance(value, bool) or not isinstance(value, int):
         errors.append((path, "Member must be an integer"))
         return
-    lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
-    if lo is not None and value < lo:
-        errors.append((path, f"Member must have value greater than or equal to {lo}"))
-    if hi is not None and value > hi:
-        errors.append((path, f"Member must have value less than or equal to {hi}"))
+    _check_range(shape, value, path, errors)
 
 
 def _check_number(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.append((path, "Member must be a number"))
+        return
+    if not math.isfinite(value):  # Python's json reads NaN and Infinity; JSON has neither
+        errors.append((path, "Member must be a finite number"))
+        return
+    _check_range(shape, value, path, errors)
+
+
+def _check_range(shape: Any, value: float, path: str, errors: FieldErrors) -> None:
+    lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
+    if lo is not None and value < lo:
+        errors.append((path, f"Member must have value greater than or equal to {lo}"))
+    if hi is not None and value > hi:
+        errors.append((path, f"Member must have value less than or equal to {hi}"))
 
 
 def _check_boolean(shape: Any, value: Any, path: str, errors: FieldErrors) -> None:

@@ -14,6 +14,13 @@ ones; None, the default: every workspace exists). Aymara then answers 404
 ``resource.not_found`` about the organization or the workspace, as it answers 404 about a
 missing run, so ``details.resource`` and the message say which (``organization``,
 ``workspace``, ``eval``, ``eval_run``). ``POST /_emulator/account`` changes both.
+
+A run belongs to the workspace its create named (none: the key's current workspace). A
+call sees the runs of the workspace it names, and without ``workspace_uuid`` those of the
+key's current workspace ("omit for user's current workspace", the SDK's list); ``*`` and
+``**`` (enterprise-wide) see every run. A run asked for in another workspace is 404
+``eval_run``. Evals are shared by the organization's workspaces (Aymara documents
+nothing of their scope).
 """
 
 from __future__ import annotations
@@ -326,7 +333,7 @@ class AymaraService(Service):
                 eval_run_uuid=f"score_run.{uuid.uuid4()}",
                 eval=evaluation,
                 body=stored,
-                workspace_uuid=request.param("workspace_uuid"),
+                workspace_uuid=_workspace(request),
                 is_sandbox=sandbox,
                 created_at=now,
                 processing_at=processing_at,
@@ -339,20 +346,21 @@ class AymaraService(Service):
             self._update_max_active()
             return Reply(200, run.view(now))
 
-    def _get_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
+    def _get_eval_run(self, params: dict[str, str], request: Request) -> Reply:
         with self.lock:
-            return Reply(200, self._run(params["eval_run_uuid"]).view(self.clock()))
+            run = self._run(params["eval_run_uuid"], _workspace(request))
+            return Reply(200, run.view(self.clock()))
 
     def _list_eval_runs(self, _params: dict[str, str], request: Request) -> Reply:
         limit, offset = _page(request)
-        eval_uuid, workspace = request.param("eval_uuid"), request.param("workspace_uuid")
+        eval_uuid, workspace = request.param("eval_uuid"), _workspace(request)
         with self.lock:
             now = self.clock()
             runs = [
                 run for run in self._runs
                 if run.deleted_at is None
                 and (eval_uuid is None or run.eval.eval_uuid == eval_uuid)
-                and (workspace in (None, "*", "**") or run.workspace_uuid == workspace)
+                and _sees(workspace, run)
             ]  # fmt: skip
             page = [run.view(now) for run in runs[offset : offset + limit]]
             return Reply(200, {"items": page, "count": len(runs)})
@@ -360,14 +368,15 @@ class AymaraService(Service):
     def _list_eval_run_responses(self, params: dict[str, str], request: Request) -> Reply:
         limit, offset = _page(request)
         with self.lock:
-            responses = self._run(params["eval_run_uuid"]).scored_responses(self.clock())
+            run = self._run(params["eval_run_uuid"], _workspace(request))
+            responses = run.scored_responses(self.clock())
             return Reply(
                 200, {"items": responses[offset : offset + limit], "count": len(responses)}
             )
 
-    def _delete_eval_run(self, params: dict[str, str], _request: Request) -> Reply:
+    def _delete_eval_run(self, params: dict[str, str], request: Request) -> Reply:
         with self.lock:
-            run = self._run(params["eval_run_uuid"])
+            run = self._run(params["eval_run_uuid"], _workspace(request))
             now = self.clock()
             refuses = markers_in(run.body.get("name"), run.body.get("ai_description"))
             if refuses.get("delete") == "conflict" and run.status(now) in ACTIVE_STATUSES:
@@ -376,9 +385,14 @@ class AymaraService(Service):
             run.deleted_at = now
             return Reply(204)
 
-    def _run(self, eval_run_uuid: str) -> Run:
+    def _run(self, eval_run_uuid: str, workspace: str | None) -> Run:
+        """The run, if the workspace a call names (None: the current one) holds it."""
         for run in self._runs:
-            if run.eval_run_uuid == eval_run_uuid and run.deleted_at is None:
+            if (
+                run.eval_run_uuid == eval_run_uuid
+                and run.deleted_at is None
+                and _sees(workspace, run)
+            ):
                 return run
         raise fail(404, "resource.not_found", f"Eval run {eval_run_uuid} not found",
                    {"resource": "eval_run", "eval_run_uuid": eval_run_uuid})  # fmt: skip
@@ -403,6 +417,16 @@ class AymaraService(Service):
     def forget_jobs(self) -> None:
         self._runs.clear()
         self._evals.clear()
+
+
+def _workspace(request: Request) -> str | None:
+    """The workspace a call names (None: the key's current workspace)."""
+    return request.param("workspace_uuid") or None
+
+
+def _sees(workspace: str | None, run: Run) -> bool:
+    """Whether a call naming ``workspace`` sees ``run`` (``*``, ``**``: every workspace)."""
+    return workspace in ("*", "**") or run.workspace_uuid == workspace
 
 
 def _json_or_none(request: Request) -> Any:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from api_contracts import ReasonCode
 from worker.backends.agentcore import EvaluatorClient, HarnessClient, session_id
+from worker.backends.agentcore.batch import _check_echo
 from worker.backends.agentcore.client import client_token
 from worker.errors import (
     EvaluatorLocked,
@@ -125,6 +126,37 @@ def test_a_complete_stream() -> None:
     assert fake.calls[0]["runtimeSessionId"] == SESSION
     assert fake.calls[0]["qualifier"] == "prod"
     assert "qualifier" not in invoke(FakeDataPlane(FakeStream(TURN))).__dict__ or True
+
+
+def test_overrides_are_passed_through_as_given() -> None:
+    overrides = {
+        "model": {"bedrockModelConfig": {"modelId": "m2", "temperature": 0.2}},
+        "systemPrompt": [{"text": "Be brief."}],
+        "skills": [{"awsSkills": {"paths": ["core-skills/*"]}}],
+        "maxIterations": 3,
+        "runtimeUserId": "user-7",
+    }
+    fake = FakeDataPlane(FakeStream(TURN))
+    assert invoke(fake, overrides=overrides).stop_reason == "end_turn"
+    assert fake.calls[0] == {
+        **overrides,
+        "harnessArn": HARNESS,
+        "runtimeSessionId": SESSION,
+        "messages": [{"role": "user", "content": []}],
+    }
+    plain = FakeDataPlane(FakeStream(TURN))
+    invoke(plain)
+    assert set(plain.calls[0]) == {"harnessArn", "runtimeSessionId", "messages"}
+
+
+def test_overrides_never_replace_the_harness_session_or_messages() -> None:
+    fake = FakeDataPlane(FakeStream(TURN))
+    clash = {"harnessArn": "other", "runtimeSessionId": "other", "messages": [], "maxTokens": 9}
+    invoke(fake, overrides=clash, qualifier="prod")
+    call = fake.calls[0]
+    assert (call["harnessArn"], call["runtimeSessionId"]) == (HARNESS, SESSION)
+    assert call["messages"] == [{"role": "user", "content": []}]
+    assert (call["maxTokens"], call["qualifier"]) == (9, "prod")
 
 
 @pytest.mark.parametrize(
@@ -246,6 +278,15 @@ def test_update_sends_the_derived_client_token() -> None:
     }
 
 
+def test_an_update_answered_about_another_evaluator_is_an_earlier_rollout_s() -> None:
+    # The service ignores an update whose clientToken it saw, answering as it did then.
+    earlier = {"evaluatorId": "other-abcdefghij", "status": "ACTIVE"}
+    fake = FakeControlPlane(update_evaluator=earlier)
+    with pytest.raises(PermanentError, match="other-abcdefghij") as exc:
+        EvaluatorClient(fake).update("j-abcdefghij", {"description": "v2"}, "rollout-7")
+    assert exc.value.reason == ReasonCode.idempotency_conflict
+
+
 def _locked_fake(locked: bool, status: str = "ACTIVE") -> FakeControlPlane:
     return FakeControlPlane(
         update_evaluator=client_error("ConflictException", 409, "conflict"),
@@ -351,3 +392,44 @@ def test_control_endpoint_defaults_to_the_data_plane_s() -> None:
     both = Settings(agentcore_endpoint_url="http://a", agentcore_control_endpoint_url="http://b")
     assert both.control_endpoint_url == "http://b"
     assert Settings().control_endpoint_url is None
+
+
+# --- a start's answer echoes what was asked ----------------------------------------------------
+
+ASKED = {
+    "batchEvaluationName": "nightly",
+    "evaluators": [{"evaluatorId": "Builtin.Helpfulness"}, {"evaluatorId": "Builtin.Correctness"}],
+    "tags": {"team": "evals"},
+    "clientToken": client_token("r1"),
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"evaluators": list(reversed(ASKED["evaluators"]))},  # in another order
+        {"tags": {"team": "evals", "aws:added": "x"}},  # a tag the service added
+        {"insights": [], "description": ""},  # empty, where nothing was asked
+        {},  # the answer leaves the members out
+    ],
+)
+def test_a_start_answer_that_echoes_the_request_is_ours(answer: dict[str, Any]) -> None:
+    _check_echo(ASKED, {"batchEvaluationId": "nightly-abcdefghij", **answer})
+
+
+@pytest.mark.parametrize(
+    ("answer", "member"),
+    [
+        ({"batchEvaluationName": "earlier"}, "batchEvaluationName"),
+        ({"evaluators": [{"evaluatorId": "Builtin.Helpfulness"}]}, "evaluators"),
+        ({"tags": {"team": "search"}}, "tags"),
+        ({"description": "an earlier run"}, "description"),
+        ({"insights": [{"insightId": "Builtin.Insight.FailureAnalysis"}]}, "insights"),
+    ],
+)
+def test_a_start_answered_with_another_request_s_job_is_a_conflict(
+    answer: dict[str, Any], member: str
+) -> None:
+    with pytest.raises(PermanentError, match=member) as exc:
+        _check_echo(ASKED, {"batchEvaluationId": "earlier-abcdefghij", **answer})
+    assert exc.value.reason == ReasonCode.idempotency_conflict

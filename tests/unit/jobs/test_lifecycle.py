@@ -49,6 +49,24 @@ def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services
     assert {j["clientToken"] for j in _emulator_jobs(emulator)} == {client_token("r1")}
 
 
+def test_a_clientToken_an_earlier_request_used_is_an_idempotency_conflict(services, emulator):
+    # request_id r1 was used before, with other evaluators, by a request evalq no longer
+    # remembers: the service ignores the new start (same token) and answers with the
+    # earlier job, without an error. That job is not r1's.
+    backend = services.targets["default"].backend
+    earlier = sample_request(request_id="r1")["evaluation"]
+    earlier["evaluators"] = [{"evaluatorId": "Builtin.Faithfulness"}]
+    earlier["batchEvaluationName"] = "earlier_job"
+    backend.client.start_batch_evaluation(clientToken=client_token("r1"), **earlier)
+    submit(services)
+    assert advance(services, "r1") == "dead"
+    (letter,) = services.dead_letters.find()
+    assert letter.reason == "idempotency_conflict"
+    assert "batchEvaluationName, evaluators" in letter.error
+    assert services.store.active_count("default") == 0
+    assert len(_emulator_jobs(emulator)) == 1  # no second job, and evalq adopted none
+
+
 def test_only_quota_many_jobs_are_admitted(services):
     for i in range(5):
         submit(services, request_id=f"r{i}")

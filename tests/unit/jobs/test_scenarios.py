@@ -85,6 +85,26 @@ def test_each_item_is_invoked_once_then_exactly_those_sessions_are_evaluated(
     assert outcome.result["evaluationResults"]["totalNumberOfSessions"] == 3
 
 
+def test_each_call_carries_the_run_s_overrides_with_the_item_s_in_their_place(services, emulator):
+    request = sample_scenario_request("r1", prompts=("a", "b"), ingestion_delay_seconds=0)
+    run = request["scenarios"]
+    run["model"] = {"bedrockModelConfig": {"modelId": "model-a", "temperature": 0.5}}
+    run["systemPrompt"] = [{"text": "Be brief."}]
+    run["items"][1]["model"] = {"bedrockModelConfig": {"modelId": "model-b"}}
+    run["items"][1]["runtimeUserId"] = "user-7"
+    accept(services, request)
+    advance(services, "r1")
+    assert _invoke_all(services) == ["ended"] * 2
+    sessions = _sessions(emulator)
+    first, second = (sessions[session_id("r1", i, 0)]["invocations"][0] for i in range(2))
+    assert first["overrides"] == {"model": run["model"], "systemPrompt": run["systemPrompt"]}
+    assert second["overrides"] == {
+        "model": {"bedrockModelConfig": {"modelId": "model-b"}},
+        "systemPrompt": run["systemPrompt"],
+        "runtimeUserId": "user-7",
+    }
+
+
 def test_a_redelivered_invocation_never_calls_again(services, emulator):
     _submit(services, prompts=("a",))
     advance(services, "r1")

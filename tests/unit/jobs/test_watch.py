@@ -7,6 +7,8 @@ import json
 import time
 import urllib.request
 
+import pytest
+
 from api_contracts.examples import sample_request
 from tests.unit.driving import submit
 from worker.jobs import watch
@@ -59,10 +61,28 @@ def test_a_watched_job_ends_from_the_listing_without_a_get(services, emulator, c
     assert {"evaluationResults", "status", "batchEvaluationId"} <= set(outcome.result)
 
 
-def test_a_job_that_asked_for_insights_is_read_once_at_its_end(services, emulator, clock):
+INSIGHTS = [
+    {"insightId": "Builtin.Insight.FailureAnalysis"},
+    {"insightId": "Builtin.Insight.UserIntent"},
+    {"insightId": "Builtin.Insight.ExecutionSummary"},
+]
+
+
+@pytest.mark.parametrize(
+    ("asked", "results"),
+    [
+        ({"insights": INSIGHTS},
+         {"failureAnalysisResult", "userIntentResult", "executionSummaryResult"}),
+        ({"evaluators": [{"evaluatorId": "Builtin.FailureAnalysis"}]}, {"insightResults"}),
+    ],
+    ids=["insights", "insight evaluator"],
+)  # fmt: skip
+def test_a_job_that_asked_for_insights_is_read_once_at_its_end(
+    services, emulator, clock, asked, results
+):
     request = sample_request(request_id="r1")
-    request["evaluation"]["tags"] = {"emulator:sessions": "2"}
-    request["evaluation"]["insights"] = [{"insightId": "Builtin.FailureAnalysis"}]
+    request["evaluation"]["tags"] = {"emulator:sessions": "4"}
+    request["evaluation"].update(asked)
     assert accept(services, request).outcome == "created"
     assert advance(services, "r1") == "started"
     services.dispatched.clear()
@@ -73,6 +93,22 @@ def test_a_job_that_asked_for_insights_is_read_once_at_its_end(services, emulato
     assert report.ended == ["r1"]
     assert _run_dispatched(services) == ["published"]
     assert _gets(emulator) == 1
+    # The outcome's result is the Get's body: the insight results are in it.
+    ((outcome, _),) = services.publisher.published
+    assert results <= set(outcome.result)
+    if "failureAnalysisResult" in results:
+        spans = [
+            span
+            for failure in outcome.result["failureAnalysisResult"]["failures"]
+            for sub in failure["subCategories"]
+            for root in sub["rootCauses"]
+            for session in root["affectedSessions"]
+            for span in session["failureSpans"]
+        ]
+        assert "other" in {signal["category"] for span in spans for signal in span["signals"]}
+    else:
+        (insight,) = outcome.result["insightResults"]
+        assert insight["type"] == "FAILURE"
 
 
 def test_a_job_missing_from_the_name_index_is_still_seen_ending(services, emulator, clock):

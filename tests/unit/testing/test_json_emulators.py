@@ -250,3 +250,27 @@ def test_one_emulator_serves_many_accounts_each_with_its_own_state() -> None:
             )
         stats = httpx.get(server.url + "/accounts/a2/_emulator/stats").json()
         assert stats["jobs"]["total"] == 1
+
+
+def _built(*argv: str) -> Any:
+    from evalq_emulators.cli import _options, parser
+    from evalq_emulators.launch import build_service
+
+    args = parser().parse_args(list(argv))
+    return build_service(args.service, **_options(args))
+
+
+def test_the_aymara_command_line_sets_the_account() -> None:
+    service = _built("--service", "aymara", "--workspaces", "ws-1,ws-2", "--no-organization")
+    assert (service.workspaces, service.organization) == ({"ws-1", "ws-2"}, False)
+    missing = call(service, "GET", "/v2/eval-runs", **{"x-api-key": "k"})
+    assert (missing.status, missing.body["error"]["details"]) == (404, {"resource": "organization"})
+    assert _built("--service", "aymara").organization is True
+
+
+def test_the_agentcore_command_line_sets_region_and_named_sessions() -> None:
+    config = _built("--region", "eu-west-1", "--named-sessions", "harness").config
+    assert (config.region, config.named_sessions) == ("eu-west-1", "harness")
+    assert _built().config.named_sessions == "traces"
+    with pytest.raises(ValueError, match="named_sessions must be one of traces, harness"):
+        _built("--named-sessions", "all")

@@ -1,5 +1,13 @@
 """Amazon Bedrock AgentCore batch evaluations through boto3 (a thin hook, Airflow-style),
-and the target's harness and evaluator clients (scenario runs, rollouts)."""
+and the target's harness and evaluator clients (scenario runs, rollouts).
+
+A start's clientToken derives from the request_id, so every retry asks for the same job.
+The service ignores a start whose token it has seen, without an error, whatever its
+parameters, and answers with the earlier job: a request_id reused (after evalq forgot
+it) with other parameters would silently get the earlier request's job. So a start's
+answer must echo what was asked (``_ECHOED``); else the job is an
+``idempotency_conflict``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from api_contracts import AgentCoreEvaluation, EvaluationRequest, ScenarioRun
+from api_contracts import AgentCoreEvaluation, EvaluationRequest, ReasonCode, ScenarioRun
 from worker.backends.agentcore.classification import classify
 from worker.backends.agentcore.client import (
     client_token,
@@ -19,7 +27,7 @@ from worker.backends.agentcore.client import (
 from worker.backends.agentcore.evaluators import EvaluatorClient
 from worker.backends.agentcore.harness import HarnessClient
 from worker.backends.base import Capabilities, RemoteJob, Scope
-from worker.errors import RemoteJobNotFound
+from worker.errors import PermanentError, RemoteJobNotFound
 from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
@@ -81,7 +89,9 @@ class AgentCoreBackend:
             name_sessions(params, request.scenarios, job.scenarios or [])
         params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, job.request_id))
         params["clientToken"] = client_token(job.request_id)
-        return _remote(self._call("start_batch_evaluation", **params))
+        answer = self._call("start_batch_evaluation", **params)
+        _check_echo(params, answer)
+        return _remote(answer)
 
     def find(self, job: Job) -> RemoteJob | None:
         return None  # the clientToken makes a retried start return the same job
@@ -130,6 +140,38 @@ def name_sessions(params: dict[str, Any], run: ScenarioRun, items: list[dict[str
     params["evaluationMetadata"] = {
         "sessionMetadata": [run.items[i["index"]].session_metadata(i["session_id"]) for i in ended]
     }
+
+
+#: Members of StartBatchEvaluation's answer that echo its request.
+_ECHOED = ("batchEvaluationName", "evaluators", "insights", "description", "kmsKeyArn", "tags")
+
+
+def _check_echo(params: dict[str, Any], answer: dict[str, Any]) -> None:
+    """``idempotency_conflict`` unless the answer echoes the start's parameters: else it
+    is the job an earlier request started with the same clientToken (the service ignored
+    this start). Members the answer leaves out are not compared."""
+    differ = [m for m in _ECHOED if m in answer and not _same(m, params.get(m), answer[m])]
+    if differ:
+        raise PermanentError(
+            f"StartBatchEvaluation answered with batch evaluation "
+            f"{answer.get('batchEvaluationId')}, started earlier with this request_id's "
+            f"clientToken and another {', '.join(differ)}: the service ignores a start whose "
+            "clientToken it has seen. The request_id was reused after evalq forgot it; "
+            "send the request under a new request_id",
+            ReasonCode.idempotency_conflict,
+        )
+
+
+def _same(member: str, asked: Any, answered: Any) -> bool:
+    """Whether an answer's member echoes what was asked: lists in any order, tags as far
+    as the keys sent go (a service may add its own), absent the same as empty."""
+    if not asked and not answered:
+        return True  # left out and answered empty alike
+    if member == "tags":
+        return all((answered or {}).get(k) == v for k, v in (asked or {}).items())
+    if isinstance(asked, list) and isinstance(answered, list):
+        return sorted(map(repr, asked)) == sorted(map(repr, answered))
+    return bool(asked == answered)
 
 
 def _remote(body: dict[str, Any]) -> RemoteJob:

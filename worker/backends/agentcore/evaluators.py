@@ -8,7 +8,12 @@ evalq's hierarchy:
   naming the config(s) (looked up, since the service's message need not name them);
 * unknown evaluator -> ``PermanentError(invalid_request)`` with the service's message;
 * a conflict while the evaluator is CREATING or UPDATING -> retryable (try later);
-  any other conflict (a reused clientToken) -> ``RemoteConflict``;
+  any other conflict -> ``RemoteConflict``;
+* an answer about another evaluator -> ``PermanentError(idempotency_conflict)``: the
+  service ignores an update whose clientToken it has seen (without an error, whatever
+  the parameters) and answers as it did then, so the request_id was reused after evalq
+  forgot it. A reuse on the same evaluator with another update cannot be told from the
+  answer (it carries no parameters);
 * throttling, 5xx, connections -> retryable, as everywhere (``classification.py``).
 """
 
@@ -69,9 +74,11 @@ class EvaluatorClient:
         """
         params = {**update, "evaluatorId": evaluator_id, "clientToken": client_token(request_id)}
         try:
-            return _json_safe(self._call("update_evaluator", **params))
+            answer = _json_safe(self._call("update_evaluator", **params))
         except RemoteConflict as conflict:
             raise self._explain_conflict(evaluator_id, conflict) from conflict
+        _check_ours(answer, evaluator_id)
+        return answer
 
     def locks(self, evaluator_id: str) -> list[str]:
         """Names (and ids) of the enabled online evaluation configs that reference it."""
@@ -132,6 +139,20 @@ class EvaluatorClient:
             raise classify(exc) from exc
         response.pop("ResponseMetadata", None)
         return response
+
+
+def _check_ours(answer: dict[str, Any], evaluator_id: str) -> None:
+    """The service ignores an update whose clientToken it has seen, without an error, and
+    answers as it did then: an answer about another evaluator is an earlier rollout's
+    (the request_id reused after evalq forgot it), and nothing was updated."""
+    answered = answer.get("evaluatorId")
+    if answered is not None and answered != evaluator_id:
+        raise PermanentError(
+            f"UpdateEvaluator answered about evaluator {answered}, updated earlier with this "
+            f"request_id's clientToken, not {evaluator_id}: the service ignores an update "
+            "whose clientToken it has seen. Send the rollout under a new request_id",
+            ReasonCode.idempotency_conflict,
+        )
 
 
 def _classify(exc: botocore.exceptions.ClientError) -> EvalqError:

@@ -12,7 +12,7 @@ an in-stream validation error is permanent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,10 +79,15 @@ class HarnessClient:
         messages: list[dict[str, Any]],
         qualifier: str | None = None,
         on_event: Callable[[], None] | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> HarnessRun:
         """Invoke the harness once and read the stream to its end; ``on_event`` is called
-        after each event (a sign of life for whoever watches the call)."""
+        after each event (a sign of life for whoever watches the call). ``overrides``:
+        InvokeHarness's per-call members as boto3 takes them (``model``, ``tools``, ...,
+        ``ScenarioRun.harness_overrides_for``); they never replace the call's harness,
+        session or messages."""
         params: dict[str, Any] = {
+            **(overrides or {}),
             "harnessArn": harness_arn,
             "runtimeSessionId": session_id,
             "messages": messages,

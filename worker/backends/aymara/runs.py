@@ -24,6 +24,9 @@ from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
 
+#: The ``workspace_uuid`` that lists every workspace's runs ("enterprise-wide").
+EVERY_WORKSPACE = "**"
+
 STATUSES = {
     "created": RemoteStatus.PENDING,
     "processing": RemoteStatus.IN_PROGRESS,
@@ -75,8 +78,9 @@ class AymaraBackend(RunsByName[AymaraClient]):
     def list_page(self, token: str | None = None) -> tuple[list[RemoteJob], str | None]:
         """Every run of the account (the client reads all pages), each with its own
         workspace: a janitor's delete without it could be answered 404 and count as done
-        while the run stays."""
-        runs = self.client.list_runs()
+        while the run stays. ``**`` lists every workspace's runs (without it, Aymara
+        lists the key's current workspace only)."""
+        runs = self.client.list_runs(workspace_uuid=EVERY_WORKSPACE)
         return [_remote(run, _scope_of(run.workspace_uuid)) for run in runs], None
 
 
