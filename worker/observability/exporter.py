@@ -390,7 +390,7 @@ def _histogram(family: metrics.Family, fields: dict[str, str]) -> HistogramMetri
 
 def build_registry(settings: Settings) -> CollectorRegistry:
     from worker.runtime.connections import broker_kind, broker_settings
-    from worker.runtime.root import redis_client
+    from worker.runtime.redis_clients import redis_client
 
     broker: BrokerDepths
     if broker_kind(settings) == "amqp":

@@ -19,7 +19,7 @@ from celery import bootsteps
 
 from worker.keys import Keys
 from worker.observability.health import heartbeat_path
-from worker.runtime.root import heartbeat_client
+from worker.runtime.redis_clients import heartbeat_client
 from worker.settings import Settings, get_settings
 
 log = structlog.stdlib.get_logger("evalq.heartbeat")

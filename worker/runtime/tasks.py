@@ -23,7 +23,8 @@ from worker.jobs.results import StepResult
 from worker.jobs.start import after_busy_run, synchronous_step
 from worker.observability import metrics
 from worker.runtime.app import app, synchronous_lease
-from worker.runtime.root import schedule_runner, services, wait_for_replicas
+from worker.runtime.replicas import wait_for_replicas
+from worker.runtime.root import schedule_runner, services
 
 log = structlog.stdlib.get_logger("evalq.tasks")
 

@@ -10,7 +10,8 @@ from redis.sentinel import SentinelConnectionPool
 
 from worker.runtime.app import create_app
 from worker.runtime.connections import broker_settings, queue_arguments, sentinel_broker_url
-from worker.runtime.root import redis_client, wait_for_replicas
+from worker.runtime.redis_clients import redis_client
+from worker.runtime.replicas import wait_for_replicas
 from worker.settings import Settings
 
 RELIABLE = "worker.runtime.broker:ReliableRedisTransport"
