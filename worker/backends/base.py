@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from api_contracts import EvaluationRequest
-from worker.jobs.record import Job
 
 
 class RemoteStatus(StrEnum):
@@ -82,6 +81,21 @@ class RemoteJob:
         return value if isinstance(value, dict) else None
 
 
+@dataclass(frozen=True)
+class StartSpec:
+    """What a backend is told to start (or find) one job's remote run: no more of the job
+    (``worker.jobs.remote.start_spec`` makes it from the job record)."""
+
+    request_id: str
+    #: The request as the producer sent it (``EvaluationRequest`` as JSON).
+    request: dict[str, Any]
+    #: The name recorded for the run at registration (``Backend.remote_name``), if any.
+    remote_name: str | None = None
+    #: Per-item results of the request's scenario items, frozen when the job entered the
+    #: backlog (the sessions a start names), if it ran scenarios.
+    scenarios: list[dict[str, Any]] | None = None
+
+
 class Backend(Protocol):
     name: str
     capabilities: Capabilities
@@ -94,13 +108,13 @@ class Backend(Protocol):
         (indexed for reconciliation)."""
         ...
 
-    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
+    def start(self, spec: StartSpec, *, timeout: float | None = None) -> RemoteJob:
         """Start the job's remote evaluation; idempotent for the same job when the service
         takes a client token. ``timeout`` bounds a synchronous run's call."""
         ...
 
-    def find(self, job: Job) -> RemoteJob | None:
-        """The remote job a start of ``job`` created, looked up by its name, or None."""
+    def find(self, spec: StartSpec) -> RemoteJob | None:
+        """The remote job a start of ``spec`` created, looked up by its name, or None."""
         ...
 
     def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob: ...

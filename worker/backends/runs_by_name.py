@@ -8,9 +8,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from api_contracts import EvaluationRequest
-from worker.backends.base import RemoteJob, Scope
+from worker.backends.base import RemoteJob, Scope, StartSpec
 from worker.backends.naming import run_name
-from worker.jobs.record import Job
 
 Client = TypeVar("Client")
 
@@ -35,13 +34,13 @@ class RunsByName(Generic[Client]):
         for remote_id, scope in jobs:
             self.delete(remote_id, scope)
 
-    def _evaluation(self, job: Job) -> Any:
+    def _evaluation(self, spec: StartSpec) -> Any:
         """The job's ``evaluation`` block, as this backend's model."""
-        request = EvaluationRequest.model_validate(job.request)
+        request = EvaluationRequest.model_validate(spec.request)
         return request.evaluation_of(self.kind)  # type: ignore[type-var]
 
-    def _name(self, job: Job) -> str:
-        return job.remote_name or run_name(self.name_prefix, job.request_id, None)
+    def _name(self, spec: StartSpec) -> str:
+        return spec.remote_name or run_name(self.name_prefix, spec.request_id, None)
 
     @staticmethod
     def _oldest(found: list[RemoteJob]) -> RemoteJob | None:

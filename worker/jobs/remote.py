@@ -3,7 +3,7 @@ rates (a call that may not go now reschedules the job's timer; nothing sleeps)."
 
 from __future__ import annotations
 
-from worker.backends.base import Backend
+from worker.backends.base import Backend, StartSpec
 from worker.backends.ratelimit import Operation
 from worker.jobs.record import Job
 from worker.observability.metrics import RemoteCalls
@@ -13,6 +13,11 @@ from worker.targets.registry import Target
 
 def backend_of(svc: Services, job: Job) -> Backend:
     return svc.targets[job.target].backend
+
+
+def start_spec(job: Job) -> StartSpec:
+    """What the job's backend is told to start (or find) its remote run."""
+    return StartSpec(job.request_id, job.request, job.remote_name, job.scenarios)
 
 
 def remote_calls(svc: Services, target: Target) -> RemoteCalls:

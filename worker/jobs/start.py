@@ -26,7 +26,7 @@ from worker.backends.base import Backend, RemoteJob
 from worker.errors import Throttled
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
-from worker.jobs.remote import backend_of, rate_limited
+from worker.jobs.remote import backend_of, rate_limited, start_spec
 from worker.jobs.results import Step, StepResult
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
@@ -99,7 +99,7 @@ def start(svc: Services, job: Job, *, timeout: float | None = None) -> StepResul
     if not backend.capabilities.client_token:
         _record_intent(svc, job, timeout or backend.call_timeout)
     try:
-        remote = backend.start(job, timeout=timeout)
+        remote = backend.start(start_spec(job), timeout=timeout)
     except Throttled:
         if not backend.capabilities.client_token:
             # Refused with an answer (429): no run was made, so none is looked up before
@@ -140,7 +140,7 @@ def _settle(svc: Services, job: Job, backend: Backend, *, inline: bool) -> StepR
         return StepResult.WAITING
     if rate_limited(svc, job, "list"):
         return StepResult.RATE_LIMITED
-    found = backend.find(job)
+    found = backend.find(start_spec(job))
     if found is not None:
         log.info("found the run of a create whose answer never came", run=found.id)
         return _started(svc, job, backend, found)

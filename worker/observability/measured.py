@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from api_contracts import EvaluationRequest
-from worker.backends.base import Backend, Capabilities, RemoteJob, Scope
-from worker.jobs.record import Job
+from worker.backends.base import Backend, Capabilities, RemoteJob, Scope, StartSpec
 from worker.observability.metrics import RemoteCalls
 
 
@@ -32,13 +31,13 @@ class MeasuredBackend:
     def remote_name(self, request: EvaluationRequest, job_id: str) -> str:
         return self.backend.remote_name(request, job_id)  # no remote call
 
-    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
+    def start(self, spec: StartSpec, *, timeout: float | None = None) -> RemoteJob:
         with self.calls.measure("start"):
-            return self.backend.start(job, timeout=timeout)
+            return self.backend.start(spec, timeout=timeout)
 
-    def find(self, job: Job) -> RemoteJob | None:
+    def find(self, spec: StartSpec) -> RemoteJob | None:
         with self.calls.measure("find"):
-            return self.backend.find(job)
+            return self.backend.find(spec)
 
     def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob:
         with self.calls.measure("get"):

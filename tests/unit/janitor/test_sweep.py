@@ -22,6 +22,7 @@ from worker.backends.ratelimit import SharedRateLimits
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import admit_waiting, tick
 from worker.jobs.advance import advance
+from worker.jobs.remote import start_spec
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
 from worker.keys import TargetKeys
@@ -197,7 +198,7 @@ def test_a_request_sent_again_after_data_loss_adopts_its_running_job(
 
 def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
     submit(services, "r1", tags=LONG)
-    remote = services.targets["default"].backend.start(services.store.get("r1"))
+    remote = services.targets["default"].backend.start(start_spec(services.store.get("r1")))
     # The start's answer was lost and the retries ran out: dead-lettered, no remote id.
     services.store.transition(Ref("r1", "default"), Move.DEAD_LETTER, clear_due=True)
     services.dead_letters.record(

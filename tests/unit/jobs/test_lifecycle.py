@@ -10,6 +10,7 @@ from tests.unit.driving import run_until, submit
 from worker.backends.agentcore import client_token
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
+from worker.jobs.remote import start_spec
 from worker.jobs.states import JobState
 
 
@@ -44,7 +45,7 @@ def test_a_second_start_of_the_same_request_returns_the_same_remote_job(services
     submit(services)
     advance(services, "r1")
     first = services.store.get("r1").batch_evaluation_id
-    again = services.targets["default"].backend.start(services.store.get("r1"))
+    again = services.targets["default"].backend.start(start_spec(services.store.get("r1")))
     assert again.id == first
     assert {j["clientToken"] for j in _emulator_jobs(emulator)} == {client_token("r1")}
 

@@ -26,9 +26,8 @@ from worker.backends.agentcore.client import (
 )
 from worker.backends.agentcore.evaluators import EvaluatorClient
 from worker.backends.agentcore.harness import HarnessClient
-from worker.backends.base import Capabilities, RemoteJob, Scope
+from worker.backends.base import Capabilities, RemoteJob, Scope, StartSpec
 from worker.errors import PermanentError, RemoteJobNotFound
-from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
 
@@ -82,18 +81,18 @@ class AgentCoreBackend:
         given = request.evaluation_of(AgentCoreEvaluation).batchEvaluationName
         return given or derive_job_name(self.name_prefix, job_id)
 
-    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
-        request = EvaluationRequest.model_validate(job.request)
+    def start(self, spec: StartSpec, *, timeout: float | None = None) -> RemoteJob:
+        request = EvaluationRequest.model_validate(spec.request)
         params = request.evaluation_of(AgentCoreEvaluation).to_boto3_kwargs()
         if request.scenarios is not None:
-            name_sessions(params, request.scenarios, job.scenarios or [])
-        params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, job.request_id))
-        params["clientToken"] = client_token(job.request_id)
+            name_sessions(params, request.scenarios, spec.scenarios or [])
+        params.setdefault("batchEvaluationName", derive_job_name(self.name_prefix, spec.request_id))
+        params["clientToken"] = client_token(spec.request_id)
         answer = self._call("start_batch_evaluation", **params)
         _check_echo(params, answer)
         return _remote(answer)
 
-    def find(self, job: Job) -> RemoteJob | None:
+    def find(self, spec: StartSpec) -> RemoteJob | None:
         return None  # the clientToken makes a retried start return the same job
 
     def get(self, remote_id: str, scope: Scope | None = None) -> RemoteJob:

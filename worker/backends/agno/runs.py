@@ -16,10 +16,9 @@ from typing import Any
 
 from api_contracts import AgnoEvaluation, ReasonCode
 from worker.backends.agno.client import AgnoClient, RunRef
-from worker.backends.base import Capabilities, RemoteJob, RemoteStatus, Scope
+from worker.backends.base import Capabilities, RemoteJob, RemoteStatus, Scope, StartSpec
 from worker.backends.runs_by_name import RunsByName
 from worker.errors import PermanentError
-from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
 
@@ -42,16 +41,16 @@ class AgnoBackend(RunsByName[AgnoClient]):
         backend.listed = ({}, *(_listed(entry) for entry in settings.agno_janitor_tables))
         return backend
 
-    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
+    def start(self, spec: StartSpec, *, timeout: float | None = None) -> RemoteJob:
         if timeout is None:
             raise ValueError("an Agno run needs a timeout (the job's deadline bounds it)")
-        evaluation = self._evaluation(job).model_copy(update={"name": None})
-        run = self.client.run_eval(evaluation, timeout=timeout, name=self._name(job))
+        evaluation = self._evaluation(spec).model_copy(update={"name": None})
+        run = self.client.run_eval(evaluation, timeout=timeout, name=self._name(spec))
         return _remote(run, _scope(evaluation))
 
-    def find(self, job: Job) -> RemoteJob | None:
-        evaluation = self._evaluation(job)
-        name = self._name(job)
+    def find(self, spec: StartSpec) -> RemoteJob | None:
+        evaluation = self._evaluation(spec)
+        name = self._name(spec)
         runs = self.client.list_runs(db_id=evaluation.db_id, table=evaluation.table)
         return self._oldest([_remote(r, _scope(evaluation)) for r in runs if r.get("name") == name])
 

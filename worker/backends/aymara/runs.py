@@ -17,10 +17,16 @@ from aymara_ai.types.evals import EvalRunResult
 
 from api_contracts import AymaraEvaluation, ReasonCode
 from worker.backends.aymara.client import AymaraClient, as_json
-from worker.backends.base import Capabilities, RemoteJob, RemoteStatus, Scope, is_terminal
+from worker.backends.base import (
+    Capabilities,
+    RemoteJob,
+    RemoteStatus,
+    Scope,
+    StartSpec,
+    is_terminal,
+)
 from worker.backends.runs_by_name import RunsByName
 from worker.errors import PermanentError
-from worker.jobs.record import Job
 from worker.settings import Settings
 from worker.targets.config import TargetConfig
 
@@ -45,14 +51,14 @@ class AymaraBackend(RunsByName[AymaraClient]):
         client = AymaraClient.from_settings(settings)
         return cls(client, target.job_name_prefix, settings.aymara_read_timeout)
 
-    def start(self, job: Job, *, timeout: float | None = None) -> RemoteJob:
-        evaluation = self._evaluation(job).model_copy(update={"name": None})
-        run = self.client.create_run(evaluation, name=self._name(job))
+    def start(self, spec: StartSpec, *, timeout: float | None = None) -> RemoteJob:
+        evaluation = self._evaluation(spec).model_copy(update={"name": None})
+        run = self.client.create_run(evaluation, name=self._name(spec))
         return _remote(run, _scope(evaluation))
 
-    def find(self, job: Job) -> RemoteJob | None:
-        evaluation = self._evaluation(job)
-        name = self._name(job)
+    def find(self, spec: StartSpec) -> RemoteJob | None:
+        evaluation = self._evaluation(spec)
+        name = self._name(spec)
         runs = self.client.list_runs(
             eval_uuid=evaluation.eval_uuid, workspace_uuid=evaluation.workspace_uuid
         )
