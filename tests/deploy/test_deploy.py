@@ -40,7 +40,7 @@ def _exported_names() -> set[str]:
     from worker.jobs.store import JobStore
     from worker.keys import Keys
     from worker.observability import metrics
-    from worker.observability.exporter import EvalqCollector, RedisBrokerDepths
+    from worker.runtime.exporter import EvalqCollector, RedisBrokerDepths
 
     client, keys = fakeredis.FakeRedis(decode_responses=True), Keys()
     pipe = client.pipeline()

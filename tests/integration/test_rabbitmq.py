@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api_contracts.examples import sample_request
 from evalq_emulators.pytest_plugin import Producer
-from worker.observability.exporter import build_registry
+from worker.runtime.exporter import build_registry
 from worker.settings import Settings
 
 QUORUM = {"x-queue-type": "quorum"}

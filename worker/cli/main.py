@@ -104,7 +104,7 @@ def exporter(
     host: Annotated[str, typer.Option()] = "0.0.0.0",  # noqa: S104 (scraped from outside)
 ) -> None:
     """Serve /metrics (Prometheus): the cluster-wide truth read from Redis."""
-    from worker.observability.exporter import serve
+    from worker.runtime.exporter import serve
 
     serve(get_settings(), host=host, port=port)
 

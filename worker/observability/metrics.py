@@ -6,7 +6,7 @@ between the processes of one host only, so they live in Redis instead: one hash 
 family (``Keys.metrics``), whose fields are the label values joined by ``|`` and whose
 values are counts. A histogram keeps one field per bucket (not cumulative: one
 ``HINCRBY`` per observation) plus ``...|sum``. ``evalq exporter``
-(``worker.observability.exporter``) turns the hashes into Prometheus families.
+(``worker.runtime.exporter``) turns the hashes into Prometheus families.
 
 Recording is queued on a pipeline the caller already sends where one exists (intake
 counts inside its own script, ``jobs/scripts/register.lua``); nothing here may fail the
@@ -26,7 +26,8 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, Literal, Protocol
 
 import redis
 import structlog
@@ -40,7 +41,6 @@ from worker.errors import (
     RetryableError,
     Throttled,
 )
-from worker.jobs.record import Job
 from worker.keys import DEFAULT_TARGET, Keys
 
 log = structlog.stdlib.get_logger("evalq.metrics")
@@ -169,6 +169,21 @@ def backend_label(value: Any) -> str:
 
 def target_label(value: Any) -> str:
     return value if isinstance(value, str) and _TARGET_NAME.match(value) else UNKNOWN
+
+
+class Job(Protocol):
+    """What a metric reads of a job record (``worker.jobs.record.Job``)."""
+
+    @property
+    def state(self) -> Enum: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def accepted_at(self) -> float: ...
+    @property
+    def outcome_status(self) -> str | None: ...
 
 
 def labels_of(job: Job) -> tuple[str, str]:

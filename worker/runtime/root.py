@@ -17,12 +17,12 @@ import redis
 
 from worker.backends.base import Backend
 from worker.backends.catalog import build_backend
+from worker.backends.measured import MeasuredBackend
 from worker.backends.ratelimit import SharedRateLimits
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
-from worker.observability.measured import MeasuredBackend
 from worker.observability.metrics import RemoteCalls
 from worker.producers.policy import Producers
 from worker.runtime.dispatch import dispatch_advance, dispatch_invoke, dispatch_sync, dispatch_watch

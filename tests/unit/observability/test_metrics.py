@@ -13,7 +13,7 @@ from api_contracts.examples import sample_request
 from worker.dead_letters.store import DeadLetterStore
 from worker.errors import BackPressure, RemoteConflict, RetryableError, Throttled
 from worker.observability import metrics
-from worker.observability.exporter import EvalqCollector, RedisBrokerDepths
+from worker.runtime.exporter import EvalqCollector, RedisBrokerDepths
 from worker.settings import Settings
 
 NOW = 1_800_000_000.0
@@ -257,7 +257,7 @@ default_target: east
 
 
 def test_a_measured_backend_counts_each_call_under_its_target(fake_redis, keys):
-    from worker.observability.measured import MeasuredBackend
+    from worker.backends.measured import MeasuredBackend
 
     class Backend:
         name = "agentcore"

@@ -1,5 +1,6 @@
 """The broker's Celery settings and the job store's client options, made from the URLs
-and the TLS, Sentinel and queue settings (worker/runtime/connections.py, root.py)."""
+and the TLS, Sentinel and queue settings (worker/runtime/connections.py, redis_clients.py,
+replicas.py)."""
 
 from __future__ import annotations
 

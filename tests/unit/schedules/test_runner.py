@@ -209,7 +209,7 @@ def test_a_slot_the_producers_policy_refuses_is_a_dead_letter_once(services, pat
 def test_the_exporter_reads_each_schedules_period_last_slot_and_refusals(services, path):
     from prometheus_client.core import CollectorRegistry
 
-    from worker.observability.exporter import EvalqCollector
+    from worker.runtime.exporter import EvalqCollector
 
     write(path, every("every5"), every("later", seconds=3600), every("broken", seconds=0))
     runner = make_runner(services, path)
