@@ -13,11 +13,11 @@ import pytest
 from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
+from worker.jobs.services import Published, Services
 from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.producers.policy import Producers
 from worker.runtime.root import build_targets
-from worker.services import Published, Services
 from worker.settings import Settings
 
 

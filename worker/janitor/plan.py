@@ -12,11 +12,11 @@ from datetime import datetime
 import structlog
 
 from worker.backends.base import STOPPABLE_STATUSES, RemoteJob, is_terminal
+from worker.backends.registry import Target
 from worker.errors import EvalqError
 from worker.janitor.indexes import JanitorIndexes, LocalRef
+from worker.jobs.services import Services
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState
-from worker.services import Services
-from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.janitor")
 

@@ -36,16 +36,16 @@ import structlog
 from api_contracts import ReasonCode
 from worker.backends.base import RemoteJob
 from worker.backends.ratelimit import Operation
+from worker.backends.registry import Target
 from worker.errors import EvalqError, PermanentError, RemoteConflict, RemoteJobNotFound
 from worker.janitor.indexes import JanitorIndexes, LocalRef
 from worker.janitor.plan import Plan, make_plan
 from worker.jobs.admission import admit_waiting
 from worker.jobs.advance import dead_letter
+from worker.jobs.services import Services
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
 from worker.keys import DEFAULT_TARGET
-from worker.services import Services
-from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.janitor")
 

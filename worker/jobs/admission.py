@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
+from worker.backends.registry import Target
+from worker.jobs.services import Services
 from worker.jobs.store import Admission
-from worker.services import Services
-from worker.targets.registry import Target
 
 
 def admit_waiting(svc: Services, target: str) -> list[str]:

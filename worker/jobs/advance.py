@@ -21,11 +21,11 @@ from worker.jobs.admission import admit_waiting
 from worker.jobs.outcomes import outcome_of
 from worker.jobs.record import Job
 from worker.jobs.results import Step, StepResult
+from worker.jobs.services import Services
 from worker.jobs.states import JobState, Move, sources
 from worker.jobs.steps import STEPS
 from worker.observability import metrics
 from worker.observability.redaction import redact
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.advance")
 

@@ -30,9 +30,9 @@ from worker import task_names
 from worker.jobs.intake import dead_letter_raw
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
+from worker.jobs.services import Services
 from worker.jobs.start import cancel_unstarted
 from worker.jobs.states import JobState
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.cancel")
 

@@ -19,10 +19,10 @@ from worker.jobs.admission import admit_waiting
 from worker.jobs.outcomes import build_outcome, build_rollout_outcome
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
+from worker.jobs.services import Published, Services
 from worker.jobs.states import Move
 from worker.observability import metrics
 from worker.observability.redaction import redact
-from worker.services import Published, Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
 

@@ -23,11 +23,11 @@ from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
 from worker.jobs.admission import hand_out
+from worker.jobs.services import Services
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome, Registration
 from worker.observability import metrics
 from worker.observability.redaction import redact
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.intake")
 

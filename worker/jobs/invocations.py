@@ -30,14 +30,14 @@ import redis
 import structlog
 
 from api_contracts import EvaluationRequest
+from worker.backends.registry import Target
 from worker.errors import BackPressure, PermanentError, RetryableError, StreamInterrupted
 from worker.jobs.items import CallResult, Invocation, ScenarioItems
 from worker.jobs.remote import remote_calls
 from worker.jobs.scenarios import hand_out_invocations
+from worker.jobs.services import Services
 from worker.jobs.states import JobState
 from worker.observability.redaction import redact
-from worker.services import Services
-from worker.targets.registry import Target
 
 if TYPE_CHECKING:
     from worker.backends.agentcore.harness import HarnessClient

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from worker.backends.base import Backend, StartSpec
 from worker.backends.ratelimit import Operation
+from worker.backends.registry import Target
 from worker.jobs.record import Job
+from worker.jobs.services import Services
 from worker.observability.metrics import RemoteCalls
-from worker.services import Services
-from worker.targets.registry import Target
 
 
 def backend_of(svc: Services, job: Job) -> Backend:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from worker.jobs.record import Job
-    from worker.services import Services
+    from worker.jobs.services import Services
 
 
 class StepResult(StrEnum):

@@ -26,8 +26,8 @@ from worker.dead_letters import replay
 from worker.errors import PermanentError
 from worker.jobs.intake import IntakeResult, dead_letter_raw, dead_letter_valid, refused_by
 from worker.jobs.rollouts import ROLLOUT_DEADLINE_SECONDS
+from worker.jobs.services import Services
 from worker.jobs.store import IntakeOutcome
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.intake")
 

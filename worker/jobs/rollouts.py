@@ -32,8 +32,8 @@ from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import rate_limited, remote_calls
 from worker.jobs.results import Step, StepResult
+from worker.jobs.services import Services
 from worker.jobs.states import JobState, Move
-from worker.services import Services
 
 if TYPE_CHECKING:
     from worker.backends.agentcore.evaluators import EvaluatorClient

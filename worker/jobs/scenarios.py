@@ -31,7 +31,7 @@ from worker.jobs.finish import finish
 from worker.jobs.items import ScenarioItems, Sweep
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
-from worker.services import Services
+from worker.jobs.services import Services
 from worker.settings import Settings
 
 log = structlog.stdlib.get_logger("evalq.scenarios")

@@ -28,10 +28,10 @@ from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import backend_of, rate_limited, start_spec
 from worker.jobs.results import Step, StepResult
+from worker.jobs.services import Services
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
 from worker.observability import metrics
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.start")
 

@@ -38,11 +38,11 @@ from worker.jobs.remote import backend_of, rate_limited
 from worker.jobs.results import Step, StepResult
 from worker.jobs.rollouts import await_active, drain_then_update
 from worker.jobs.scenarios import run_items
+from worker.jobs.services import Services
 from worker.jobs.start import start_or_expire
 from worker.jobs.states import JobState, Move
 from worker.jobs.watch import is_watched
 from worker.observability.redaction import redact
-from worker.services import Services
 
 log = structlog.stdlib.get_logger("evalq.steps")
 

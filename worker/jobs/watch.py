@@ -27,13 +27,13 @@ import redis
 import structlog
 
 from worker.backends.base import RemoteJob, is_terminal
+from worker.backends.registry import Target
 from worker.errors import EvalqError
 from worker.jobs.polling import projected_end
 from worker.jobs.record import Progress
+from worker.jobs.services import Services
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
 from worker.jobs.store import Ref
-from worker.services import Services
-from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.watch")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
-from worker.services import Published
+from worker.jobs.services import Published
 from worker.settings import get_settings
 
 

@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError
 
 from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
 from worker.errors import QueueRefused, RetryableError
-from worker.services import Published
+from worker.jobs.services import Published
 
 log = structlog.stdlib.get_logger("evalq.publishing")
 

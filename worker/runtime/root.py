@@ -19,8 +19,10 @@ from worker.backends.base import Backend
 from worker.backends.catalog import build_backend
 from worker.backends.measured import MeasuredBackend
 from worker.backends.ratelimit import SharedRateLimits
+from worker.backends.registry import Target, Targets, rates_of, targets_file_watch
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
+from worker.jobs.services import Dispatch, Publisher, Services
 from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.observability.metrics import RemoteCalls
@@ -31,10 +33,8 @@ from worker.runtime.redis_clients import redis_client
 from worker.schedules.book import ScheduleBook
 from worker.schedules.runner import ScheduleRunner
 from worker.schedules.state import ScheduleState
-from worker.services import Dispatch, Publisher, Services
 from worker.settings import Settings, get_settings
 from worker.targets.config import TargetConfig, load_targets
-from worker.targets.registry import Target, Targets, rates_of, targets_file_watch
 
 
 def build_services(

@@ -18,11 +18,11 @@ from typing import Any
 import structlog
 
 from worker.jobs import intake
+from worker.jobs.services import Services
 from worker.schedules import slots
 from worker.schedules.book import ScheduleBook
 from worker.schedules.config import Schedule
 from worker.schedules.state import Record, ScheduleState
-from worker.services import Services
 from worker.settings import Settings
 
 log = structlog.stdlib.get_logger("evalq.schedules")

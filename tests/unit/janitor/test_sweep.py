@@ -19,6 +19,7 @@ from tests.unit.conftest import reconfigure
 from tests.unit.driving import run_until, submit
 from worker.backends.agentcore import client_token, derive_job_name
 from worker.backends.ratelimit import SharedRateLimits
+from worker.backends.registry import rates_of
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import admit_waiting, tick
 from worker.jobs.advance import advance
@@ -26,7 +27,6 @@ from worker.jobs.remote import start_spec
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
 from worker.keys import TargetKeys
-from worker.targets.registry import rates_of
 
 LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
 

@@ -43,6 +43,7 @@ from worker.jobs.invocations import invoke
 from worker.jobs.polling import PollPolicy
 from worker.jobs.record import Job
 from worker.jobs.rollout_intake import accept_rollout
+from worker.jobs.services import Services
 from worker.jobs.start import after_busy_run, synchronous_step
 from worker.jobs.states import JobState
 from worker.jobs.store import JobStore
@@ -51,7 +52,6 @@ from worker.keys import Keys
 from worker.producers.policy import Producers
 from worker.runtime.app import synchronous_lease
 from worker.runtime.root import build_targets
-from worker.services import Services
 from worker.settings import Settings
 
 T0 = 1_800_000_000.0

@@ -17,13 +17,13 @@ from typing import Protocol
 import redis
 
 from api_contracts import EvaluationOutcome, EvaluatorUpdateOutcome
+from worker.backends.registry import Targets
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.producers.policy import Producers
 from worker.settings import Settings
-from worker.targets.registry import Targets
 
 #: Sends ``evals.advance`` for a job: (request_id, lease token or None, countdown seconds).
 Dispatch = Callable[[str, float | None, float], None]
