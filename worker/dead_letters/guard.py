@@ -53,7 +53,6 @@ from worker.dead_letters.messages import (
 )
 from worker.dead_letters.sizes import cut_text, json_size
 from worker.dead_letters.store import DeadLetterStore, fingerprint_of
-from worker.jobs.store import IntakeOutcome, JobStore
 
 log = structlog.stdlib.get_logger("evalq.intake_guard")
 _celery_logger = get_logger(__name__)
@@ -72,7 +71,6 @@ class IntakeGuard:
     def __init__(
         self,
         dead_letters: DeadLetterStore,
-        jobs: JobStore,
         *,
         max_payload_bytes: int,
         max_header_bytes: int = 16 * 1024,
@@ -86,7 +84,6 @@ class IntakeGuard:
         trusted_senders: frozenset[str] | None = None,
     ) -> None:
         self.dead_letters = dead_letters
-        self.jobs = jobs
         self.max_payload_bytes = max_payload_bytes
         self.max_header_bytes = max_header_bytes
         self.accept = accept
@@ -290,13 +287,10 @@ class IntakeGuard:
                 # (purge and replay, say), or on two queues, are two failures.
                 fingerprint=fingerprint_of(f"{task_name or ''}\n{queue}\n{raw}"),
             )
-            replay.settle(
+            replay.settle_rejected(
                 self.dead_letters,
-                self.jobs,
                 replay.mark_of(mark, queue, replay_queue=self.replay_queue),
-                outcome=IntakeOutcome.REJECTED,
-                request_id=None,
-                new_entry_id=letter.dead_letter_id,
+                letter.dead_letter_id,
             )
         except Exception:
             # Not stored: the message must not be lost. Back on the queue it goes.

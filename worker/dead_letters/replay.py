@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -51,6 +51,23 @@ IN_FLIGHT_SECONDS = 3600.0
 
 #: Sends one request to intake (``evals.submit`` on the requests queue) with extra headers.
 Send = Callable[[dict[str, Any], dict[str, str]], None]
+
+
+class JobCopy(Protocol):
+    """What a replay reads of a job record (``worker.jobs.record.Job``)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def payload_hash(self) -> str: ...
+    @property
+    def request(self) -> dict[str, Any]: ...
+
+
+class JobCopies(Protocol):
+    """The job store as a replay reads it (``worker.jobs.store.JobStore``)."""
+
+    def get(self, request_id: str) -> JobCopy | None: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +154,7 @@ def intake_task(request: Any) -> str:
     return task_names.SUBMIT
 
 
-def request_to_replay(letter: DeadLetter, jobs: JobStore) -> tuple[dict[str, Any] | None, str]:
+def request_to_replay(letter: DeadLetter, jobs: JobCopies) -> tuple[dict[str, Any] | None, str]:
     """The request a replay of ``letter`` sends, or None and why there is none."""
     if letter.request_id:
         job = jobs.get(letter.request_id)
@@ -181,14 +198,14 @@ def _request_of_call(args: list[Any], kwargs: dict[str, Any]) -> tuple[dict[str,
     return None, "the message carries no request object to replay"
 
 
-def candidate(letter: DeadLetter, jobs: JobStore, in_flight: bool = False) -> Candidate:
+def candidate(letter: DeadLetter, jobs: JobCopies, in_flight: bool = False) -> Candidate:
     request, problem = request_to_replay(letter, jobs)
     return Candidate(letter, request, problem or None, in_flight)
 
 
 def select(
     dead_letters: DeadLetterStore,
-    jobs: JobStore,
+    jobs: JobCopies,
     *,
     ids: Iterable[str] = (),
     everything: bool = False,
@@ -311,7 +328,7 @@ def settle(
     if outcome in ACCEPTED and request_id is not None:
         _settle_accepted(dead_letters, jobs, mark, request_id, outcome)
     elif new_entry_id is not None:
-        _settle_rejected(dead_letters, mark, new_entry_id)
+        settle_rejected(dead_letters, mark, new_entry_id)
 
 
 def _settle_accepted(
@@ -335,10 +352,13 @@ def _settle_accepted(
         jobs.update(request_id, replays=max(job.replays, letter.replay_count + 1))
 
 
-def _settle_rejected(dead_letters: DeadLetterStore, mark: ReplayMark, new_entry_id: str) -> None:
-    """The replayed request failed again and was recorded as ``new_entry_id``: raise its
-    replay count, once (a redelivered message finds the mark gone)."""
-    if not dead_letters.unmark_replaying(mark.dead_letter_id, mark.token):
+def settle_rejected(
+    dead_letters: DeadLetterStore, mark: ReplayMark | None, new_entry_id: str
+) -> None:
+    """The replayed request (if ``mark``) failed again and was recorded as
+    ``new_entry_id``: raise its replay count, once (a redelivered message finds the mark
+    gone)."""
+    if mark is None or not dead_letters.unmark_replaying(mark.dead_letter_id, mark.token):
         return
     previous = dead_letters.get(mark.dead_letter_id)
     dead_letters.set_replay_count(new_entry_id, (previous.replay_count if previous else 0) + 1)

@@ -32,7 +32,6 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
         svc = services()
         return IntakeGuard(
             svc.dead_letters,
-            svc.store,
             max_payload_bytes=svc.settings.max_payload_bytes,
             max_header_bytes=svc.settings.max_header_bytes,
             accept=frozenset(prepare_accept_content(self.app.conf.accept_content)),

@@ -89,7 +89,7 @@ def dead_letters(fake_redis, keys) -> DeadLetterStore:
 
 @pytest.fixture
 def guard(dead_letters, store) -> IntakeGuard:
-    return IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, max_header_bytes=HEADER_CAP,
+    return IntakeGuard(dead_letters, max_payload_bytes=LIMIT, max_header_bytes=HEADER_CAP,
                        clock=lambda: NOW)  # fmt: skip
 
 
@@ -435,7 +435,7 @@ def _on(queue: str | None, message: Message) -> Message:
 
 @pytest.fixture
 def strict_guard(dead_letters, store) -> IntakeGuard:
-    return IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, clock=lambda: NOW,
+    return IntakeGuard(dead_letters, max_payload_bytes=LIMIT, clock=lambda: NOW,
                        allowed_tasks=QUEUES, max_depth=16)  # fmt: skip
 
 
@@ -503,7 +503,7 @@ def test_a_message_at_the_depth_limit_runs(strict_guard):
 
 
 def test_where_the_broker_vouches_internal_queues_run_only_evalqs_senders(dead_letters, store):
-    guard = IntakeGuard(dead_letters, store, max_payload_bytes=LIMIT, clock=lambda: NOW,
+    guard = IntakeGuard(dead_letters, max_payload_bytes=LIMIT, clock=lambda: NOW,
                         allowed_tasks=QUEUES, public_queues=frozenset({"evals.requests"}),
                         trusted_senders=frozenset({"evalq-worker", "evalq-ops"}))  # fmt: skip
     ran: list[Any] = []
