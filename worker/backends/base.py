@@ -10,8 +10,8 @@ from api_contracts import EvaluationRequest
 
 
 class RemoteStatus(StrEnum):
-    """A remote job's status, as AgentCore's BatchEvaluationStatus spells it; every
-    backend reports its statuses in these words."""
+    """A remote job's status in evalq's words; each backend maps its service's statuses
+    onto them (AgentCore: ``agentcore/status.py``; Aymara, Agno: their ``runs.py``)."""
 
     PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"
@@ -65,6 +65,16 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class SessionCounts:
+    """How far a remote job got, in sessions, as its backend reads its service's answer."""
+
+    completed: int
+    total: int
+    #: Sessions that failed or were left out.
+    failed: int = 0
+
+
+@dataclass(frozen=True)
 class RemoteJob:
     id: str
     arn: str | None
@@ -74,11 +84,8 @@ class RemoteJob:
     body: dict[str, Any] = field(default_factory=dict)
     created_at: float | None = None
     scope: Scope = field(default_factory=dict)
-
-    @property
-    def results(self) -> dict[str, Any] | None:
-        value = self.body.get("evaluationResults")
-        return value if isinstance(value, dict) else None
+    #: Its progress, when the service reports one (AgentCore's ``evaluationResults``).
+    counts: SessionCounts | None = None
 
 
 @dataclass(frozen=True)

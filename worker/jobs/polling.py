@@ -72,7 +72,7 @@ def track_progress(job: Job, remote: RemoteJob, now: float) -> dict[str, Any]:
     """
     if remote.status != RemoteStatus.IN_PROGRESS:
         return {}
-    progress = Progress.from_results(remote.results, now)
+    progress = Progress.from_counts(remote.counts, now)
     if progress is None:
         return {}
     progress.changed_at = _changed_at(remote.body, now)

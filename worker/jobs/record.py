@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from worker.backends.base import SessionCounts
 from worker.jobs.states import JobState
 from worker.keys import DEFAULT_TARGET
 
 
 @dataclass
 class Progress:
-    """Session counts from GetBatchEvaluation's ``evaluationResults``."""
+    """A remote job's session counts (``RemoteJob.counts``) when they were seen."""
 
     completed: int = 0
     total: int = 0
@@ -26,16 +27,10 @@ class Progress:
         return self.completed + self.failed
 
     @classmethod
-    def from_results(cls, results: dict[str, Any] | None, observed_at: float) -> Progress | None:
-        if not results or not results.get("totalNumberOfSessions"):
+    def from_counts(cls, counts: SessionCounts | None, observed_at: float) -> Progress | None:
+        if counts is None:
             return None
-        return cls(
-            completed=int(results.get("numberOfSessionsCompleted") or 0),
-            total=int(results["totalNumberOfSessions"]),
-            failed=int(results.get("numberOfSessionsFailed") or 0)
-            + int(results.get("numberOfSessionsIgnored") or 0),
-            observed_at=observed_at,
-        )
+        return cls(counts.completed, counts.total, counts.failed, observed_at)
 
 
 _JSON_FIELDS = {

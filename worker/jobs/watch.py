@@ -159,7 +159,7 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
 def _projected(job: RemoteJob, first: str | None, now: float) -> float | None:
     """When the job's sessions will be done, from its first progress point and what the
     listing says now."""
-    seen = Progress.from_results(job.results, now)
+    seen = Progress.from_counts(job.counts, now)
     if seen is None:
         return None
     return projected_end(json.loads(first) if first else vars(seen), vars(seen))
@@ -205,7 +205,7 @@ def _ended(
 
 
 def _progress_changed(job: RemoteJob, stored: str | None) -> bool:
-    seen = Progress.from_results(job.results, 0.0)
+    seen = Progress.from_counts(job.counts, 0.0)
     if seen is None:
         return False
     if stored is None:
@@ -215,7 +215,7 @@ def _progress_changed(job: RemoteJob, stored: str | None) -> bool:
 
 
 def _progress_fields(job: RemoteJob, now: float, *, first: bool) -> dict[str, Any]:
-    seen = Progress.from_results(job.results, now)
+    seen = Progress.from_counts(job.counts, now)
     assert seen is not None
     fields: dict[str, Any] = {"progress_last": vars(seen), "remote_status": job.status}
     if first:

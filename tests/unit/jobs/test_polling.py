@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from worker.backends.agentcore.status import counts_of
 from worker.backends.base import RemoteJob
 from worker.jobs.polling import PollPolicy, estimate_end, track_progress
 from worker.jobs.record import Job
@@ -32,7 +33,7 @@ def _remote(status: str, done: int, total: int, updated_at: float | None = None)
     }
     if updated_at is not None:
         body["updatedAt"] = datetime.fromtimestamp(updated_at, tz=UTC).isoformat()
-    return RemoteJob(id="b", arn=None, name=None, status=status, body=body)
+    return RemoteJob(id="b", arn=None, name=None, status=status, body=body, counts=counts_of(body))
 
 
 @pytest.mark.parametrize("attempt", range(12))

@@ -26,6 +26,7 @@ from worker.backends.agentcore.client import (
 )
 from worker.backends.agentcore.evaluators import EvaluatorClient
 from worker.backends.agentcore.harness import HarnessClient
+from worker.backends.agentcore.status import counts_of, status_of
 from worker.backends.base import Capabilities, RemoteJob, Scope, StartSpec
 from worker.errors import PermanentError, RemoteJobNotFound
 from worker.settings import Settings
@@ -180,9 +181,10 @@ def _remote(body: dict[str, Any]) -> RemoteJob:
         id=safe["batchEvaluationId"],
         arn=safe.get("batchEvaluationArn"),
         name=safe.get("batchEvaluationName"),
-        status=safe["status"],
+        status=status_of(safe["status"]),
         body=safe,
         created_at=created.timestamp() if isinstance(created, datetime) else None,
+        counts=counts_of(safe),
     )
 
 
