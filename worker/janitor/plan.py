@@ -14,7 +14,7 @@ import structlog
 from worker.backends.base import STOPPABLE_STATUSES, RemoteJob, is_terminal
 from worker.backends.registry import Target
 from worker.errors import EvalqError
-from worker.janitor.indexes import JanitorIndexes, LocalRef
+from worker.jobs.janitor_store import JanitorIndexes, LocalRef
 from worker.jobs.services import Services
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState
 

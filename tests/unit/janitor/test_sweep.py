@@ -21,7 +21,8 @@ from worker.backends.agentcore import client_token, derive_job_name
 from worker.backends.ratelimit import SharedRateLimits
 from worker.backends.registry import rates_of
 from worker.janitor import sweep as janitor
-from worker.jobs.admission import admit_waiting, tick
+from worker.jobs import moves
+from worker.jobs.admission import tick
 from worker.jobs.advance import advance
 from worker.jobs.remote import start_spec
 from worker.jobs.states import JobState, Move
@@ -89,7 +90,7 @@ def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
     assert client_token("waiting") not in {j["clientToken"] for j in _remote(emulator).values()}
     # The expired id left in its backlog does not stop the ring: "other" is admitted next.
     services.store.transition(Ref("busy-1", "default"), Move.DEAD_LETTER, clear_due=True)
-    assert admit_waiting(services, "default") == ["other"]
+    assert moves.admit(services, "default") == ["other"]
 
 
 def test_sweep_expires_the_backlog_and_a_dry_run_only_plans(services, clock):
