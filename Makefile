@@ -32,6 +32,7 @@ test: system-packages lint typecheck
 lint: $(BIN)/evalq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/evalq
 	$(BIN)/mypy

@@ -6,7 +6,8 @@ which producers cannot write, with one extra message header
 ``evalq_replay: "<dead_letter_id>:<token>"``. Before sending, the entry is marked with that
 token. Intake honours the header only on a message from the control queue
 (:func:`mark_of`), and settles a replay only if the entry still holds that token (one
-atomic claim), so a forged or stale header settles nothing. Intake settles the replay:
+atomic claim), so a forged or stale header settles nothing. Intake settles the replay
+(``worker.runtime.intake``; the consumer's guard settles one it dead-letters unread):
 
 * accepted (a new job, a dead job requeued, or a job that already exists): the entry leaves
   the store. The same request_id means the same clientToken, so a request that already has
@@ -38,7 +39,6 @@ from worker.dead_letters.messages import (
 )
 from worker.dead_letters.sizes import cut_of
 from worker.dead_letters.store import DeadLetterStore, dead_letter_id
-from worker.jobs.store import ACCEPTED, IntakeOutcome, JobStore
 
 log = structlog.stdlib.get_logger("evalq.replay")
 
@@ -312,46 +312,7 @@ def _send_one(
         raise
 
 
-# -- settling (intake and the consumer's guard call this) ---------------------------------
-def settle(
-    dead_letters: DeadLetterStore,
-    jobs: JobStore,
-    mark: ReplayMark | None,
-    *,
-    outcome: IntakeOutcome,
-    request_id: str | None,
-    new_entry_id: str | None,
-) -> None:
-    """Settle the replay ``mark`` (if any) with what intake did with its message."""
-    if mark is None:
-        return
-    if outcome in ACCEPTED and request_id is not None:
-        _settle_accepted(dead_letters, jobs, mark, request_id, outcome)
-    elif new_entry_id is not None:
-        settle_rejected(dead_letters, mark, new_entry_id)
-
-
-def _settle_accepted(
-    dead_letters: DeadLetterStore,
-    jobs: JobStore,
-    mark: ReplayMark,
-    request_id: str,
-    outcome: IntakeOutcome,
-) -> None:
-    """Intake accepted the replayed request: the entry leaves the store, if the mark still
-    holds the token (exactly one delivery of the replay settles it)."""
-    if not dead_letters.unmark_replaying(mark.dead_letter_id, mark.token):
-        return
-    letter = dead_letters.get(mark.dead_letter_id)
-    dead_letters.remove(mark.dead_letter_id)
-    if letter is None or outcome == IntakeOutcome.DUPLICATE:
-        return
-    job = jobs.get(request_id)
-    if job is not None:
-        # A later failure of this job records the replays it went through.
-        jobs.update(request_id, replays=max(job.replays, letter.replay_count + 1))
-
-
+# -- settling (``worker.runtime.intake`` settles what intake did; the guard this) -------
 def settle_rejected(
     dead_letters: DeadLetterStore, mark: ReplayMark | None, new_entry_id: str
 ) -> None:

@@ -1,7 +1,7 @@
 """Intake: validate a request and register it once; bad input becomes a dead letter.
 
-``evals.submit`` calls :func:`accept`. A request that replays a dead letter carries a
-mark, and what intake does with it settles that replay (``worker.dead_letters.replay``).
+``evals.submit`` calls :func:`accept` through ``worker.runtime.intake``, which settles
+the replay of a dead letter a request may carry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from api_contracts import (
     reason_for_validation_error,
 )
 from worker import task_names
-from worker.dead_letters import replay
 from worker.errors import PermanentError
 from worker.jobs import moves
 from worker.jobs.services import Services
@@ -49,24 +48,10 @@ def accept(
     raw: Any,
     *,
     task_name: str = task_names.SUBMIT,
-    replay_mark: replay.ReplayMark | None = None,
     broker_user: str | None = None,
 ) -> IntakeResult:
-    """Register ``raw`` once (or dead-letter it) and settle the replay it carries.
-    ``broker_user``: who sent it, as the broker vouches (RabbitMQ's ``user_id``)."""
-    result = _register(svc, raw, task_name, broker_user)
-    replay.settle(
-        svc.dead_letters,
-        svc.store,
-        replay_mark,
-        outcome=result.outcome,
-        request_id=result.request_id,
-        new_entry_id=result.dead_letter_id,
-    )
-    return result
-
-
-def _register(svc: Services, raw: Any, task_name: str, broker_user: str | None) -> IntakeResult:
+    """Register ``raw`` once (or dead-letter it). ``broker_user``: who sent it, as the
+    broker vouches (RabbitMQ's ``user_id``)."""
     now = svc.clock()
     try:
         request = EvaluationRequest.model_validate(raw)
@@ -185,15 +170,11 @@ def refuse_unexpected(
     raw: Any,
     task_name: str,
     exc: Exception,
-    replay_mark: replay.ReplayMark | None = None,
 ) -> IntakeResult:
     """Dead-letter a request whose intake raised what no check foresaw (``internal_error``),
-    so it is never acknowledged with nothing done; settles the replay it carries."""
+    so it is never acknowledged with nothing done."""
     error = redact(f"intake failed: {type(exc).__name__}: {exc}")
-    result = dead_letter_raw(svc, raw, ReasonCode.internal_error, error, task_name, svc.clock())
-    replay.settle(svc.dead_letters, svc.store, replay_mark, outcome=result.outcome,
-                  request_id=None, new_entry_id=result.dead_letter_id)  # fmt: skip
-    return result
+    return dead_letter_raw(svc, raw, ReasonCode.internal_error, error, task_name, svc.clock())
 
 
 def dead_letter_raw(

@@ -22,7 +22,6 @@ from api_contracts import (
     reason_for_validation_error,
 )
 from worker import task_names
-from worker.dead_letters import replay
 from worker.errors import PermanentError
 from worker.jobs.intake import IntakeResult, dead_letter_raw, dead_letter_valid, refused_by
 from worker.jobs.rollouts import ROLLOUT_DEADLINE_SECONDS
@@ -32,27 +31,9 @@ from worker.jobs.store import IntakeOutcome
 log = structlog.stdlib.get_logger("evalq.intake")
 
 
-def accept_rollout(
-    svc: Services,
-    raw: Any,
-    *,
-    replay_mark: replay.ReplayMark | None = None,
-    broker_user: str | None = None,
-) -> IntakeResult:
-    """Register the rollout ``raw`` once (or dead-letter it) and settle its replay."""
-    result = _register(svc, raw, broker_user)
-    replay.settle(
-        svc.dead_letters,
-        svc.store,
-        replay_mark,
-        outcome=result.outcome,
-        request_id=result.request_id,
-        new_entry_id=result.dead_letter_id,
-    )
-    return result
-
-
-def _register(svc: Services, raw: Any, broker_user: str | None) -> IntakeResult:
+def accept_rollout(svc: Services, raw: Any, *, broker_user: str | None = None) -> IntakeResult:
+    """Register the rollout ``raw`` once (or dead-letter it); ``worker.runtime.intake``
+    settles the replay it may carry."""
     now = svc.clock()
     task = task_names.EVALUATOR_UPDATE
     try:

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import redis
 import structlog
 from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import task_postrun, task_prerun
 
 from worker import task_names
-from worker.dead_letters.replay import REPLAY_HEADER, mark_of
 from worker.janitor import sweep
-from worker.jobs import admission, advance, intake, invocations, rollout_intake, watch
-from worker.jobs.cancel import CancelResult
+from worker.jobs import admission, advance, invocations, rollout_intake, watch
 from worker.jobs.cancel import cancel as cancel_request
-from worker.jobs.intake import IntakeResult
+from worker.jobs.intake import accept
 from worker.jobs.results import StepResult
 from worker.jobs.start import after_busy_run, synchronous_step
 from worker.observability import metrics
+from worker.runtime import intake
 from worker.runtime.app import app, synchronous_lease
 from worker.runtime.replicas import wait_for_replicas
 from worker.runtime.root import schedule_runner, services
-
-log = structlog.stdlib.get_logger("evalq.tasks")
-
-#: An intake call: ``intake.accept``, ``rollout_intake.accept_rollout`` or ``cancel``.
-Accept = Callable[..., IntakeResult | CancelResult]
-
-#: A request refused because the job store is full waits this long before it goes back
-#: to the queue (a requeued message comes straight back to a free worker).
-FULL_STORE_PAUSE_SECONDS = 1.0
 
 
 @app.task(name=task_names.SUBMIT, bind=True)
@@ -41,53 +27,21 @@ def submit(self: Task, request: Any) -> dict[str, Any]:
     """Intake (public contract v1): ``send_task("evals.submit", kwargs={"request": {...}})``.
     A call with other arguments never gets here: the consumer's guard dead-letters it
     (``bad_task_signature``) with the raw message."""
-    return _intake(self, intake.accept, request)
+    return intake.run(self, accept, request)
 
 
 @app.task(name=task_names.EVALUATOR_UPDATE, bind=True)
 def evaluator_update(self: Task, request: Any) -> dict[str, Any]:
     """Evaluator rollouts (public contract v1): ``send_task("evals.evaluator.update",
     kwargs={"request": {...}})``; validated, registered and dead-lettered like a submit."""
-    return _intake(self, rollout_intake.accept_rollout, request)
+    return intake.run(self, rollout_intake.accept_rollout, request)
 
 
 @app.task(name=task_names.CANCEL, bind=True)
 def cancel(self: Task, request: Any) -> dict[str, Any]:
     """Cancel a request (public contract v1): ``send_task("evals.cancel", kwargs={"request":
     {"request_id", "producer", "reason"}})``; a producer cancels only its own."""
-    return _intake(self, cancel_request, request)
-
-
-def _intake(task: Task, accept: Accept, request: Any) -> dict[str, Any]:
-    """Run one intake call. Whatever happens, the request ends registered, dead-lettered,
-    or back on the queue: never acknowledged with nothing done."""
-    svc = services()
-    queue = (task.request.delivery_info or {}).get("routing_key")
-    header = getattr(task.request, REPLAY_HEADER, None)
-    mark = mark_of(header, queue, replay_queue=svc.settings.control_queue)
-    user = svc.producers.vouched((task.request.properties or {}).get("user_id"))
-    try:
-        return accept(svc, request, replay_mark=mark, broker_user=user).as_dict()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # Nothing was decided. Acked as a failed task, the request would be gone; back
-        # on the queue it waits for the job store (the connection retried for a while).
-        log.warning("job store unreachable; request back on the queue", error=str(exc))
-        raise Reject(exc, requeue=True) from exc
-    except redis.exceptions.OutOfMemoryError as exc:
-        # maxmemory reached under noeviction: each script either wrote all or nothing,
-        # so the request waits on the queue until memory frees.
-        log.warning("job store full; request back on the queue", error=str(exc))
-        time.sleep(FULL_STORE_PAUSE_SECONDS)
-        raise Reject(exc, requeue=True) from exc
-    except SoftTimeLimitExceeded as exc:
-        # Intake is idempotent: the request goes back on the queue, never away.
-        log.warning("intake ran past its time limit; request back on the queue")
-        raise Reject(exc, requeue=True) from exc
-    except Exception as exc:
-        # A bug, or input no check foresaw: the request becomes a dead letter that ops
-        # can read and replay once it is fixed.
-        log.exception("intake failed; request dead-lettered")
-        return intake.refuse_unexpected(svc, request, task.name, exc, mark).as_dict()
+    return intake.run(self, cancel_request, request)
 
 
 @app.task(name=task_names.INVOKE)

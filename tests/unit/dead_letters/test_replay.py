@@ -21,6 +21,7 @@ from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.advance import advance
 from worker.jobs.intake import IntakeResult, accept
 from worker.jobs.states import JobState
+from worker.runtime.intake import take
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Intake:
     def deliver(self, index: int = -1) -> IntakeResult:
         request, headers = self.sent[index]
         mark = replay.ReplayMark.from_header(headers[replay.REPLAY_HEADER])
-        return accept(self.svc, request, replay_mark=mark)
+        return take(self.svc, accept, request, mark=mark)
 
 
 @pytest.fixture
@@ -340,7 +341,7 @@ def test_a_forged_token_settles_nothing_and_the_entry_stays(services):
     (letter,) = services.dead_letters.find()
     # A valid request carrying someone's dead letter id with a made-up token.
     forged = replay.ReplayMark(letter.dead_letter_id, "123-made-up")
-    result = accept(services, sample_request(request_id="other"), replay_mark=forged)
+    result = take(services, accept, sample_request(request_id="other"), mark=forged)
     assert result.outcome == "created"
     assert services.dead_letters.get(letter.dead_letter_id) is not None
 
@@ -362,6 +363,6 @@ def test_a_real_replay_settles_once_even_when_delivered_twice(services, intake):
     fixed["evaluation"]["evaluators"] = fixed["evaluation"]["evaluators"][:3]
     services.dead_letters.mark_replaying(letter.dead_letter_id, "1-tok")
     mark = replay.ReplayMark(letter.dead_letter_id, "1-tok")
-    assert accept(services, fixed, replay_mark=mark).outcome == "created"
+    assert take(services, accept, fixed, mark=mark).outcome == "created"
     assert services.dead_letters.get(letter.dead_letter_id) is None
-    assert accept(services, fixed, replay_mark=mark).outcome == "duplicate"
+    assert take(services, accept, fixed, mark=mark).outcome == "duplicate"

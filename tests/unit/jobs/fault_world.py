@@ -52,6 +52,7 @@ from worker.jobs.watch import watch
 from worker.keys import Keys
 from worker.producers.policy import Producers
 from worker.runtime.app import synchronous_lease
+from worker.runtime.intake import take
 from worker.runtime.root import build_targets
 from worker.settings import Settings
 
@@ -272,7 +273,7 @@ class World:
         assert request is not None
         mark = replay.ReplayMark(letter.dead_letter_id, "1-tok")
         intake = accept_rollout if "evaluator_id" in request else accept
-        return intake(svc, request, replay_mark=mark).outcome
+        return take(svc, intake, request, mark=mark).outcome
 
     # -- setting a case up ---------------------------------------------------------------
     def setup(self, call: Call) -> str:

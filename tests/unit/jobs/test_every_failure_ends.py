@@ -16,6 +16,7 @@ from worker.errors import QueueRefused, RetryableError, Throttled
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState, Move
+from worker.runtime.intake import take
 
 
 def _replay_entry(services, letter):
@@ -24,7 +25,7 @@ def _replay_entry(services, letter):
     request, problem = replay.request_to_replay(letter, services.store)
     assert problem == ""
     mark = replay.ReplayMark(letter.dead_letter_id, "1-tok")
-    return accept(services, request, replay_mark=mark)
+    return take(services, accept, request, mark=mark)
 
 
 def _published_job(services, clock, **overrides):

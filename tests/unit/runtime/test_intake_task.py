@@ -1,6 +1,6 @@
-"""The intake tasks' wrapper: whatever intake raises, the request ends registered,
-dead-lettered or back on the queue, never acknowledged with nothing done; the same for
-``evals.submit`` and ``evals.evaluator.update``."""
+"""The intake tasks' one wrapper (worker/runtime/intake.py): whatever intake raises, the
+request ends registered, dead-lettered or back on the queue, never acknowledged with
+nothing done; the same for ``evals.submit`` and ``evals.evaluator.update``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from api_contracts import ReasonCode
 from api_contracts.examples import sample_request
 from worker.jobs import intake, rollout_intake
-from worker.runtime import tasks
+from worker.runtime import intake as intake_task
 
 
 def _task(name: str, queue: str = "evals.requests", **headers: Any) -> Any:
@@ -24,7 +24,7 @@ def _task(name: str, queue: str = "evals.requests", **headers: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _services(services, monkeypatch):
-    monkeypatch.setattr(tasks, "services", lambda: services)
+    monkeypatch.setattr(intake_task, "services", lambda: services)
 
 
 def _raising(exc: BaseException) -> Any:
@@ -41,7 +41,7 @@ ACCEPTS = [("evals.submit", intake.accept), ("evals.evaluator.update",
 @pytest.mark.parametrize(("name", "_accept"), ACCEPTS)
 def test_an_unforeseen_error_becomes_a_dead_letter(services, name, _accept):
     request = sample_request(request_id="boom")
-    result = tasks._intake(_task(name), _raising(RecursionError("too deep")), request)
+    result = intake_task.run(_task(name), _raising(RecursionError("too deep")), request)
     assert result["outcome"] == "rejected"
     (letter,) = services.dead_letters.find()
     assert letter.reason == "internal_error"
@@ -57,9 +57,9 @@ def test_an_unforeseen_error_becomes_a_dead_letter(services, name, _accept):
      SoftTimeLimitExceeded()],
 )  # fmt: skip
 def test_what_may_pass_goes_back_on_the_queue(services, monkeypatch, name, _accept, exc):
-    monkeypatch.setattr(tasks, "FULL_STORE_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(intake_task, "FULL_STORE_PAUSE_SECONDS", 0.0)
     with pytest.raises(Reject) as rejected:
-        tasks._intake(_task(name), _raising(exc), sample_request())
+        intake_task.run(_task(name), _raising(exc), sample_request())
     assert rejected.value.requeue
     assert services.dead_letters.count() == 0
 
@@ -72,6 +72,6 @@ def test_a_replay_header_from_a_producers_queue_settles_nothing(services, name, 
     (letter,) = services.dead_letters.find()
     services.dead_letters.mark_replaying(letter.dead_letter_id, "1-real")
     header = {"evalq_replay": f"{letter.dead_letter_id}:1-real"}
-    tasks._intake(_task(name, "evals.requests", **header), accept, {"not": "valid"})
+    intake_task.run(_task(name, "evals.requests", **header), accept, {"not": "valid"})
     assert services.dead_letters.get(letter.dead_letter_id) is not None
     assert services.dead_letters.replaying() == {letter.dead_letter_id: "1-real"}
