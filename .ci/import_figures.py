@@ -123,8 +123,8 @@ def main() -> None:
     print(f"package-level edges that point up the layers: {len(upward)}")
     for a, b in upward:
         print(f"    {a} -> {b}")
-    if unranked:
-        print("parts in no layer:", " ".join(unranked))
+    for name in unranked:
+        print(f"in no layer: {name}, which imports {' '.join(sorted(packages.get(name, ())))}")
 
 
 if __name__ == "__main__":
