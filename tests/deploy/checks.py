@@ -329,8 +329,8 @@ def redis_roles(text: str) -> list[str]:
     for name in ("evalq-store", "evalq-ops"):  # both run the job store's scripts
         user = users.get(name)
         if user is not None:
-            problems += [f"{name} may not run {c}, which a script calls" for c in
-                         sorted(STORE_SCRIPT_COMMANDS) if not user.allows(c, "evalq:x")]  # fmt: skip
+            missing = [c for c in sorted(STORE_SCRIPT_COMMANDS) if not user.allows(c, "evalq:x")]
+            problems += [f"{name} may not run {c}, which a script calls" for c in missing]
     ops = users.get("evalq-ops")
     if ops is not None:
         for key in ("evals.results", "evals.synchronous", "zz-producer.replies", "unacked"):
