@@ -14,6 +14,7 @@ from rich.table import Table
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
 from worker.errors import EvalqError, RemoteConflict
+from worker.jobs import moves
 from worker.jobs.cancel import cancel_job
 from worker.jobs.record import Job
 from worker.jobs.states import JobState, Move
@@ -116,7 +117,7 @@ def delete(job_id: str, producer: Producer = None) -> None:
     except EvalqError as exc:
         _fail(f"the delete failed: {exc}")
     now = svc.clock()
-    svc.store.transition(job, Move.DELETE, from_state=JobState.PUBLISHED, clear_due=True,
+    moves.move(svc, job, Move.DELETE, from_state=JobState.PUBLISHED, clear_due=True,
                          deleted_at=now, updated_at=now)  # fmt: skip
     console.print(line("deleted ", plain(job.batch_evaluation_id)))
 

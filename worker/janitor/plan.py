@@ -13,7 +13,7 @@ import structlog
 
 from worker.backends.base import STOPPABLE_STATUSES, RemoteJob, is_terminal
 from worker.errors import EvalqError
-from worker.janitor.indexes import JanitorIndexes, LocalRef
+from worker.jobs.janitor_store import JanitorIndexes, LocalRef
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState
 from worker.services import Services
 from worker.targets.registry import Target

@@ -37,10 +37,10 @@ from api_contracts import ReasonCode
 from worker.backends.base import RemoteJob
 from worker.backends.ratelimit import Operation
 from worker.errors import EvalqError, PermanentError, RemoteConflict, RemoteJobNotFound
-from worker.janitor.indexes import JanitorIndexes, LocalRef
 from worker.janitor.plan import Plan, make_plan
-from worker.jobs.admission import admit_waiting
+from worker.jobs import moves
 from worker.jobs.advance import dead_letter
+from worker.jobs.janitor_store import JanitorIndexes, LocalRef
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
 from worker.keys import DEFAULT_TARGET
@@ -163,13 +163,12 @@ def carry_out(svc: Services, target: Target, plan: Plan) -> Report:
     indexes = JanitorIndexes(svc.store, target.name)
     now = svc.clock()
 
-    for request_id in svc.store.expire_queued(target.name, plan.expire, now=now):
-        svc.dispatch(request_id, None, 0.0)
-        done["expired"].append(request_id)
-    done["rearmed"], done["released"] = indexes.repair_slots(plan.rearm + plan.release, now=now)
+    done["expired"] = moves.expire_queued(svc, target.name, plan.expire, now=now)
+    done["rearmed"], done["released"] = moves.repair_slots(
+        svc, indexes, plan.rearm + plan.release, now=now
+    )
     if done["released"]:
         log.warning("released slots no job held", request_ids=done["released"])
-        admit_waiting(svc, target.name)
     cutoff = now - svc.settings.record_retention_seconds
     done["trimmed"] = indexes.trim(plan.trim_candidates, cutoff=cutoff)
 
@@ -259,7 +258,8 @@ def _delete_early(svc: Services, target: Target, plan: Plan, report: Report, now
     """Cut the retention of the oldest published jobs to now: their own timers delete
     them right away, at the shared delete rate, with the usual 409/404 handling."""
     for request_id, published_at in plan.delete_early:
-        moved = svc.store.transition(
+        moved = moves.move(
+            svc,
             Ref(request_id, target.name),
             Move.CUT_RETENTION,
             due_at=now,
@@ -284,7 +284,7 @@ def _resolve(svc: Services, target: Target, ref: LocalRef, report: Report, now: 
     """A record whose remote job is gone: poll it now if it runs (the poll's 404 finishes
     it as FAILED and publishes the outcome); if published, confirm and mark it deleted."""
     if ref.state != JobState.PUBLISHED:
-        if svc.store.transition(ref, Move.POLL, from_state=ref.state, due_at=now):
+        if moves.move(svc, ref, Move.POLL, from_state=ref.state, due_at=now):
             report.done["resolved"].append(ref.request_id)
         return
     if target.rate_limits.acquire("get") > 0:
@@ -294,7 +294,8 @@ def _resolve(svc: Services, target: Target, ref: LocalRef, report: Report, now: 
     try:
         target.backend.get(ref.batch_evaluation_id, ref.scope)
     except RemoteJobNotFound:
-        if svc.store.transition(
+        if moves.move(
+            svc,
             ref,
             Move.DELETE,
             clear_due=True,
@@ -334,7 +335,7 @@ def _delete_in_bulk(
         report.deferred += [f"delete:{ref.request_id}" for ref in refs if ref not in late]
         return
     for ref in refs:
-        if svc.store.transition(ref, Move.DELETE, deleted_at=now, updated_at=now):
+        if moves.move(svc, ref, Move.DELETE, deleted_at=now, updated_at=now):
             report.done["deleted_after_retention"].append(ref.request_id)
     svc.store.deletion_done(target.name, [ref.request_id for ref in refs])
 

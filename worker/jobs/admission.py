@@ -1,7 +1,8 @@
 """Admission and the timer: what fills each target's slots and hands due steps out.
 
-* :func:`admit_waiting` fills a target's free slots from its backlog (fairly:
-  ``scripts/admit.lua``) and hands each admitted job to a worker;
+* the tick fills a target's free slots from its backlog (fairly: ``scripts/admit.lua``)
+  through ``worker.jobs.moves.admit``, which hands each admitted job to a worker (every
+  move that frees a slot admits there too);
 * :func:`expire_backlog` gives requests whose deadline passed in a target's backlog their
   EXPIRED outcome;
 * :func:`tick` (beat's ``evals.tick``) hands every timer due before the next tick to a
@@ -14,24 +15,9 @@
 
 from __future__ import annotations
 
-from worker.jobs.store import Admission
+from worker.jobs import moves
 from worker.services import Services
 from worker.targets.registry import Target
-
-
-def admit_waiting(svc: Services, target: str) -> list[str]:
-    """Fill the target's free slots from its backlog and hand each admitted job out."""
-    configured = svc.targets.get(target)
-    if configured is None:
-        return []  # a target that left the configuration admits nothing
-    return hand_out(svc, svc.store.admit(target, now=svc.clock(), quota=configured.quota))
-
-
-def hand_out(svc: Services, admission: Admission) -> list[str]:
-    """Hand each admitted (or expired) job to a worker; returns the admitted ones."""
-    for request_id in admission.admitted + admission.expired:
-        svc.dispatch(request_id, None, 0.0)
-    return admission.admitted
 
 
 def expire_backlog(svc: Services, target: str, limit: int | None = None) -> list[str]:
@@ -40,10 +26,7 @@ def expire_backlog(svc: Services, target: str, limit: int | None = None) -> list
     O(due)."""
     now = svc.clock()
     overdue = svc.store.overdue_queued(target, now=now, limit=limit or svc.settings.tick_batch)
-    expired = svc.store.expire_queued(target, overdue, now=now)
-    for request_id in expired:
-        svc.dispatch(request_id, None, 0.0)
-    return expired
+    return moves.expire_queued(svc, target, overdue, now=now)
 
 
 def tick(svc: Services) -> int:
@@ -65,7 +48,7 @@ def tick(svc: Services) -> int:
         if todo.overdue:
             expire_backlog(svc, target.name)
         if todo.admit:
-            admit_waiting(svc, target.name)
+            moves.admit(svc, target.name)
         if todo.listing_due and _watches(svc, target):
             svc.dispatch_watch(target.name)
     return len(timers)

@@ -17,7 +17,7 @@ import structlog
 from api_contracts import ReasonCode
 from worker import task_names
 from worker.errors import BackPressure, PermanentError, RetryableError
-from worker.jobs.admission import admit_waiting
+from worker.jobs import moves
 from worker.jobs.outcomes import outcome_of
 from worker.jobs.record import Job
 from worker.jobs.results import Step, StepResult
@@ -70,7 +70,7 @@ def _locked_step(
         if step is None and step_of is not None:
             return StepResult.RACED  # another step moved the job first
         if step is None:
-            svc.store.transition(job, Move.DISARM, from_state=job.state, clear_due=True)
+            moves.move(svc, job, Move.DISARM, from_state=job.state, clear_due=True)
             return StepResult.IDLE
         result = _run_step(svc, job, step)
         _count_stall(svc, job, result)
@@ -115,7 +115,7 @@ def _run_step(svc: Services, job: Job, step: Step) -> StepResult:
         return _retry_later(svc, job, exc)
     except BackPressure as exc:
         now = svc.clock()
-        if svc.store.requeue(job, now=now, pause_until=now + svc.settings.quota_backoff):
+        if moves.requeue(svc, job, now=now, pause_until=now + svc.settings.quota_backoff):
             log.info("account quota full; job back on the backlog", error=str(exc))
             return StepResult.REQUEUED
         # Back-pressure where there is no backlog to go back to (a running job, a
@@ -170,8 +170,8 @@ def dead_letter(
     # The outcome of a job whose end is known stays as it was (a replay republishes it).
     fields: dict[str, Any] = {"updated_at": now, "dead_from": job.state.value,
                               "last_error" if ended else "error": error}  # fmt: skip
-    moved = job.state in sources(Move.DEAD_LETTER) and svc.store.transition(
-        job, Move.DEAD_LETTER, from_state=job.state, clear_due=True, **fields
+    moved = job.state in sources(Move.DEAD_LETTER) and moves.move(
+        svc, job, Move.DEAD_LETTER, from_state=job.state, clear_due=True, **fields
     )
     if not moved:
         log.error("dead-letter move refused: the job is no longer where its step was",
@@ -196,5 +196,4 @@ def dead_letter(
     svc.store.update(job.request_id, dead_letter_id=letter.dead_letter_id)
     log.warning("dead-lettered", reason=reason.value, dead_letter_id=letter.dead_letter_id,
                 state=job.state.value)  # fmt: skip
-    admit_waiting(svc, job.target)
     return StepResult.DEAD

@@ -15,7 +15,7 @@ from api_contracts import (
     OutcomeStatus,
 )
 from worker.errors import QueueRefused, RetryableError
-from worker.jobs.admission import admit_waiting
+from worker.jobs import moves
 from worker.jobs.outcomes import build_outcome, build_rollout_outcome
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
@@ -37,11 +37,12 @@ def finish(
     move: Move = Move.FINISH,
     **fields: Any,
 ) -> StepResult:
-    """Record the final status, free the slot, admit the next job, publish the outcome.
+    """Record the final status, free the slot (``moves`` admits the next job), publish the outcome.
     ``move``: FINISH, or CANCEL for a job cancelled before it had a remote job."""
     now = svc.clock()
     fields.setdefault("remote_status", (body or {}).get("status", job.remote_status))
-    moved = svc.store.transition(
+    moved = moves.move(
+        svc,
         job,
         move,
         from_state=job.state,
@@ -57,7 +58,6 @@ def finish(
     if not moved:
         return StepResult.RACED
     log.info("remote job ended", status=status.value)
-    admit_waiting(svc, job.target)
     finished = svc.store.get(job.request_id)
     return publish(svc, finished) if finished is not None else StepResult.MISSING
 
@@ -129,7 +129,8 @@ def _published(
     # A remote job is kept for its retention, unless it is gone already (deleted at its
     # deadline by a service that cannot stop one).
     kept = job.batch_evaluation_id is not None and job.deleted_at is None
-    published = svc.store.transition(
+    published = moves.move(
+        svc,
         job,
         Move.PUBLISH,
         due_at=now + job.retention_seconds if kept else None,
@@ -140,7 +141,7 @@ def _published(
     if published:  # once per job, however often the outcome was sent
         metrics.outcome_published(svc.redis, svc.keys, job, now)
     if job.batch_evaluation_id is not None and job.deleted_at is not None:
-        svc.store.transition(job, Move.DELETE, clear_due=True, updated_at=now)
+        moves.move(svc, job, Move.DELETE, clear_due=True, updated_at=now)
     delay = None if job.remote_ended_at is None else round(now - job.remote_ended_at, 4)
     log.info(
         "outcome published",

@@ -22,7 +22,7 @@ from api_contracts import (
 from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
-from worker.jobs.admission import hand_out
+from worker.jobs import moves
 from worker.jobs.states import JobState
 from worker.jobs.store import IntakeOutcome, Registration
 from worker.observability import metrics
@@ -86,11 +86,12 @@ def _register(svc: Services, raw: Any, task_name: str, broker_user: str | None) 
     except PermanentError as exc:
         return dead_letter_valid(svc, request, rejected, exc.reason, str(exc), task_name, now, None)
     policy = svc.producers.policy(request.producer)
-    registration, admission = svc.store.register(
+    registration = moves.register(
+        svc,
         request,
         target=target.name,
+        quota=target.quota,
         remote_name=lambda job_id: target.backend.remote_name(request, job_id),
-        admit_quota=target.quota,
         backlog_cap=policy.backlog_cap if policy is not None else None,
         now=now,
         deadline_at=now + (request.deadline_seconds or settings.default_deadline_seconds),
@@ -101,7 +102,6 @@ def _register(svc: Services, raw: Any, task_name: str, broker_user: str | None) 
             else request.retention_seconds
         ),
     )
-    hand_out(svc, admission)
     job_id = registration.job_id
     if job_id != request.request_id:
         structlog.contextvars.bind_contextvars(request_id=job_id)

@@ -3,7 +3,7 @@ stream (a short task on the synchronous queue: it holds a worker process only wh
 stream lasts).
 
 A session id is invoked at most once: the task claims its attempt atomically before the
-call (``worker.jobs.items``), so a redelivered task, or a second one sent for the same
+call (``worker.jobs.items_store``), so a redelivered task, or a second one sent for the same
 attempt, does not call again. While the stream runs, each event refreshes the call's
 in-flight entry; a call that falls silent (its worker was killed) is found dead by the
 request's step, whose next attempt runs under a new session id. How the call ended is
@@ -31,7 +31,7 @@ import structlog
 
 from api_contracts import EvaluationRequest
 from worker.errors import BackPressure, PermanentError, RetryableError, StreamInterrupted
-from worker.jobs.items import CallResult, Invocation, ScenarioItems
+from worker.jobs.items_store import CallResult, Invocation, ScenarioItems
 from worker.jobs.remote import remote_calls
 from worker.jobs.scenarios import hand_out_invocations
 from worker.jobs.states import JobState

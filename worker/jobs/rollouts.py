@@ -28,6 +28,7 @@ import structlog
 from api_contracts import EvaluatorUpdateRequest, EvaluatorUpdateStatus
 from api_contracts.request import MAX_DEADLINE_SECONDS
 from worker.errors import BackPressure, PermanentError
+from worker.jobs import moves
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import rate_limited, remote_calls
@@ -130,7 +131,8 @@ def drain_then_update(svc: Services, job: Job) -> StepResult:
     with remote_calls(svc, svc.targets[job.target]).measure("update_evaluator"):
         answer = client.update(request.evaluator_id, request.update.to_boto3_kwargs(),
                                request.request_id)  # fmt: skip
-    moved = svc.store.transition(
+    moved = moves.move(
+        svc,
         job,
         Move.UPDATE,
         from_state=JobState.DRAINING,
@@ -173,7 +175,7 @@ def await_active(svc: Services, job: Job) -> StepResult:
     if now >= job.deadline_at:
         return finish(svc, job, EvaluatorUpdateStatus.UPDATE_FAILED, body,
                       error=f"still {status} at the rollout's deadline")  # fmt: skip
-    svc.store.transition(
+    moves.move(svc,
         job, Move.POLL, from_state=JobState.UPDATING, due_at=now + _backoff(svc, job.polls),
         polls=job.polls + 1, remote_status=status, updated_at=now,
     )  # fmt: skip

@@ -3,7 +3,7 @@
 Registered with scenarios, a request does not enter the backlog yet: its items run first
 (``worker.jobs.invocations``, one short task per InvokeHarness call on the synchronous
 queue). Its step, on its timer and whenever a call ends, sweeps the items
-(``worker.jobs.items``): it readies what may go, ends attempts that died, hands ready
+(``worker.jobs.items_store``): it readies what may go, ends attempts that died, hands ready
 items out within the target's ``max_invocations``, and sets the timer. Once every item
 has ended or failed:
 
@@ -26,9 +26,9 @@ import structlog
 
 from api_contracts import OutcomeStatus
 from api_contracts.scenarios import DEFAULT_INGESTION_DELAY_SECONDS
-from worker.jobs.admission import admit_waiting
+from worker.jobs import moves
 from worker.jobs.finish import finish
-from worker.jobs.items import ScenarioItems, Sweep
+from worker.jobs.items_store import ScenarioItems, Sweep
 from worker.jobs.record import Job
 from worker.jobs.results import StepResult
 from worker.services import Services
@@ -95,12 +95,11 @@ def hand_out_invocations(svc: Services, target_name: str) -> int:
 
 def _enqueue(svc: Services, job: Job, items: ScenarioItems, sweep: Sweep) -> StepResult:
     results = item_results(job, items.states(job.request_id))
-    if not svc.store.enqueue(job, now=svc.clock(), scenarios=results):
+    if not moves.enqueue(svc, job, now=svc.clock(), scenarios=results):
         return StepResult.RACED
     items.forget(job.request_id)
     log.info("scenario sessions ready; request in the backlog",
              ended=sweep.ended, failed=sweep.failed)  # fmt: skip
-    admit_waiting(svc, job.target)
     return StepResult.ENQUEUED
 
 

@@ -24,6 +24,7 @@ import structlog
 from api_contracts import OutcomeStatus
 from worker.backends.base import Backend, RemoteJob
 from worker.errors import Throttled
+from worker.jobs import moves
 from worker.jobs.finish import finish
 from worker.jobs.record import Job
 from worker.jobs.remote import backend_of, rate_limited
@@ -159,7 +160,8 @@ def _started(svc: Services, job: Job, backend: Backend, remote: RemoteJob) -> St
     now = svc.clock()
     synchronous = backend.capabilities.synchronous
     first_poll = now if synchronous else now + svc.poll_policy.backoff(0, svc.rng)
-    moved = svc.store.transition(
+    moved = moves.move(
+        svc,
         job,
         Move.START,
         due_at=min(first_poll, job.deadline_at),

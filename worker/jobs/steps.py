@@ -31,6 +31,7 @@ import structlog
 from api_contracts import OutcomeStatus
 from worker.backends.base import STOPPABLE_STATUSES, Backend, RemoteStatus, is_terminal
 from worker.errors import EvalqError, RemoteConflict, RemoteJobNotFound
+from worker.jobs import moves
 from worker.jobs.finish import finish, publish
 from worker.jobs.polling import track_progress
 from worker.jobs.record import Job
@@ -66,7 +67,7 @@ def observe(svc: Services, job: Job) -> StepResult:
         # stopping one polls on its own: past its deadline, a recheck would be due at
         # once, every tick, with nobody asking for the stop again).
         recheck = min(svc.clock() + svc.settings.watch_recheck_seconds, job.deadline_at)
-        svc.store.transition(job, Move.POLL, from_state=job.state, due_at=recheck)
+        moves.move(svc, job, Move.POLL, from_state=job.state, due_at=recheck)
         return StepResult.WATCHED
     if rate_limited(svc, job, "get"):
         return StepResult.RATE_LIMITED
@@ -90,7 +91,7 @@ def observe(svc: Services, job: Job) -> StepResult:
     }
     job.polls += 1
     delay = svc.poll_policy.next_delay(job, now, svc.rng)
-    svc.store.transition(job, Move.POLL, from_state=job.state, due_at=now + delay, **updates)
+    moves.move(svc, job, Move.POLL, from_state=job.state, due_at=now + delay, **updates)
     return StepResult.POLLED
 
 
@@ -108,7 +109,7 @@ def request_stop(svc: Services, job: Job) -> StepResult:
     except RemoteJobNotFound:
         return _vanished(svc, job)
     now = svc.clock()
-    svc.store.transition(job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
+    moves.move(svc, job, Move.STOP, due_at=now + svc.settings.poll_min, updated_at=now)
     log.info(f"{_why_stopped(job)}; stop requested")
     return StepResult.STOPPING
 
@@ -134,7 +135,7 @@ def _not_stopped_yet(svc: Services, job: Job, status: str, now: float) -> StepRe
         except RemoteJobNotFound:
             return _vanished(svc, job)
     delay = min(svc.settings.poll_max, max(svc.settings.poll_min, now - since))
-    svc.store.transition(job, Move.POLL, from_state=JobState.STOPPING, due_at=now + delay,
+    moves.move(svc, job, Move.POLL, from_state=JobState.STOPPING, due_at=now + delay,
                          remote_status=status, polls=job.polls + 1, first_error_at=since,
                          updated_at=now)  # fmt: skip
     return StepResult.POLLED
@@ -209,7 +210,7 @@ def delete_after_retention(svc: Services, job: Job) -> StepResult:
         svc.store.update(job.request_id, first_error_at=first, last_error=redact(str(exc)))
         svc.store.schedule(job.request_id, now + svc.settings.poll_max)
         return StepResult.DELETE_REFUSED
-    svc.store.transition(job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
+    moves.move(svc, job, Move.DELETE, clear_due=True, deleted_at=now, updated_at=now)
     log.info("remote job deleted after retention")
     return StepResult.DELETED
 

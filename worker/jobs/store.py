@@ -93,6 +93,19 @@ class TargetWork:
 
 
 @dataclass(frozen=True)
+class Moved:
+    """What ``JobStore.transition`` did (true if the job moved)."""
+
+    moved: bool
+    #: The move freed what admission waits on: a slot, or an evaluator a rollout drained
+    #: (``transition.lua`` says so); ``worker.jobs.moves`` admits the next job then.
+    freed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.moved
+
+
+@dataclass(frozen=True)
 class DueTimer:
     request_id: str
     due_at: float
@@ -319,9 +332,10 @@ class JobStore:
         due_at: float | None = None,
         clear_due: bool = False,
         **values: Any,
-    ) -> bool:
+    ) -> Moved:
         """Move the job by ``move`` if the move starts from its state (and that state is
-        ``from_state``, when given), writing ``values``; True if it moved."""
+        ``from_state``, when given), writing ``values``; true if it moved, and whether
+        that freed a slot (``worker.jobs.moves`` is the one caller: it admits then)."""
         if from_state is not None and from_state not in sources(move):
             raise ValueError(f"the move {move} does not start from {from_state}")
         if "state" in values:
@@ -332,10 +346,10 @@ class JobStore:
             "expected": from_state.value if from_state else "",
             "due_at": "-" if clear_due else ("" if due_at is None else repr(due_at)),
         }
-        moved, _before = self.scripts["transition"](
+        moved, _before, freed = self.scripts["transition"](
             self._keys(job.target, job.request_id), args, encode_fields(values)
         )
-        return bool(moved)
+        return Moved(bool(moved), bool(freed))
 
     def update(self, request_id: str, **values: Any) -> None:
         """Write fields that do not change the state (counters, last error)."""

@@ -28,6 +28,7 @@ import structlog
 
 from worker.backends.base import RemoteJob, is_terminal
 from worker.errors import EvalqError
+from worker.jobs import moves
 from worker.jobs.polling import projected_end
 from worker.jobs.record import Progress
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
@@ -151,7 +152,7 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
                 report.ended.append(owner)
         elif _progress_changed(job, progress):
             fields = _progress_fields(job, now, first=progress is None)
-            svc.store.transition(ref, Move.POLL, from_state=state, **fields)
+            moves.move(svc, ref, Move.POLL, from_state=state, **fields)
             report.progressed += 1
     _time_next_listing(svc, target, ends, now)
 
@@ -189,7 +190,8 @@ def _ended(
     publishes the outcome, from this listing's summary when that is ``whole`` (no Get),
     else from the full body of the job's only GetBatchEvaluation."""
     listed: dict[str, Any] = {"listed_result": job.body} if whole else {}
-    moved = svc.store.transition(
+    moved = moves.move(
+        svc,
         ref,
         Move.POLL,
         from_state=state,

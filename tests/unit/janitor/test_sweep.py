@@ -20,7 +20,8 @@ from tests.unit.driving import run_until, submit
 from worker.backends.agentcore import client_token, derive_job_name
 from worker.backends.ratelimit import SharedRateLimits
 from worker.janitor import sweep as janitor
-from worker.jobs.admission import admit_waiting, tick
+from worker.jobs import moves
+from worker.jobs.admission import tick
 from worker.jobs.advance import advance
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref
@@ -88,7 +89,7 @@ def test_a_request_past_its_deadline_in_the_backlog_expires_at_the_next_tick(
     assert client_token("waiting") not in {j["clientToken"] for j in _remote(emulator).values()}
     # The expired id left in its backlog does not stop the ring: "other" is admitted next.
     services.store.transition(Ref("busy-1", "default"), Move.DEAD_LETTER, clear_due=True)
-    assert admit_waiting(services, "default") == ["other"]
+    assert moves.admit(services, "default") == ["other"]
 
 
 def test_sweep_expires_the_backlog_and_a_dry_run_only_plans(services, clock):

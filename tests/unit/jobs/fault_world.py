@@ -36,7 +36,8 @@ from worker.backends.agentcore import make_control_client
 from worker.dead_letters import replay
 from worker.dead_letters.store import DeadLetterStore
 from worker.janitor import sweep as janitor
-from worker.jobs.admission import admit_waiting, expire_backlog
+from worker.jobs import moves
+from worker.jobs.admission import expire_backlog
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.invocations import invoke
@@ -381,7 +382,7 @@ class World:
         for timer in timers:
             svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
         expire_backlog(svc, target)
-        admit_waiting(svc, target)
+        moves.admit(svc, target)
         svc.dispatch_watch(target)
 
     def _run_task(self) -> str | None:

@@ -16,7 +16,7 @@ from worker.backends.agentcore import session_id
 from worker.jobs.advance import advance
 from worker.jobs.intake import accept
 from worker.jobs.invocations import invoke
-from worker.jobs.items import CallResult, Invocation, ScenarioItems
+from worker.jobs.items_store import CallResult, Invocation, ScenarioItems
 from worker.jobs.scenarios import stale_after
 from worker.jobs.states import JobState, Move
 from worker.jobs.store import Ref

@@ -3,7 +3,7 @@ from __future__ import annotations
 from api_contracts import EvaluationRequest
 from api_contracts.examples import sample_request
 from worker.jobs.states import JobState, Move
-from worker.jobs.store import Ref
+from worker.jobs.store import Moved, Ref
 
 NOW = 1_800_000_000.0
 
@@ -73,6 +73,18 @@ def test_transition_is_compare_and_set(store):
     assert store.transition(Ref("r1", "default"), Move.FINISH, clear_due=True)
     assert store.active_count("default") == 0
     assert store.due_score("r1") is None
+
+
+def test_a_move_says_whether_it_freed_a_slot(store):
+    _register(store)
+    _register(store, request_id="r2")
+    store.admit("default", now=NOW, quota=1)  # r1 takes the slot, r2 waits
+    ref, waiting = Ref("r1", "default"), Ref("r2", "default")
+    assert store.transition(ref, Move.START) == Moved(True, freed=False)
+    assert store.transition(ref, Move.POLL) == Moved(True, freed=False)
+    assert store.transition(ref, Move.START) == Moved(False, freed=False)
+    assert store.transition(waiting, Move.CANCEL) == Moved(True, freed=False)  # no slot
+    assert store.transition(ref, Move.FINISH) == Moved(True, freed=True)
 
 
 def test_requeue_puts_the_job_first_in_line_and_pauses_admission(store):

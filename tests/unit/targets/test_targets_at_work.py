@@ -16,7 +16,7 @@ from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
 from tests.unit.conftest import reconfigure
 from tests.unit.driving import run_until
 from worker.janitor import sweep as janitor
-from worker.jobs.admission import admit_waiting
+from worker.jobs import moves
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState
 
@@ -84,7 +84,7 @@ def test_a_paused_target_never_holds_another_back(services, two_targets, clock):
     services.store.requeue(admitted, now=clock(), pause_until=clock() + 3600)
     accept(services, _request("a1", "agent-a", tags=LONG))
     accept(services, _request("b0", "agent-b", tags=LONG))
-    assert admit_waiting(services, "a") == []
+    assert moves.admit(services, "a") == []
     assert services.store.get("b0").state == JobState.ADMITTED
     assert services.store.active_count("a") == 0
 
