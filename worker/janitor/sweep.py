@@ -344,10 +344,7 @@ def _due_longer_than(
     svc: Services, target: Target, refs: list[LocalRef], seconds: float, now: float
 ) -> list[LocalRef]:
     """The refs whose bulk delete has been due for longer than ``seconds``."""
-    pipe = svc.redis.pipeline(transaction=False)
-    for ref in refs:
-        pipe.zscore(svc.keys.target(target.name).deletions, ref.request_id)
-    due = pipe.execute()
+    due = svc.store.deletions_due_at(target.name, [ref.request_id for ref in refs])
     return [ref for ref, at in zip(refs, due, strict=True) if at is not None and now - at > seconds]
 
 

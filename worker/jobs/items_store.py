@@ -28,6 +28,7 @@ from typing import Any
 
 from worker.jobs.record import Job
 from worker.jobs.store import JobStore
+from worker.jobs.store_base import StoreBase
 
 
 class CallResult(StrEnum):
@@ -71,11 +72,11 @@ class Sweep:
     resend: list[Invocation]
 
 
-class ScenarioItems:
+class ScenarioItems(StoreBase):
+    """The scenario items of requests and the targets' queues of InvokeHarness calls."""
+
     def __init__(self, store: JobStore) -> None:
-        self.redis = store.redis
-        self.keys = store.keys
-        self._scripts = store.scripts
+        super().__init__(store.redis, store.keys, store.scripts)
 
     def _job_keys(self, job_id: str, target: str) -> dict[str, str]:
         target_keys = self.keys.target(target)
@@ -109,7 +110,7 @@ class ScenarioItems:
             "ingestion_delay": ingestion_delay,
             "deadline": repr(job.deadline_at),
         }
-        ended, failed, open_, last_end, resend = self._scripts["sweep_items"](
+        ended, failed, open_, last_end, resend = self.scripts["sweep_items"](
             self._job_keys(job.request_id, job.target), args
         )
         return Sweep(
@@ -135,7 +136,7 @@ class ScenarioItems:
             "stale_after": stale_after,
             "batch": batch,
         }
-        return [Invocation.parse(m) for m in self._scripts["dispatch_invocations"](keys, args)]
+        return [Invocation.parse(m) for m in self.scripts["dispatch_invocations"](keys, args)]
 
     def claim(self, call: Invocation, target: str, *, session_id: str, now: float) -> int | None:
         """Claim the attempt before calling: the item's retries spent so far, or None when
@@ -148,7 +149,7 @@ class ScenarioItems:
             "member": call.member,
         }
         failures = int(
-            self._scripts["claim_invocation"](self._job_keys(call.request_id, target), args)
+            self.scripts["claim_invocation"](self._job_keys(call.request_id, target), args)
         )
         return None if failures < 0 else failures
 
@@ -186,7 +187,7 @@ class ScenarioItems:
             "max_failures": max_failures,
         }
         keys = self._job_keys(call.request_id, target)
-        return bool(self._scripts["record_invocation"](keys, args))
+        return bool(self.scripts["record_invocation"](keys, args))
 
     def state(self, request_id: str, index: int) -> dict[str, Any]:
         """One item's state ({} if it has none)."""

@@ -1,5 +1,6 @@
-"""The janitor's reads and moves on the job store, all through time-ordered indexes or
-the small slot set, so a sweep's cost follows what is due rather than every job kept."""
+"""The janitor's store: its reads and moves on the job records, all through time-ordered
+indexes or the small slot set, so a sweep's cost follows what is due rather than every job
+kept."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from worker.backends.base import RemoteJob
 from worker.jobs.record import encode_fields
 from worker.jobs.states import SLOT_STATES, JobState, Move, sources
 from worker.jobs.store import JobStore
+from worker.jobs.store_base import StoreBase
 from worker.keys import DEFAULT_TARGET
 
 #: Local states whose record may lack the id of a remote job that exists (the start's
@@ -37,15 +39,13 @@ _REF_FIELDS = (
 )  # fmt: skip
 
 
-class JanitorIndexes:
+class JanitorIndexes(StoreBase):
     """Reads and moves of one target's records, for the janitor."""
 
     def __init__(self, store: JobStore, target: str) -> None:
-        self.redis = store.redis
-        self.keys = store.keys
+        super().__init__(store.redis, store.keys, store.scripts)
         self.target = target
         self.target_keys = store.keys.target(target)
-        self._scripts = store.scripts
         self._fixed = {**store.keys.fixed, **self.target_keys.fixed}
 
     # -- slots --------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class JanitorIndexes:
         if not request_ids:
             return [], []
         args = {"now": now, "job_prefix": self.keys.job("")}
-        rearmed, released = self._scripts["repair_slots"](self._fixed, args, request_ids)
+        rearmed, released = self.scripts["repair_slots"](self._fixed, args, request_ids)
         return list(rearmed), list(released)
 
     # -- record retention ---------------------------------------------------------------
@@ -93,7 +93,7 @@ class JanitorIndexes:
         if not request_ids:
             return []
         args = {"cutoff": cutoff, "job_prefix": self.keys.job("")}
-        return list(self._scripts["trim_records"](self._fixed, args, request_ids))
+        return list(self.scripts["trim_records"](self._fixed, args, request_ids))
 
     # -- reconciliation -----------------------------------------------------------------
     def live_refs(self) -> list[LocalRef]:
@@ -160,7 +160,7 @@ class JanitorIndexes:
         }
         keys = {**self._fixed, "job": self.keys.job(request_id)}
         args = {"request_id": request_id, "now": now}
-        return bool(self._scripts["adopt"](keys, args, encode_fields(values)))
+        return bool(self.scripts["adopt"](keys, args, encode_fields(values)))
 
     # -- account capacity ---------------------------------------------------------------
     def oldest_retained(self, count: int) -> list[tuple[str, float]]:

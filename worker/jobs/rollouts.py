@@ -203,14 +203,9 @@ def _backoff(svc: Services, polls: int) -> float:
 def jobs_using(svc: Services, target: str, evaluator_id: str) -> list[str]:
     """The target's slot holders (admitted, running, stopping) whose batch uses the
     evaluator. Once a drain holds the evaluator from admission this only shrinks."""
-    holders = sorted(svc.store.redis.smembers(svc.keys.target(target).active))
-    pipe = svc.store.redis.pipeline(transaction=False)
-    for request_id in holders:
-        pipe.hget(svc.keys.job(request_id), "evaluators")
-    uses = pipe.execute()
     return [
         request_id
-        for request_id, used in zip(holders, uses, strict=True)
+        for request_id, (used,) in svc.store.slot_holders(target, ("evaluators",))
         if evaluator_id in (used or "").split(",")
     ]
 

@@ -9,7 +9,7 @@ not the state. Replies are read as text: every Redis client evalq builds decodes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from api_contracts import AgentCoreEvaluation, EvaluationRequest, EvaluatorUpdat
 from worker.jobs.record import ROLLOUT, Job, encode_fields
 from worker.jobs.scripts import load_job_scripts
 from worker.jobs.states import JobState, Move, sources
+from worker.jobs.store_base import StoreBase
 from worker.keys import DEFAULT_TARGET, Keys, TargetKeys
 from worker.lua import Call, run_together
 from worker.observability import metrics
@@ -114,19 +115,12 @@ class DueTimer:
     lease_token: float
 
 
-class JobStore:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        # redis-py types every reply as `Awaitable | Any` (sync and async share stubs).
-        self.redis: Any = client
-        self.keys = keys
-        self.scripts = load_job_scripts(client)
+class JobStore(StoreBase):
+    """Registration, admission, moves, timers and reads of job records (the other
+    concerns' stores are built on it: ``worker.jobs.store_base``)."""
 
-    def _keys(self, target: str, request_id: str | None = None, **more: str) -> dict[str, str]:
-        """The keys a script may name: every global key, the target's, the job's, more."""
-        named = {**self.keys.fixed, **self.keys.target(target).fixed, **more}
-        if request_id is not None:
-            named["job"] = self.keys.job(request_id)
-        return named
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(client, keys, load_job_scripts(client))
 
     def _backlog(self, target: TargetKeys, producer: str, priority: int) -> dict[str, str]:
         """The keys of one producer's backlog at one priority."""
@@ -415,6 +409,13 @@ class JobStore:
         index = self.keys.target(target).deletions
         return list(self.redis.zrangebyscore(index, "-inf", now, 0, limit))
 
+    def deletions_due_at(self, target: str, request_ids: list[str]) -> list[float | None]:
+        """When each job's bulk deletion fell due (None: not waiting for one)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in request_ids:
+            pipe.zscore(self.keys.target(target).deletions, request_id)
+        return [None if at is None else float(at) for at in pipe.execute()]
+
     def deletion_done(self, target: str, request_ids: list[str]) -> None:
         if request_ids:
             self.redis.zrem(self.keys.target(target).deletions, *request_ids)
@@ -461,6 +462,17 @@ class JobStore:
                 pipe.hgetall(self.keys.job(request_id))
             yield from (Job.from_hash(raw) for raw in pipe.execute() if raw)
             start += batch
+
+    def slot_holders(
+        self, target: str, fields: Sequence[str]
+    ) -> list[tuple[str, list[str | None]]]:
+        """The target's slot holders (admitted, running, stopping), sorted, each with
+        ``fields`` of its record (None where a field or the record is missing)."""
+        holders = sorted(self.redis.smembers(self.keys.target(target).active))
+        pipe = self.redis.pipeline(transaction=False)
+        for request_id in holders:
+            pipe.hmget(self.keys.job(request_id), list(fields))
+        return list(zip(holders, pipe.execute(), strict=True))
 
     def active_count(self, target: str) -> int:
         return int(self.redis.scard(self.keys.target(target).active))

@@ -33,6 +33,7 @@ from worker.jobs.polling import projected_end
 from worker.jobs.record import Progress
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
 from worker.jobs.store import Ref
+from worker.jobs.watch_store import WatchStore
 from worker.services import Services
 from worker.targets.registry import Target
 
@@ -66,14 +67,11 @@ def watch(svc: Services, name: str) -> WatchReport:
     if target is None or not svc.settings.watch_by_list:
         return report
     running = svc.store.active_count(name)
-    known = svc.store.redis.get(target.keys.remote_jobs)
-    pages = max(1, math.ceil(int(known or 0) / PAGE_SIZE))
+    pages = max(1, math.ceil(WatchStore(svc.store).remote_jobs(name) / PAGE_SIZE))
     if running == 0 or pages > running:
         _stop_watching(svc, target)
         return report
-    lock = svc.store.redis.lock(
-        target.keys.watch_lock, timeout=max(5.0, 5 * svc.settings.tick_interval), blocking=False
-    )
+    lock = WatchStore(svc.store).lock(name, timeout=max(5.0, 5 * svc.settings.tick_interval))
     if not lock.acquire():
         return report  # the previous pass is still listing
     try:
@@ -90,7 +88,7 @@ def watch(svc: Services, name: str) -> WatchReport:
 
 def is_watched(svc: Services, target: Target) -> bool:
     """Whether a fresh listing watches the target's running jobs."""
-    return bool(svc.store.redis.exists(target.keys.watching))
+    return WatchStore(svc.store).is_watched(target.name)
 
 
 def _list(target: Target) -> tuple[list[RemoteJob], list[int]] | None:
@@ -114,23 +112,16 @@ def _list(target: Target) -> tuple[list[RemoteJob], list[int]] | None:
 
 def _record(svc: Services, target: Target, remote: list[RemoteJob], report: WatchReport) -> None:
     now = svc.clock()
-    keys = target.keys
-    pipe = svc.store.redis.pipeline(transaction=False)
-    pipe.set(keys.remote_jobs, len(remote))
     # Fresh for ten ticks: a watcher that stops (or falls behind that much under load)
     # leaves the jobs to their own polls.
-    pipe.set(keys.watching, now, px=max(1, int(FRESH_TICKS * 1000 * svc.settings.tick_interval)))
-    pipe.execute()
+    fresh_ms = max(1, int(FRESH_TICKS * 1000 * svc.settings.tick_interval))
+    WatchStore(svc.store).listed(target.name, len(remote), now=now, fresh_ms=fresh_ms)
     # The target's slot holders, by remote id: every job that may skip its own polls is
     # one, whatever its name (records from before the name index have none).
-    owners = sorted(svc.store.redis.smembers(keys.active))
-    pipe = svc.store.redis.pipeline(transaction=False)
-    for owner in owners:
-        pipe.hmget(svc.keys.job(owner), _WATCHED_FIELDS)
     by_id = {
         remote_id: (owner, text, stored, progress, whole, first)
         for owner, (remote_id, text, stored, progress, whole, first)
-        in zip(owners, pipe.execute(), strict=True)
+        in svc.store.slot_holders(target.name, _WATCHED_FIELDS)
         if remote_id
     }  # fmt: skip
     report.ended = []
@@ -180,7 +171,7 @@ def _time_next_listing(svc: Services, target: Target, ends: list[float | None], 
     delay = max(settings.tick_interval, min(settings.watch_recheck_seconds, *delays))
     svc.store.watch_at(target.name, now + delay)
     fresh = delay + FRESH_TICKS * settings.tick_interval
-    svc.store.redis.set(target.keys.watching, now, px=max(1, int(1000 * fresh)))
+    WatchStore(svc.store).keep_watching(target.name, now=now, fresh_ms=max(1, int(1000 * fresh)))
 
 
 def _ended(
@@ -228,6 +219,5 @@ def _progress_fields(job: RemoteJob, now: float, *, first: bool) -> dict[str, An
 def _stop_watching(svc: Services, target: Target) -> None:
     """Per-job polls take over: a job whose next poll waits on the listing is rechecked
     now rather than at its next recheck."""
-    if svc.store.redis.delete(target.keys.watching):
-        for request_id in svc.store.redis.smembers(target.keys.active):
-            svc.store.schedule(request_id, svc.clock())
+    for request_id in WatchStore(svc.store).stop_watching(target.name):
+        svc.store.schedule(request_id, svc.clock())

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.jobs.store import HIGHEST_PRIORITY
+from worker.jobs.gauges_store import JobGauges
 from worker.keys import Keys
 from worker.observability import metrics
 from worker.observability.health import STALE_INTERVALS
@@ -90,14 +90,10 @@ class EvalqCollector(Collector):
             keys.heartbeats, now - STALE_INTERVALS * settings.heartbeat_interval, "+inf"
         )
         pipe.hgetall(keys.janitor_state)
-        pipe.zcount(keys.stalled, settings.stall_alert_after, "+inf")
-        for target in targets:
-            target_keys = keys.target(target.name)
-            pipe.scard(target_keys.active)
-            pipe.get(target_keys.admission_paused_until)
-            for priority in range(HIGHEST_PRIORITY + 1):
-                pipe.zrange(target_keys.backlog_turns(priority), 0, -1)
-        last_tick, beating, janitor, stalled, *per_target = pipe.execute()
+        gauges, target_names = JobGauges(keys), [target.name for target in targets]
+        gauges.queue_counts(pipe, target_names, settings.stall_alert_after)
+        last_tick, beating, janitor, *job_replies = pipe.execute()
+        stalled, per_target = gauges.counts(job_replies, target_names)
         yield GaugeMetricFamily(
             "evalq_stalled_jobs",
             "Jobs whose timer fired EVALQ_STALL_ALERT_AFTER times or more in a row without "
@@ -110,14 +106,12 @@ class EvalqCollector(Collector):
         slots: dict[tuple[str, str], float] = {}
         paused: dict[tuple[str, str], float] = {}
         backlogs: list[tuple[tuple[str, str], int, str]] = []
-        step = 2 + HIGHEST_PRIORITY + 1
-        for index, target in enumerate(targets):
-            size, pause, *turns = per_target[index * step : (index + 1) * step]
-            names = (target.backend.value, target.name)
-            active[names], slots[names] = int(size), target.max_active_jobs
-            paused[names] = 1.0 if pause is not None and float(pause) > now else 0.0
-            for priority, producers in enumerate(turns):
-                backlogs += [(names, priority, producer) for producer in producers]
+        for target, counts in zip(targets, per_target, strict=True):
+            labelled = (target.backend.value, target.name)
+            active[labelled], slots[labelled] = counts.active, target.max_active_jobs
+            pause = counts.paused_until
+            paused[labelled] = 1.0 if pause is not None and pause > now else 0.0
+            backlogs += [(labelled, priority, producer) for priority, producer in counts.waiting]
         yield _gauge("evalq_active_jobs", "Jobs holding one of the account's slots.",
                      labels, active)  # fmt: skip
         yield _gauge("evalq_slots", "Slots (the account's quota of active jobs).", labels,
@@ -127,7 +121,7 @@ class EvalqCollector(Collector):
                      labels, paused)  # fmt: skip
 
         for (_, name), priority, producer in backlogs:
-            pipe.llen(keys.target(name).backlog(producer, priority))
+            gauges.queue_backlog(pipe, name, producer, priority)
         sizes = pipe.execute() if backlogs else []
         backlog = GaugeMetricFamily(
             "evalq_backlog_requests",
@@ -217,9 +211,9 @@ class EvalqCollector(Collector):
             parsed = [(entry_id, _parse(raw)) for entry_id, raw in zip(page, raws, strict=True)
                       if raw is not None]  # fmt: skip
             # A dead letter's target is the one its job was routed to (its record says).
-            pipe = self.store.pipeline(transaction=False)
+            pipe, gauges = self.store.pipeline(transaction=False), JobGauges(self.keys)
             for _, doc in parsed:
-                pipe.hget(self.keys.job(str(doc.get("request_id") or "")), "target")
+                gauges.queue_job_target(pipe, str(doc.get("request_id") or ""))
             for (entry_id, doc), target in zip(parsed, pipe.execute(), strict=True):
                 self._dead_letters[entry_id] = _dead_letter_labels(doc, target)
         return [self._dead_letters[i] for i in ids if i in self._dead_letters]
