@@ -5,14 +5,15 @@
   :data:`NOT_JOB_KEYS`), touch a store's Redis client or run a job script. The
   dead-letter store and the schedules' state keep keys of their own, not a job's: they
   may use their own client and scripts (:data:`OWN_STORES`).
-* Only ``worker/jobs/moves.py`` moves a job (``JobStore.transition``) and admits
-  (``JobStore.admit``, or ``register(..., admit_quota=...)``): a move that frees a slot
-  says so and that one place admits, so no caller can forget to.
+* Only ``worker/jobs/moves.py`` moves a job (``JobStore.transition`` and the store's
+  other moves: :data:`MOVE_METHODS`) and admits (``JobStore.admit``, or
+  ``register(..., admit_quota=...)``): a move that frees a slot says so and that one
+  place admits, so no caller can forget to.
 
 A name is "of the keys" when the expression it is read from is named like keys
 (``keys``, ``target_keys``, ``svc.keys``, ``target.keys``) or is a target's keys
 (``keys.target(name)``); a store is an expression named like one (``store``,
-``svc.store``).
+``svc.store``, ``indexes``, ``items``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ STORE_MODULES = frozenset(f"worker/jobs/{name}.py" for name in _STORES)
 OWN_STORES = frozenset({"worker/dead_letters/store.py", "worker/schedules/state.py"})
 #: The one module that moves a job and admits.
 MOVES_MODULE = "worker/jobs/moves.py"
+#: The store's methods that move a job or admit: only moves.py calls them.
+MOVE_METHODS = (
+    "transition", "admit", "register", "register_rollout", "enqueue", "requeue",
+    "expire_queued", "repair_slots", "adopt",
+)  # fmt: skip
 
 #: Names of Keys / TargetKeys that are not a job's: the key families themselves, dead
 #: letters (their store), schedules (their state), metrics, heartbeats, the janitor's own
@@ -71,7 +77,8 @@ def _is_keys(node: ast.expr) -> bool:
 
 
 def _is_store(node: ast.expr) -> bool:
-    return _name(node).lower().endswith("store")
+    name = _name(node).lower()
+    return name.endswith(("store", "indexes", "items"))
 
 
 def _calls_store(func: ast.expr, methods: tuple[str, ...]) -> bool:
@@ -97,7 +104,7 @@ def violations(source: str, path: str) -> Iterator[str]:
             yield f"{where}: loads the job scripts"
         if isinstance(node, ast.Call) and path != MOVES_MODULE:
             func = node.func
-            if _calls_store(func, ("transition", "admit")):
+            if _calls_store(func, MOVE_METHODS):
                 yield f"{where}: calls {ast.unparse(func)} (only moves.py moves and admits)"
             if any(k.arg == "admit_quota" for k in node.keywords) and not in_store:
                 yield f"{where}: admits through register (only moves.py admits)"
@@ -141,6 +148,8 @@ def test_the_store_modules_named_here_exist() -> None:
         "svc.store.admit(target, now=now, quota=1)",
         "svc.store.register(request, admit_quota=5)",
         "items._scripts['x']",
+        "indexes.adopt(request_id, remote, now=now)",
+        "svc.store.requeue(job, now=now, pause_until=now)",
     ],
 )
 def test_each_kind_of_reach_through_is_caught(line: str) -> None:

@@ -211,7 +211,7 @@ def _adopt(
         report.deferred.append(f"adopt:{request_id}")
         return
     try:
-        if indexes.adopt(request_id, remote, now=svc.clock()):
+        if moves.adopt(svc, indexes, request_id, remote, now=svc.clock()):
             report.done["adopted"].append(request_id)
             log.info("remote job adopted", request_id=request_id, batch_evaluation_id=remote.id)
     finally:

@@ -5,7 +5,7 @@ says so in its result (:class:`~worker.jobs.store.Moved`, from the Lua move itse
 :func:`move` admits when it did, so no caller can forget to. A job that enters the
 backlog (:func:`register`, :func:`enqueue`) is admitted here too, and the timer's tick
 and the janitor's slot repair fill free slots through :func:`admit`. Nothing else in
-``worker/`` calls the store's admission (``tests/unit/test_architecture.py``).
+``worker/`` calls the store's moves or its admission (``tests/unit/test_architecture.py``).
 
 A requeue frees a slot but pauses admission (the account said it is full): it admits
 nothing; the pause ends on the timer's tick.
@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api_contracts import EvaluationRequest
+from api_contracts import EvaluationRequest, EvaluatorUpdateRequest
+from worker.backends.base import RemoteJob
 from worker.jobs.janitor_store import JanitorIndexes
 from worker.jobs.record import Job
 from worker.jobs.states import JobState, Move
@@ -79,6 +80,14 @@ def register(
     return registration
 
 
+def register_rollout(
+    svc: Services, request: EvaluatorUpdateRequest, *, target: str, now: float, deadline_at: float
+) -> Registration:
+    """Register an evaluator rollout once (``move: roll_out``): it takes no slot, so
+    nothing is admitted."""
+    return svc.store.register_rollout(request, target=target, now=now, deadline_at=deadline_at)
+
+
 def enqueue(svc: Services, job: Job, *, now: float, **values: Any) -> bool:
     """A request whose scenario sessions are ready enters the backlog (``move: enqueue``)
     and may take a free slot at once; True if it moved."""
@@ -111,6 +120,14 @@ def repair_slots(
     if released:
         admit(svc, indexes.target)
     return rearmed, released
+
+
+def adopt(
+    svc: Services, indexes: JanitorIndexes, request_id: str, remote: RemoteJob, *, now: float
+) -> bool:
+    """The janitor found the remote job of a record that never learned it (``move:
+    adopt``, to RUNNING): it frees no slot."""
+    return indexes.adopt(request_id, remote, now=now)
 
 
 def _hand_out(svc: Services, admission: Admission) -> list[str]:

@@ -24,6 +24,7 @@ from api_contracts import (
 from worker import task_names
 from worker.dead_letters import replay
 from worker.errors import PermanentError
+from worker.jobs import moves
 from worker.jobs.intake import IntakeResult, dead_letter_raw, dead_letter_valid, refused_by
 from worker.jobs.rollouts import ROLLOUT_DEADLINE_SECONDS
 from worker.jobs.store import IntakeOutcome
@@ -71,8 +72,8 @@ def _register(svc: Services, raw: Any, broker_user: str | None) -> IntakeResult:
         target = agentcore_target(svc, request.target)
     except PermanentError as exc:
         return dead_letter_valid(svc, request, rejected, exc.reason, str(exc), task, now, None)
-    registration = svc.store.register_rollout(
-        request, target=target, now=now, deadline_at=now + ROLLOUT_DEADLINE_SECONDS
+    registration = moves.register_rollout(
+        svc, request, target=target, now=now, deadline_at=now + ROLLOUT_DEADLINE_SECONDS
     )
     result = IntakeResult(registration.job_id, registration.outcome, registration.state)
     refused = refused_by(registration, request, 0, target)
