@@ -293,6 +293,22 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.S)
 
 
+def _script_commands(*packages: str) -> frozenset[str]:
+    """The Redis commands evalq's Lua scripts in these packages call (lower case)."""
+    root = Path(__file__).resolve().parents[2] / "worker"
+    found = set()
+    for package in packages:
+        for script in (root / package / "scripts").glob("*.lua"):
+            found |= {c.lower() for c in re.findall(r"redis\.p?call\(\s*['\"](\w+)['\"]",
+                                                     script.read_text())}  # fmt: skip
+    return frozenset(found)
+
+
+#: What the job store's scripts (jobs, dead letters, schedules, rate limits) run as the
+#: store's role: a command missing from its ACL fails every call of that script.
+STORE_SCRIPT_COMMANDS = _script_commands("jobs", "dead_letters", "schedules", "backends")
+
+
 def redis_roles(text: str) -> list[str]:
     """Complaints about the ACL file's roles ([] if each has only what it needs)."""
     users = parse_acl(text)
@@ -310,6 +326,11 @@ def redis_roles(text: str) -> list[str]:
                 problems.append(f"evalq-exporter may run {sorted(writes | selector.categories)}"
                                 f" or reach channels {selector.channels}")  # fmt: skip
             problems += [f"evalq-exporter may write {p}" for f, p in selector.keys if "W" in f]
+    for name in ("evalq-store", "evalq-ops"):  # both run the job store's scripts
+        user = users.get(name)
+        if user is not None:
+            missing = [c for c in sorted(STORE_SCRIPT_COMMANDS) if not user.allows(c, "evalq:x")]
+            problems += [f"{name} may not run {c}, which a script calls" for c in missing]
     ops = users.get("evalq-ops")
     if ops is not None:
         for key in ("evals.results", "evals.synchronous", "zz-producer.replies", "unacked"):

@@ -108,6 +108,8 @@ BREAKAGES = [
     ("roles", "redis/users.acl", "user default off", "user default on nopass"),
     ("roles", "redis/users.acl", "%R~unacked -@all +ping", "%R~unacked -@all +ping +hset"),
     ("roles", "redis/users.acl", "%W~evals.control %W", "%W~evals.* %W"),
+    # The job store's role without a command one of its scripts calls (survey.lua's ZCOUNT).
+    ("roles", "redis/users.acl", "+zrevrangebyscore +zcount", "+zrevrangebyscore"),
     # A RabbitMQ producer given more than the exchange evals.requests and its own queues.
     ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"', '"write": ".*"'),
     ("roles", "rabbitmq/definitions.json", '"write": "^evals\\\\.requests$"',

@@ -433,3 +433,22 @@ def test_a_start_answered_with_another_request_s_job_is_a_conflict(
     with pytest.raises(PermanentError, match=member) as exc:
         _check_echo(ASKED, {"batchEvaluationId": "earlier-abcdefghij", **answer})
     assert exc.value.reason == ReasonCode.idempotency_conflict
+
+
+def test_every_targets_session_shares_one_parsed_service_model() -> None:
+    # A session of its own parses botocore's models again: 137 ms per new target's client.
+    from worker.backends.agentcore.client import session_for
+    from worker.targets.config import TargetSpec
+
+    settings = Settings(aws_access_key_id="k", aws_secret_access_key="s")
+    sessions = [
+        session_for(settings, TargetSpec(name=name, region=region, role_arn=role).resolve(settings))
+        for name, region, role in (
+            ("a", "us-east-1", None),
+            ("b", "eu-west-1", None),
+            ("c", "us-west-2", "arn:aws:iam::123456789012:role/evalq"),
+        )
+    ]
+    loaders = {id(s._session.get_component("data_loader")) for s in sessions}
+    assert len(loaders) == 1
+    assert {s.region_name for s in sessions} == {"us-east-1", "eu-west-1", "us-west-2"}

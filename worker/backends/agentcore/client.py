@@ -7,6 +7,7 @@ import hashlib
 from typing import Any
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
@@ -106,7 +107,8 @@ def session_for(settings: Settings, target: TargetConfig) -> boto3.session.Sessi
             "aws_access_key_id": settings.aws_access_key_id.get_secret_value(),
             "aws_secret_access_key": settings.aws_secret_access_key.get_secret_value(),
         }
-    base = boto3.session.Session(region_name=target.region, **static)
+    base = boto3.session.Session(botocore_session=_botocore_session(), region_name=target.region,
+                                 **static)  # fmt: skip
     if target.role_arn is None:
         return base
     assume: dict[str, str] = {"RoleSessionName": f"evalq-{target.name}"}
@@ -125,6 +127,19 @@ def session_for(settings: Settings, target: TargetConfig) -> boto3.session.Sessi
     )
     # boto3 takes credentials objects only through a botocore session (Airflow's AWS
     # hook does the same).
-    core = botocore.session.Session()
+    core = _botocore_session()
     core._credentials = refreshing
     return boto3.session.Session(botocore_session=core, region_name=target.region)
+
+
+#: One loader for every session of the process: it caches the service models and endpoint
+#: data it has parsed, which a session of its own parses again (a client of a new target:
+#: 137 ms with a loader of its own, 18 ms with this one; 200 targets made the janitor's
+#: first sweep pass its 90 s time limit).
+_LOADER = botocore.loaders.create_loader()
+
+
+def _botocore_session() -> botocore.session.Session:
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    return core
