@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from worker.jobs.store import Admission
+from worker.jobs.watch import listing_lease
 from worker.services import Services
 from worker.targets.registry import Target
 
@@ -59,7 +60,8 @@ def tick(svc: Services) -> int:
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
     targets = list(svc.targets)
-    work = svc.store.survey({target.name: target.quota for target in targets}, now=now)
+    quotas = {target.name: target.quota for target in targets}
+    work = svc.store.survey(quotas, now=now, listing_lease=listing_lease(settings))
     for target in targets:
         todo = work[target.name]
         if todo.overdue:

@@ -33,6 +33,7 @@ from worker.jobs.record import Progress
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
 from worker.jobs.store import Ref
 from worker.services import Services
+from worker.settings import Settings
 from worker.targets.registry import Target
 
 log = structlog.stdlib.get_logger("evalq.watch")
@@ -46,6 +47,12 @@ _WATCHED_FIELDS = (
     "batch_evaluation_id", "state", "remote_status", "progress_last", "listing_outcome",
     "progress_first",
 )  # fmt: skip
+
+
+def listing_lease(settings: Settings) -> float:
+    """Seconds a sent ``evals.watch`` may wait for a worker before it expires unrun; the
+    tick sends no other for that target meanwhile (``JobStore.survey``)."""
+    return max(1.0, 2 * settings.tick_interval)
 
 
 @dataclass

@@ -35,6 +35,7 @@ from worker.backends.ratelimit import SharedRateLimits
 from worker.dead_letters.store import DeadLetterStore
 from worker.jobs.polling import PollPolicy
 from worker.jobs.store import JobStore
+from worker.jobs.watch import listing_lease
 from worker.keys import Keys
 from worker.observability.measured import MeasuredBackend
 from worker.observability.metrics import RemoteCalls
@@ -223,12 +224,11 @@ def dispatch_advance(request_id: str, lease_token: float | None, countdown: floa
 
 
 def dispatch_watch(target: str) -> None:
-    """Send ``evals.watch`` for a target; one nobody ran within a tick is dropped (the
-    next tick sends another)."""
+    """Send ``evals.watch`` for a target; one nobody ran within its lease is dropped (the
+    next tick after the lease sends another)."""
     from worker.runtime.app import app
 
-    interval = get_settings().tick_interval
-    app.send_task(task_names.WATCH, args=[target], expires=max(1.0, 2 * interval))
+    app.send_task(task_names.WATCH, args=[target], expires=listing_lease(get_settings()))
 
 
 def dispatch_sync(request_id: str) -> None:
