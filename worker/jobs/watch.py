@@ -51,8 +51,9 @@ _WATCHED_FIELDS = (
 
 def listing_lease(settings: Settings) -> float:
     """Seconds a sent ``evals.watch`` may wait for a worker before it expires unrun; the
-    tick sends no other for that target meanwhile (``JobStore.survey``)."""
-    return max(1.0, 2 * settings.tick_interval)
+    tick sends no other for that target meanwhile (``JobStore.survey``). Half the time a
+    listing stays fresh: late, it still comes before the jobs fall back to their own polls."""
+    return max(1.0, FRESH_TICKS * settings.tick_interval / 2)
 
 
 @dataclass
