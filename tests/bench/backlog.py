@@ -9,11 +9,16 @@ start reaches the emulator. Baseline: the same figures at a 1,000-request backlo
 
 from __future__ import annotations
 
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import redis
+
 from api_contracts import EvaluationRequest
+from evalq_emulators.processes import RedisServer
 from tests.bench.harness import (
     Rig,
     Row,
@@ -146,3 +151,29 @@ def _ms(values: list[float]) -> str:
 
 def _us(values: list[float]) -> str:
     return f"p50 {percentile(values, 50) * 1e6:.0f} us, p95 {percentile(values, 95) * 1e6:.0f} us"
+
+
+def record_size(quick: bool) -> list[Row]:
+    """Redis bytes per queued request (``--only recordsize``): as Redis keeps a job record
+    by default (a hash with a value over 64 bytes, the stored request, is a hash table),
+    against ``hash-max-listpack-value 1024`` (the record packed in one listpack)."""
+    count = 5_000 if quick else 20_000
+    sizes = {value: _bytes_per_request(count, value) for value in (64, 1024)}
+    return [
+        ("Redis bytes per queued request, hash-max-listpack-value 1024",
+         f"{sizes[1024]:,.0f} B", f"{sizes[64]:,.0f} B default (64)",
+         f"{sizes[1024] / sizes[64]:.2f}", f"{count:,} requests registered; INFO used_memory"),
+    ]  # fmt: skip
+
+
+def _bytes_per_request(count: int, listpack_value: int) -> float:
+    logs = Path(tempfile.mkdtemp(prefix="evalq-bench-"))
+    server = RedisServer(directory=logs, log_path=logs / "redis.log").start()
+    try:
+        client = redis.Redis.from_url(f"{server.url}/1", decode_responses=True)
+        client.config_set("hash-max-listpack-value", listpack_value)
+        before = int(client.info("memory")["used_memory"])
+        _fill(JobStore(client, Keys()), 0, count, batch=500)
+        return (int(client.info("memory")["used_memory"]) - before) / count
+    finally:
+        server.stop()

@@ -62,7 +62,7 @@ def _run(r: Rig, count: int, prefix: str) -> dict[str, Any]:
         for j in range(QUOTA * GENERATIONS):
             producer.submit(_request(name, n * 1000 + j))
     total = count * QUOTA * GENERATIONS
-    wait_until(lambda: _started(r, names) >= count * QUOTA, 120, interval=0.5)
+    wait_until(lambda: _started(r, names) >= count * QUOTA, 300, interval=2.0)
     busy = _measure(r, names, pids, DURATION / SCALE * 0.8)
     outcomes = producer.collect(total, timeout=60 + 2 * GENERATIONS * DURATION / SCALE)
     assert len(outcomes) == total, f"{len(outcomes)} of {total} outcomes"

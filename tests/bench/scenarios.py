@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api_contracts.examples import sample_request
-from tests.bench.backlog import backlog, backlog_million
+from tests.bench.backlog import backlog, backlog_million, record_size
 from tests.bench.burst import burst
 from tests.bench.delivery import delivery
 from tests.bench.fairness import fairness
@@ -110,4 +110,5 @@ ALL: dict[str, Callable[..., list[Row]]] = {
     "scale": scale,
     "burst": burst,
     "backlog1m": backlog_million,
+    "recordsize": record_size,
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 from worker.backends.registry import Target
 from worker.jobs import moves
 from worker.jobs.services import Services
+from worker.jobs.watch import listing_lease
 
 
 def expire_backlog(svc: Services, target: str, limit: int | None = None) -> list[str]:
@@ -42,7 +43,8 @@ def tick(svc: Services) -> int:
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
     targets = list(svc.targets)
-    work = svc.store.survey({target.name: target.quota for target in targets}, now=now)
+    quotas = {target.name: target.quota for target in targets}
+    work = svc.store.survey(quotas, now=now, listing_lease=listing_lease(settings))
     for target in targets:
         todo = work[target.name]
         if todo.overdue:

@@ -267,9 +267,12 @@ class JobStore(StoreBase):
         }
         return self.scripts["admit"], self._keys(target), args, ()
 
-    def survey(self, quotas: dict[str, int], *, now: float) -> dict[str, TargetWork]:
+    def survey(
+        self, quotas: dict[str, int], *, now: float, listing_lease: float = 0.0
+    ) -> dict[str, TargetWork]:
         """What each target's tick has to do, every target in one round trip
-        (``survey.lua``); ``quotas``: target name -> its quota of slots."""
+        (``survey.lua``); ``quotas``: target name -> its quota of slots. A due listing is
+        claimed for ``listing_lease`` seconds (0: not claimed)."""
         if not quotas:
             return {}
         rest: list[Any] = []
@@ -277,7 +280,7 @@ class JobStore(StoreBase):
             keys = self.keys.target(name)
             rest += [quota, name, keys.active, keys.queued_by_deadline, keys.held,
                      keys.admission_paused_until, keys.backlog_turns("")]  # fmt: skip
-        args = {"now": now, "highest_priority": HIGHEST_PRIORITY}
+        args = {"now": now, "highest_priority": HIGHEST_PRIORITY, "listing_lease": listing_lease}
         replies = self.scripts["survey"](self.keys.fixed, args, rest)
         return {
             name: TargetWork(int(holders), bool(admit), bool(overdue), bool(listing))

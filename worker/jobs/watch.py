@@ -36,6 +36,7 @@ from worker.jobs.services import Services
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
 from worker.jobs.store import Ref
 from worker.jobs.watch_store import WatchStore
+from worker.settings import Settings
 
 log = structlog.stdlib.get_logger("evalq.watch")
 
@@ -48,6 +49,13 @@ _WATCHED_FIELDS = (
     "batch_evaluation_id", "state", "remote_status", "progress_last", "listing_outcome",
     "progress_first",
 )  # fmt: skip
+
+
+def listing_lease(settings: Settings) -> float:
+    """Seconds a sent ``evals.watch`` may wait for a worker before it expires unrun; the
+    tick sends no other for that target meanwhile (``JobStore.survey``). Half the time a
+    listing stays fresh: late, it still comes before the jobs fall back to their own polls."""
+    return max(1.0, FRESH_TICKS * settings.tick_interval / 2)
 
 
 @dataclass

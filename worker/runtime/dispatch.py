@@ -5,6 +5,7 @@ never send (status, dlq list) start without it."""
 from __future__ import annotations
 
 from worker import task_names
+from worker.jobs.watch import listing_lease
 from worker.settings import get_settings
 
 
@@ -21,12 +22,11 @@ def dispatch_advance(request_id: str, lease_token: float | None, countdown: floa
 
 
 def dispatch_watch(target: str) -> None:
-    """Send ``evals.watch`` for a target; one nobody ran within a tick is dropped (the
-    next tick sends another)."""
+    """Send ``evals.watch`` for a target; one nobody ran within its lease is dropped (the
+    next tick after the lease sends another)."""
     from worker.runtime.app import app
 
-    interval = get_settings().tick_interval
-    app.send_task(task_names.WATCH, args=[target], expires=max(1.0, 2 * interval))
+    app.send_task(task_names.WATCH, args=[target], expires=listing_lease(get_settings()))
 
 
 def dispatch_sync(request_id: str) -> None:

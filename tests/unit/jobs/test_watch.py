@@ -223,3 +223,20 @@ def test_a_target_with_nothing_running_is_not_listed(services, emulator, clock):
     assert services.redis.zscore(services.keys.watch_due, "default") is None
     work = services.store.survey({"default": 2}, now=clock() + 3600)["default"]
     assert (work.slot_holders, work.listing_due) == (0, False)
+
+
+def test_a_due_listing_is_sent_once_per_lease_however_many_ticks_pass(services, emulator, clock):
+    # Workers far behind: the watch sent at one tick has not run by the next ones.
+    from worker.jobs.admission import tick
+
+    submit(services, "r1", tags={"emulator:duration": "100000", "emulator:sessions": "100"})
+    assert advance(services, "r1") == "started"
+    services.watched.clear()
+    clock.advance(services.settings.poll_initial)
+    for _ in range(5):
+        tick(services)
+        clock.advance(services.settings.tick_interval / 4)
+    assert services.watched == ["default"]
+    clock.advance(watch.listing_lease(services.settings))
+    tick(services)  # the first one expired unrun: another is sent
+    assert services.watched == ["default", "default"]
