@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 from ..common import Reply, Request, ServiceError, ServiceServer, Stream
 from . import eventstream, sts, wire
@@ -125,9 +126,23 @@ class EmulatorServer(ServiceServer):
         client = boto3.client("bedrock-agentcore", endpoint_url=emu.url, ...)
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """``clock``: the emulated account's time (its jobs, rates, credentials) instead
+        of the wall clock, e.g. a test's manual clock; ``sleep``: how a call waits out an
+        emulated duration on it (a stream's pace), e.g. moving that clock on."""
         self.config = config or EmulatorConfig()
-        self.state = AgentCoreService(self.config)
+        given: dict[str, Any] = {}
+        if clock is not None:
+            given.update(clock=clock, monotonic=clock)
+        if sleep is not None:
+            given["sleep"] = sleep
+        self.state = AgentCoreService(self.config, **given)
         super().__init__(self.state, self.config.host, self.config.port)
 
     def start(self) -> Self:

@@ -31,12 +31,18 @@ class Service(ABC):
         faults: FaultConfig | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
         self.seed = seed
+        #: The service's time (its jobs' timelines), and how it waits out an emulated
+        #: duration a call takes (a synchronous run, a stream's pace): the wall clock and
+        #: ``time.sleep``, or a test's manual clock and what moves it on (one clock for
+        #: the test and its emulators, no real waits).
         self.clock = clock
+        self.sleep = sleep
         self._startup_faults = self.parse_faults((faults or FaultConfig()).to_dict())
         self.lock = threading.RLock()
         self._reset_counters()
