@@ -33,6 +33,10 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    #: What the emulators wait out on this clock (a stream's pace, a synchronous run):
+    #: the clock moves on, nothing waits.
+    sleep = advance
+
 
 @dataclass
 class RecordingPublisher:
@@ -65,9 +69,11 @@ def store(fake_redis: fakeredis.FakeRedis, keys: Keys) -> JobStore:
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    # A huge time scale: remote jobs end as soon as the test's clock lets them be polled.
-    with EmulatorServer(EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, seed=7)) as server:
+def emulator(clock: Clock) -> Iterator[EmulatorServer]:
+    # On the test's clock, at a huge time scale: a remote job ends as soon as the test
+    # moves the clock on to its next poll.
+    config = EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, read_tps=1000.0, seed=7)
+    with EmulatorServer(config, clock=clock, sleep=clock.sleep) as server:
         yield server
 
 

@@ -1,5 +1,5 @@
-"""Fixtures of the job tests: the Aymara and Agno emulators in-process, and services
-that run them beside AgentCore (their real clients over HTTP)."""
+"""Fixtures of the job tests: the Aymara and Agno emulators in-process on the test's clock,
+and services that run them beside AgentCore (their real clients over HTTP)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,26 @@ import pytest
 
 from evalq_emulators.common import ServiceServer
 from evalq_emulators.launch import build_service
-from tests.unit.conftest import reconfigure
+from tests.unit.conftest import Clock, reconfigure
 
 KEY = "unit-aymara-key-0123"
 AGNO_KEY = "unit-agno-key-4567"
 
 
 @pytest.fixture
-def aymara() -> Iterator[ServiceServer]:
-    with ServiceServer(build_service("aymara", time_scale=10_000.0, api_key=KEY)) as server:
+def aymara(clock: Clock) -> Iterator[ServiceServer]:
+    service = build_service(
+        "aymara", time_scale=10_000.0, api_key=KEY, clock=clock, sleep=clock.sleep
+    )
+    with ServiceServer(service) as server:
         yield server
 
 
 @pytest.fixture
-def agno() -> Iterator[ServiceServer]:
-    service = build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY)
+def agno(clock: Clock) -> Iterator[ServiceServer]:
+    service = build_service(
+        "agno", time_scale=10_000.0, security_key=AGNO_KEY, clock=clock, sleep=clock.sleep
+    )
     with ServiceServer(service) as server:
         yield server
 
