@@ -68,13 +68,21 @@ def store(fake_redis: fakeredis.FakeRedis, keys: Keys) -> JobStore:
     return JobStore(fake_redis, keys)
 
 
-@pytest.fixture
-def emulator(clock: Clock) -> Iterator[EmulatorServer]:
-    # On the test's clock, at a huge time scale: a remote job ends as soon as the test
-    # moves the clock on to its next poll.
-    config = EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, read_tps=1000.0, seed=7)
-    with EmulatorServer(config, clock=clock, sleep=clock.sleep) as server:
+@pytest.fixture(scope="session")
+def agentcore_server() -> Iterator[EmulatorServer]:
+    """One AgentCore emulator server per test process; each test gets a fresh account on
+    it (``emulator``)."""
+    with EmulatorServer() as server:
         yield server
+
+
+@pytest.fixture
+def emulator(agentcore_server: EmulatorServer, clock: Clock) -> EmulatorServer:
+    # A fresh account on the test's clock, at a huge time scale: a remote job ends as
+    # soon as the test moves the clock on to its next poll.
+    config = EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, read_tps=1000.0, seed=7)
+    agentcore_server.serve_anew(config, clock=clock, sleep=clock.sleep)
+    return agentcore_server
 
 
 @pytest.fixture

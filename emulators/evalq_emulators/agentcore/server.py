@@ -137,15 +137,37 @@ class EmulatorServer(ServiceServer):
         of the wall clock, e.g. a test's manual clock; ``sleep``: how a call waits out an
         emulated duration on it (a stream's pace), e.g. moving that clock on."""
         self.config = config or EmulatorConfig()
-        given: dict[str, Any] = {}
-        if clock is not None:
-            given.update(clock=clock, monotonic=clock)
-        if sleep is not None:
-            given["sleep"] = sleep
-        self.state = AgentCoreService(self.config, **given)
+        self.state = _account(self.config, clock, sleep)
         super().__init__(self.state, self.config.host, self.config.port)
+
+    def serve_anew(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> AgentCoreService:
+        """A fresh emulated account from now on, on the same port (``host`` and ``port``
+        of ``config`` are not looked at): a test's own, on a server its session shares."""
+        self.config = config or self.config
+        self.state = _account(self.config, clock, sleep)
+        self.serve(self.state)
+        return self.state
 
     def start(self) -> Self:
         # Load the service model before the first request, not during it.
         wire.routes()
         return super().start()
+
+
+def _account(
+    config: EmulatorConfig,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], None] | None,
+) -> AgentCoreService:
+    given: dict[str, Any] = {}
+    if clock is not None:
+        given.update(clock=clock, monotonic=clock)
+    if sleep is not None:
+        given["sleep"] = sleep
+    return AgentCoreService(config, **given)

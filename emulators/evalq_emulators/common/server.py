@@ -266,6 +266,17 @@ class ServiceServer:
         self._thread.start()
         return self
 
+    def serve(self, service: Service) -> None:
+        """Serve ``service`` from now on, on the same port (a test's own service on a
+        server its session shares: no server started per test); a call already being
+        served ends on the service it began on."""
+        self.service = service
+        httpd = self._httpd
+        if httpd is not None:
+            with httpd._accounts_lock:
+                httpd.service = service
+                httpd.accounts = {}
+
     @property
     def port(self) -> int:
         if self._httpd is None:
