@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import fakeredis
 import pytest
 
@@ -66,6 +68,17 @@ def keys() -> Keys:
 @pytest.fixture
 def store(fake_redis: fakeredis.FakeRedis, keys: Keys) -> JobStore:
     return JobStore(fake_redis, keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every boto3 session of the test process reads botocore's service models through
+    one loader (its cache), as one long-lived process does: each test builds its own
+    clients, and parsing the models' JSON again for each was most of the lane's time."""
+    loader = botocore.loaders.create_loader()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", lambda *args, **kwargs: loader)
+        yield
 
 
 @pytest.fixture(scope="session")
