@@ -24,10 +24,13 @@ demo: $(BIN)/evalq
 system-packages:
 	@bash .ci/system-packages
 
-# Two pytest processes (pytest-xdist): the integration tests mostly wait on the real
-# processes they start, so two halve the wall time on two cores (docs in README).
-test: system-packages lint typecheck
-	$(BIN)/pytest -n 2
+# Lint, then the unit lane (it stops at its first failure, so a broken unit test stops CI
+# within a few minutes), then types, the system packages and the rest: deploy/'s checks
+# and the integration tests. Two pytest processes (pytest-xdist): the integration tests
+# mostly wait on the real processes they start, so two halve the wall time on two cores
+# (docs in README).
+test: lint unit typecheck system-packages
+	$(BIN)/pytest -n 2 tests/deploy tests/integration
 
 lint: $(BIN)/evalq
 	$(BIN)/ruff check .
@@ -37,8 +40,10 @@ lint: $(BIN)/evalq
 typecheck: $(BIN)/evalq
 	$(BIN)/mypy
 
+# The unit tests alone (fakeredis, the emulators in-process on the tests' clock: no
+# system package), two processes, stopping at the first failure.
 unit: $(BIN)/evalq
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n 2 -x tests/unit
 
 integration: system-packages $(BIN)/evalq
 	$(BIN)/pytest -n 2 tests/integration

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .common import FaultConfig, Service
@@ -26,21 +27,32 @@ def build_service(
     agents: Sequence[str] = ("demo-agent",),
     teams: Sequence[str] = (),
     db_id: str | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Service:
     """The emulator of ``name`` at ``time_scale`` with start-up ``faults``.
 
     ``agentcore``: more ``EmulatorConfig`` fields (quotas, rates, durations) of the
     AgentCore emulator. ``api_key``, ``workspaces`` and ``organization`` (False: the
     key's organization is missing): Aymara's. ``security_key``,
-    ``agents``, ``teams`` and ``db_id``: Agno AgentOS's.
+    ``agents``, ``teams`` and ``db_id``: Agno AgentOS's. ``clock`` and ``sleep``: the
+    service's time and how it waits out an emulated duration (a test's manual clock and
+    what moves it on: one clock for the test and the emulator, no real waits).
     """
-    options: dict[str, Any] = {"time_scale": time_scale, "faults": faults, "seed": seed}
+    options: dict[str, Any] = {
+        "time_scale": time_scale,
+        "faults": faults,
+        "seed": seed,
+        "clock": clock,
+        "sleep": sleep,
+    }
     if name == "agentcore":
         from .agentcore import AgentCoreService, EmulatorConfig
 
         config = EmulatorConfig(time_scale=time_scale, faults=faults or FaultConfig(),
                                 seed=seed, **dict(agentcore or {}))  # fmt: skip
-        return AgentCoreService(config)
+        monotonic = time.monotonic if clock is time.time else clock
+        return AgentCoreService(config, clock=clock, monotonic=monotonic, sleep=sleep)
     if name == "aymara":
         from .aymara import AymaraService
 

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import fakeredis
 import pytest
 
@@ -32,6 +34,10 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    #: What the emulators wait out on this clock (a stream's pace, a synchronous run):
+    #: the clock moves on, nothing waits.
+    sleep = advance
 
 
 @dataclass
@@ -64,11 +70,32 @@ def store(fake_redis: fakeredis.FakeRedis, keys: Keys) -> JobStore:
     return JobStore(fake_redis, keys)
 
 
-@pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    # A huge time scale: remote jobs end as soon as the test's clock lets them be polled.
-    with EmulatorServer(EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, seed=7)) as server:
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every boto3 session of the test process reads botocore's service models through
+    one loader (its cache), as one long-lived process does: each test builds its own
+    clients, and parsing the models' JSON again for each was most of the lane's time."""
+    loader = botocore.loaders.create_loader()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", lambda *args, **kwargs: loader)
+        yield
+
+
+@pytest.fixture(scope="session")
+def agentcore_server() -> Iterator[EmulatorServer]:
+    """One AgentCore emulator server per test process; each test gets a fresh account on
+    it (``emulator``)."""
+    with EmulatorServer() as server:
         yield server
+
+
+@pytest.fixture
+def emulator(agentcore_server: EmulatorServer, clock: Clock) -> EmulatorServer:
+    # A fresh account on the test's clock, at a huge time scale: a remote job ends as
+    # soon as the test moves the clock on to its next poll.
+    config = EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, read_tps=1000.0, seed=7)
+    agentcore_server.serve_anew(config, clock=clock, sleep=clock.sleep)
+    return agentcore_server
 
 
 @pytest.fixture

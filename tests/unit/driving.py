@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from typing import Any
 
@@ -25,9 +24,18 @@ def run_until(services, request_id, state, clock, steps=50):
         if job.state == state:
             return job
         clock.advance(60)
-        time.sleep(0.01)  # the emulator's real clock moves too (time scale 10,000)
         advance(services, request_id)
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
+
+
+def advance_until(clock, predicate, step=1.0, limit=3600.0):
+    """Move the test's clock (the emulators' too) on by ``step`` until ``predicate``
+    holds, at most ``limit`` seconds."""
+    moved = 0.0
+    while not predicate():
+        assert moved < limit, f"still not so after {limit} s on the clock"
+        clock.advance(step)
+        moved += step
 
 
 def faults(emulator: Any, body: dict[str, Any]) -> None:

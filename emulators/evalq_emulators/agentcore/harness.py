@@ -328,7 +328,7 @@ class StreamPlan:
     error: str | None
     #: Close the connection after ``events`` without ending the HTTP response.
     cut: bool
-    #: Real seconds to wait before each frame.
+    #: Seconds of the service's clock to wait before each frame.
     interval: float
 
 

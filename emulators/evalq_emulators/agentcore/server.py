@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 from ..common import Reply, Request, ServiceError, ServiceServer, Stream
 from . import eventstream, sts, wire
@@ -125,12 +126,48 @@ class EmulatorServer(ServiceServer):
         client = boto3.client("bedrock-agentcore", endpoint_url=emu.url, ...)
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """``clock``: the emulated account's time (its jobs, rates, credentials) instead
+        of the wall clock, e.g. a test's manual clock; ``sleep``: how a call waits out an
+        emulated duration on it (a stream's pace), e.g. moving that clock on."""
         self.config = config or EmulatorConfig()
-        self.state = AgentCoreService(self.config)
+        self.state = _account(self.config, clock, sleep)
         super().__init__(self.state, self.config.host, self.config.port)
+
+    def serve_anew(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> AgentCoreService:
+        """A fresh emulated account from now on, on the same port (``host`` and ``port``
+        of ``config`` are not looked at): a test's own, on a server its session shares."""
+        self.config = config or self.config
+        self.state = _account(self.config, clock, sleep)
+        self.serve(self.state)
+        return self.state
 
     def start(self) -> Self:
         # Load the service model before the first request, not during it.
         wire.routes()
         return super().start()
+
+
+def _account(
+    config: EmulatorConfig,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], None] | None,
+) -> AgentCoreService:
+    given: dict[str, Any] = {}
+    if clock is not None:
+        given.update(clock=clock, monotonic=clock)
+    if sleep is not None:
+        given["sleep"] = sleep
+    return AgentCoreService(config, **given)

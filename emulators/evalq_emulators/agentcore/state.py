@@ -60,6 +60,7 @@ class EmulatorState(Service):
         config: EmulatorConfig,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self._monotonic = monotonic
@@ -67,7 +68,11 @@ class EmulatorState(Service):
         # holds them keeps working (``reset`` only starts their counts again).
         self.credentials = IssuedCredentials(config.sts_credential_seconds, clock)
         super().__init__(
-            time_scale=config.time_scale, faults=config.faults, seed=config.seed, clock=clock
+            time_scale=config.time_scale,
+            faults=config.faults,
+            seed=config.seed,
+            clock=clock,
+            sleep=sleep,
         )
         self.forget_jobs()
 

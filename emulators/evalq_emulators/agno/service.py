@@ -13,7 +13,6 @@ ends. ``emulator:outcome=error`` makes the eval fail (500, nothing stored).
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -211,7 +210,7 @@ class AgnoService(Service):
             self.max_active = max(self.max_active, len(self._running))
         try:
             # The synchronous eval: the worker's call waits, the lock does not.
-            time.sleep(self.real_seconds(emulated))
+            self.sleep(self.real_seconds(emulated))
         finally:
             with self.lock:
                 self._running.pop(run_id, None)

@@ -47,15 +47,16 @@ class Reply:
 
 @dataclass(frozen=True)
 class Stream:
-    """An answer sent as HTTP chunks, one frame per chunk, each after ``interval`` real
-    seconds (AgentCore's InvokeHarness event stream)."""
+    """An answer sent as HTTP chunks, one frame per chunk, each after ``interval`` seconds
+    of the service's clock (AgentCore's InvokeHarness event stream)."""
 
     headers: dict[str, str]
     frames: list[bytes]
     interval: float
-    #: Called once with how the stream ended: ``outcome`` when every frame went out and
-    #: the response was ended, ``broken`` when it was cut, ``client_gone`` when the
-    #: client left, ``lost_response`` when a fault lost the answer before it started.
+    #: Called with how the stream ended, before its last bytes go out: ``outcome`` when
+    #: every frame goes out and the response is ended, ``broken`` when it is cut,
+    #: ``client_gone`` when the client left (again, if it left as the last bytes went
+    #: out), ``lost_response`` when a fault lost the answer before it started.
     on_end: Callable[[str], None]
     outcome: str = "completed"
     #: Close the connection after the frames without ending the HTTP response.

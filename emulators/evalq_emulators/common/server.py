@@ -81,21 +81,21 @@ class _Handler(KeepAliveHandler):
             body=body,
         )
         if path.startswith(CONTROL_PREFIX):
-            self._answer(control_plane(service, request))
+            self._answer(control_plane(service, request), service)
             return
         # Counted while served and answered (a stream until its end): a test waits for
         # in_flight 0 to read what the service holds after a call evalq gave up on.
         service.served(+1)
         try:
-            self._answer(serve_call(service, request))
+            self._answer(serve_call(service, request), service)
         finally:
             service.served(-1)
 
-    def _answer(self, reply: Reply | Stream | None) -> None:
+    def _answer(self, reply: Reply | Stream | None, service: Service) -> None:
         if reply is None:
             self._drop()
         elif isinstance(reply, Stream):
-            self._send_stream(reply)
+            self._send_stream(reply, service)
         else:
             self._send(reply)
 
@@ -116,29 +116,44 @@ class _Handler(KeepAliveHandler):
             # The client went away (e.g. its own timeout); nothing left to tell it.
             self.close_connection = True
 
-    def _send_stream(self, stream: Stream) -> None:
-        """The frames in HTTP chunks, paced in real time; the stream learns how it ended
-        (completed, broken by a fault, or the client left)."""
-        outcome = stream.outcome
+    def _send_stream(self, stream: Stream, service: Service) -> None:
+        """The frames in HTTP chunks, paced on the service's clock; the stream learns how
+        it ended (completed, ended in an error event, broken by a fault, or the client
+        left).
+
+        How it ends is recorded before its last bytes go out (the last frame, then the
+        last chunk or the cut): a client that has read the end and then asks the control
+        plane finds it recorded. A client that leaves before the end arrives turns it
+        into ``client_gone``."""
+        ending = "broken" if stream.cut else stream.outcome
+        ended = False
         try:
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
             for key, value in stream.headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            for frame in stream.frames:
-                time.sleep(stream.interval)
+            *leading, last = stream.frames or [b""]
+            for frame in leading:
+                service.sleep(stream.interval)
                 self._write_chunk(frame)
+            if stream.frames:
+                service.sleep(stream.interval)
+            ended = True
+            stream.on_end(ending)
+            if stream.frames:
+                self._write_chunk(last)
             if stream.cut:
-                outcome = "broken"
                 self._drop()
                 return
             self._write_chunk(b"")  # the last chunk: the response is complete
         except OSError:
-            outcome = "client_gone"
+            ended = True
+            stream.on_end("client_gone")
             self.close_connection = True
         finally:
-            stream.on_end(outcome)
+            if not ended:
+                stream.on_end(ending)
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
@@ -170,6 +185,7 @@ def serve_call(service: Service, request: Request) -> Reply | Stream | None:
             return err.reply
     fault = service.begin_call(operation)
     if fault.delay_seconds:
+        # Real time, on any clock: a latency fault is there to outlast a client's timeout.
         time.sleep(fault.delay_seconds)  # outside the lock: other calls proceed
     if fault.drop:
         return None
@@ -249,6 +265,17 @@ class ServiceServer:
         )
         self._thread.start()
         return self
+
+    def serve(self, service: Service) -> None:
+        """Serve ``service`` from now on, on the same port (a test's own service on a
+        server its session shares: no server started per test); a call already being
+        served ends on the service it began on."""
+        self.service = service
+        httpd = self._httpd
+        if httpd is not None:
+            with httpd._accounts_lock:
+                httpd.service = service
+                httpd.accounts = {}
 
     @property
     def port(self) -> int:

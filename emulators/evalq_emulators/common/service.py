@@ -31,14 +31,22 @@ class Service(ABC):
         faults: FaultConfig | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
         self.seed = seed
+        #: The service's time (its jobs' timelines), and how it waits out an emulated
+        #: duration a call takes (a synchronous run, a stream's pace): the wall clock and
+        #: ``time.sleep``, or a test's manual clock and what moves it on (one clock for
+        #: the test and its emulators, no real waits).
         self.clock = clock
+        self.sleep = sleep
         self._startup_faults = self.parse_faults((faults or FaultConfig()).to_dict())
         self.lock = threading.RLock()
+        #: Notified when the last call being served ends (``wait_idle``).
+        self._idle = threading.Condition(self.lock)
         self._reset_counters()
 
     # --- what each service defines -------------------------------------------------
@@ -167,6 +175,14 @@ class Service(ABC):
         """An API call began (+1) or its answer (or stream) ended (-1)."""
         with self.lock:
             self.in_flight += delta
+            if self.in_flight <= 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (real time) until no call is being served, e.g. one its client gave up on;
+        False if one still is after ``timeout`` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self.in_flight <= 0, timeout)
 
     def fault_config(self) -> FaultConfig:
         with self.lock:

@@ -179,7 +179,7 @@ def test_a_dead_job_whose_remote_job_runs_resumes_it_and_never_starts_another(
 ):
     request = sample_request(request_id="r1")
     request["evaluation"]["description"] = "token: not-a-secret-but-looks-like-one"
-    request["evaluation"]["tags"] = {"emulator:duration": "1000000"}
+    request["evaluation"]["tags"] = {"emulator:duration": "1000000000000"}
     accept(services, request)
     assert advance(services, "r1") == "started"
     remote_id = services.store.get("r1").batch_evaluation_id

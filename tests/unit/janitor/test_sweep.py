@@ -7,7 +7,6 @@ epochs, and orphan retention is measured from them.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 
@@ -16,7 +15,7 @@ import pytest
 from api_contracts import EvaluationRequest, ReasonCode
 from api_contracts.examples import sample_request
 from tests.unit.conftest import reconfigure
-from tests.unit.driving import run_until, submit
+from tests.unit.driving import advance_until, run_until, submit
 from worker.backends.agentcore import client_token, derive_job_name
 from worker.backends.ratelimit import SharedRateLimits
 from worker.backends.registry import rates_of
@@ -30,11 +29,6 @@ from worker.jobs.store import Ref
 from worker.keys import TargetKeys
 
 LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
-
-
-@pytest.fixture(autouse=True)
-def _real_time(clock):
-    clock.now = time.time()
 
 
 def _start_directly(svc, name, tags=None):
@@ -162,9 +156,7 @@ def test_orphans_are_stopped_then_deleted_after_retention_and_foreign_jobs_never
 
     report = janitor.sweep(services)
     assert report.done["stopped"] == [orphan]
-    deadline = time.monotonic() + 10
-    while _remote(emulator)[orphan]["status"] != "STOPPED" and time.monotonic() < deadline:
-        time.sleep(0.01)  # the stop completes (3 emulated seconds: a moment, or more under load)
+    _until_status(emulator, clock, orphan, "STOPPED")
     assert janitor.sweep(services).done["deleted"] == []  # inside its retention
 
     clock.advance(61)
@@ -204,7 +196,7 @@ def test_a_dead_lettered_start_whose_job_exists_is_adopted(services, emulator):
     services.store.transition(Ref("r1", "default"), Move.DEAD_LETTER, clear_due=True)
     services.dead_letters.record(
         reason=ReasonCode.retries_exhausted, error="gave up", request={"request_id": "r1"},
-        request_id="r1", now=time.time(),
+        request_id="r1", now=services.clock(),
     )  # fmt: skip
 
     report = janitor.sweep(services)
@@ -223,7 +215,7 @@ def test_a_job_whose_remote_job_vanished_is_finished_and_published(services, clo
     client = services.targets["default"].backend.client
     gone = services.store.get("running").batch_evaluation_id
     client.stop_batch_evaluation(batchEvaluationId=gone)
-    time.sleep(0.01)
+    clock.advance(1)  # the stop completes (3 emulated seconds)
     client.delete_batch_evaluation(batchEvaluationId=gone)
     client.delete_batch_evaluation(
         batchEvaluationId=services.store.get("published").batch_evaluation_id
@@ -325,13 +317,13 @@ def test_cli_shows_the_plan_of_a_dry_run(services, clock, monkeypatch):
     assert services.store.get("late").state == JobState.QUEUED
 
 
-def _until_status(emulator, remote_id, status):
-    deadline = time.monotonic() + 10
-    while _remote(emulator)[remote_id]["status"] != status and time.monotonic() < deadline:
-        time.sleep(0.01)  # a stop takes 3 emulated seconds: a moment, or more under load
+def _until_status(emulator, clock, remote_id, status):
+    """Move the clock on until the remote job is in ``status`` (a stop takes 3 emulated
+    seconds)."""
+    advance_until(clock, lambda: _remote(emulator)[remote_id]["status"] == status)
 
 
-def test_a_superseded_orphan_still_running_is_stopped_first_then_deleted(services, emulator):
+def test_a_superseded_orphan_still_running_is_stopped_first_then_deleted(services, clock, emulator):
     submit(services, "r1", tags=LONG)
     advance(services, "r1")
     remote_id = services.store.get("r1").batch_evaluation_id
@@ -341,7 +333,7 @@ def test_a_superseded_orphan_still_running_is_stopped_first_then_deleted(service
     first = janitor.sweep(services)
 
     assert (first.done["stopped"], first.done["deleted"], first.deferred) == ([remote_id], [], [])
-    _until_status(emulator, remote_id, "STOPPED")
+    _until_status(emulator, clock, remote_id, "STOPPED")
     second = janitor.sweep(services)
     assert second.done["deleted"] == [remote_id]  # at once: no retention for it
     assert _remote(emulator)[remote_id]["deleted_at"] is not None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -65,7 +64,8 @@ READ_TIMEOUT = 0.15
 #: timeout is at least 1 s (``start.synchronous_timeout``).
 LATENCY_MS = {"RunEval": 1050}
 DEFAULT_LATENCY_MS = 200
-#: A remote job that runs until it is stopped (emulated seconds, 10,000 per real second).
+#: A remote job that runs until it is stopped (emulated seconds, 10,000 per second of the
+#: world's clock).
 FOREVER = 1_000_000_000
 #: Deadline of the requests whose calls are made at their deadline (s).
 SHORT_DEADLINE = 120
@@ -179,10 +179,7 @@ class World:
     def quiesce(self, backend: str) -> None:
         """Wait until the service served every call it holds (a call evalq gave up on
         acts later), as a step's settle margin lets it in production."""
-        deadline = time.monotonic() + 10
-        while self.counts(backend).get("in_flight"):
-            assert time.monotonic() < deadline, "the emulator kept a call for 10 s"
-            time.sleep(0.01)
+        assert self._emulator(backend).wait_idle(10), "the emulator kept a call for 10 s"
 
     def reset(self) -> None:
         svc = self.services
@@ -243,10 +240,8 @@ class World:
             evaluatorName="judge", evaluatorConfig=JUDGE, level="SESSION"
         )
         evaluator_id = str(made["evaluatorId"])
-        deadline = time.monotonic() + 10
-        while self.control_plane.get_evaluator(evaluatorId=evaluator_id)["status"] != "ACTIVE":
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        self.clock.advance(1)  # created (1 emulated second)
+        assert self.control_plane.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE"
         return {
             "schema_version": 1,
             "request_id": request_id,
@@ -468,23 +463,33 @@ def run_case(world: World, call: Call, fault: Fault, budget: int) -> Observed:
     return observed
 
 
+def _no_wait(seconds: float) -> None:
+    """What the emulators wait out takes no time on the world's clock: a call that
+    outlives evalq's timeout (a latency fault, in real time) must not move the clock under
+    the driver."""
+
+
 def open_world() -> Iterator[World]:
     with ExitStack() as stack:
-        agentcore = stack.enter_context(
-            EmulatorServer(
-                EmulatorConfig(time_scale=10_000.0, mutate_tps=10_000.0, read_tps=10_000.0, seed=7)
+        # The emulators on the world's clock, at 10,000 emulated seconds per second of it.
+        clock = Clock(T0)
+        on_clock: dict[str, Any] = {"clock": clock, "sleep": _no_wait}
+        config = EmulatorConfig(time_scale=10_000.0, mutate_tps=10_000.0, read_tps=10_000.0,
+                                seed=7)  # fmt: skip
+        agentcore = stack.enter_context(EmulatorServer(config, **on_clock))
+        aymara = stack.enter_context(
+            ServiceServer(
+                build_service("aymara", time_scale=10_000.0, api_key=AYMARA_KEY, **on_clock)
             )
         )
-        aymara = stack.enter_context(
-            ServiceServer(build_service("aymara", time_scale=10_000.0, api_key=AYMARA_KEY))
-        )
         agno = stack.enter_context(
-            ServiceServer(build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY))
+            ServiceServer(
+                build_service("agno", time_scale=10_000.0, security_key=AGNO_KEY, **on_clock)
+            )
         )
         settings = matrix_settings(agentcore.url, aymara.url, agno.url)
         redis = fakeredis.FakeRedis(decode_responses=True)
         keys = Keys("evalq")
-        clock = Clock(T0)
         tasks = Tasks()
         services = _services(settings, redis, keys, clock, tasks)
         sdk = AymaraAI(api_key=AYMARA_KEY, base_url=aymara.url, max_retries=0)

@@ -13,7 +13,7 @@ from worker.jobs.cancel import cancel
 from worker.jobs.intake import accept
 from worker.jobs.states import JobState
 
-LONG = {"emulator:duration": "100000"}
+LONG = {"emulator:duration": "1000000000000"}  # runs for ages of emulated time
 
 
 def _cancel(services, request_id="r1", producer="p", reason=None):

@@ -194,7 +194,7 @@ def test_a_throttled_job_backs_off_and_waits_at_least_what_the_service_asked(
 def test_replay_of_a_job_dead_while_running_counts_one_remote_job(services, clock, emulator):
     reconfigure(services, watch_by_list=False)
     request = sample_request(request_id="r1")
-    request["evaluation"]["tags"] = {"emulator:duration": "100000"}
+    request["evaluation"]["tags"] = {"emulator:duration": "1000000000000"}
     accept(services, request)
     assert advance(services, "r1") == "started"
     faults(emulator, {"errors": {"AccessDeniedException": 1.0},

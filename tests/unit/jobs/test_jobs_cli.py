@@ -26,7 +26,7 @@ def cli(services, monkeypatch):
 
 
 def test_a_running_job_is_stopped_then_deleted(cli, emulator, clock):
-    submit(cli, tags={"emulator:duration": "100000"})
+    submit(cli, tags={"emulator:duration": "1000000000000"})
     assert advance(cli, "r1") == "started"
 
     refused = runner.invoke(app, ["jobs", "delete", "r1"])

@@ -6,7 +6,6 @@ settles, dead letters with their reasons."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from api_contracts import ReasonCode
 from tests.unit.conftest import reconfigure
-from tests.unit.driving import run_until, submit
+from tests.unit.driving import advance_until, run_until, submit
 from worker.backends.agentcore import client_token, make_control_client
 from worker.backends.agentcore.evaluators import EvaluatorClient
 from worker.jobs.advance import advance
@@ -41,29 +40,24 @@ def _control(emulator, path):
         return json.loads(response.read())
 
 
-def _wait(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def control_plane(settings):
     return make_control_client(settings)
 
 
 @pytest.fixture
-def judge(control_plane) -> str:
-    return _create(control_plane, "judge")
+def judge(control_plane, clock) -> str:
+    return _create(control_plane, clock, "judge")
 
 
-def _create(control_plane, name, **kw) -> str:
+def _create(control_plane, clock, name, **kw) -> str:
     out = control_plane.create_evaluator(
         evaluatorName=name, evaluatorConfig=JUDGE, level="SESSION", **kw
     )
     evaluator_id = str(out["evaluatorId"])
-    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE")
+    advance_until(
+        clock, lambda: control_plane.get_evaluator(evaluatorId=evaluator_id)["status"] == "ACTIVE"
+    )
     return evaluator_id
 
 
@@ -228,7 +222,9 @@ def test_a_rollout_is_registered_once_per_request_id(services, emulator, judge):
 
 
 def test_update_failed_ends_the_rollout_and_the_drain(services, clock, emulator, control_plane):
-    judge = _create(control_plane, "flaky", tags={"emulator:update-outcome": "UPDATE_FAILED"})
+    judge = _create(
+        control_plane, clock, "flaky", tags={"emulator:update-outcome": "UPDATE_FAILED"}
+    )
     accept_rollout(services, _rollout(judge))
     job = run_until(services, "roll-1", JobState.PUBLISHED, clock)
     assert job.outcome_status == "UPDATE_FAILED"
@@ -261,10 +257,13 @@ def test_a_replayed_locked_rollout_drains_again(services, clock, emulator, judge
     )
     accept_rollout(services, _rollout(judge))
     assert advance(services, "roll-1") == "dead"
+    clock.advance(1)  # the config is created (1 emulated second)
     control_plane.update_online_evaluation_config(
         onlineEvaluationConfigId=config["onlineEvaluationConfigId"], executionStatus="DISABLED"
     )
-    _wait(lambda: not control_plane.get_evaluator(evaluatorId=judge)["lockedForModification"])
+    advance_until(
+        clock, lambda: not control_plane.get_evaluator(evaluatorId=judge)["lockedForModification"]
+    )
     again = accept_rollout(services, _rollout(judge))
     assert (again.outcome, again.state) == ("requeued", "DRAINING")
     assert _draining(services) == {judge: "1"}
@@ -289,8 +288,8 @@ def test_a_dead_lettered_rollout_is_replayed_to_its_own_task(services, emulator,
 def test_a_rollout_waits_while_another_update_of_its_evaluator_runs(
     services, clock, emulator, control_plane
 ):
-    # 20,000 emulated s at 10,000x: each update stays UPDATING for 2 s real.
-    judge = _create(control_plane, "slow", tags={"emulator:update-duration": "20000"})
+    # 20,000 emulated s at 10,000x: each update stays UPDATING for 2 s on the clock.
+    judge = _create(control_plane, clock, "slow", tags={"emulator:update-duration": "20000"})
     accept_rollout(services, _rollout(judge, "roll-1"))
     assert advance(services, "roll-1") == "update_called"
     accept_rollout(services, _rollout(judge, "roll-2", update={"description": "v3"}))
@@ -299,7 +298,9 @@ def test_a_rollout_waits_while_another_update_of_its_evaluator_runs(
     job = services.store.get("roll-2")
     assert (job.state, job.attempts, job.remote_status) == (JobState.DRAINING, 0, "UPDATING")
     assert len(_update_calls(emulator, judge)) == 1
-    _wait(lambda: control_plane.get_evaluator(evaluatorId=judge)["status"] == "ACTIVE")
+    advance_until(
+        clock, lambda: control_plane.get_evaluator(evaluatorId=judge)["status"] == "ACTIVE"
+    )
     assert advance(services, "roll-2") == "update_called"
     assert len(_update_calls(emulator, judge)) == 2
 
@@ -369,13 +370,15 @@ def test_a_full_quota_on_update_waits_on_the_rollouts_timer_then_ends_update_fai
     [("emulator:create-outcome", "CREATE_FAILED"), ("emulator:delete-duration", "DELETING")],
 )
 def test_an_evaluator_that_can_never_be_active_ends_a_draining_rollout(
-    services, emulator, control_plane, tag, status
+    services, clock, emulator, control_plane, tag, status
 ):
     value = "CREATE_FAILED" if status == "CREATE_FAILED" else "1000000000"
     evaluator = control_plane.create_evaluator(
         evaluatorName="doomed", evaluatorConfig=JUDGE, level="SESSION", tags={tag: value}
     )["evaluatorId"]
-    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "CREATING")
+    advance_until(
+        clock, lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "CREATING"
+    )
     if status == "DELETING":
         control_plane.delete_evaluator(evaluatorId=evaluator)
     assert control_plane.get_evaluator(evaluatorId=evaluator)["status"] == status
@@ -390,12 +393,16 @@ def test_an_evaluator_that_can_never_be_active_ends_a_draining_rollout(
     assert _draining(services) == {}
 
 
-def test_an_evaluator_deleted_while_it_updates_ends_the_rollout(services, emulator, control_plane):
+def test_an_evaluator_deleted_while_it_updates_ends_the_rollout(
+    services, clock, emulator, control_plane
+):
     slow = {"emulator:update-duration": "20000", "emulator:delete-duration": "1000000000"}
-    evaluator = _create(control_plane, "deleted", tags=slow)
+    evaluator = _create(control_plane, clock, "deleted", tags=slow)
     accept_rollout(services, _rollout(evaluator, drain=False))
     assert advance(services, "roll-1") == "update_called"
-    _wait(lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "UPDATING")
+    advance_until(
+        clock, lambda: control_plane.get_evaluator(evaluatorId=evaluator)["status"] != "UPDATING"
+    )
     control_plane.delete_evaluator(evaluatorId=evaluator)
 
     assert advance(services, "roll-1") == "published"

@@ -6,8 +6,10 @@ sessions."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
+from types import SimpleNamespace
+
+import fakeredis.commands_mixins.server_mixin
 
 from api_contracts.examples import sample_scenario_request
 from tests.unit.conftest import reconfigure
@@ -241,9 +243,9 @@ def test_calls_in_flight_are_bounded_per_target_and_shared_round_robin(services,
     assert in_flight == 2
 
 
-def test_a_call_the_shared_rate_refuses_is_sent_again_later(services, emulator):
-    # One call per 4 s, on Redis's clock: the second call must come inside the window,
-    # so the harness client (boto3, slow to make on a loaded machine) is made first.
+def test_a_call_the_shared_rate_refuses_is_sent_again_later(services, clock, emulator, monkeypatch):
+    # One call per 4 s, on Redis's clock: fakeredis's TIME is the test's clock here.
+    monkeypatch.setattr(fakeredis.commands_mixins.server_mixin, "time", SimpleNamespace(time=clock))
     reconfigure(services, invoke_rate=0.25)
     assert services.targets["default"].backend.harness is not None
     _submit(services, prompts=("a", "b"))
@@ -255,7 +257,7 @@ def test_a_call_the_shared_rate_refuses_is_sent_again_later(services, emulator):
     ((request_id, index, attempt, countdown),) = [c for c in services.invoked if c[1] == 1]
     assert (request_id, index, attempt) == ("r1", 1, 0)
     assert 0 < countdown <= 4.2
-    time.sleep(countdown)
+    clock.advance(countdown)
     assert invoke(services, "r1", 1, 0) == "ended"
 
 

@@ -240,11 +240,13 @@ def test_a_script_moves_a_job_only_along_the_moves_it_names(name):
         drivers = list(zip(DRIVERS[name], [{m} for m in Move], strict=True))
     else:
         drivers = [(drive, _moves_named(source)) for drive in DRIVERS[name]]
+    # One store (its scripts rendered once), emptied before each case.
+    store = JobStore(fakeredis.FakeRedis(decode_responses=True), Keys("t"))
     for drive, moves in drivers:
         allowed = {(s, t) for m in moves for s, t in MOVES[m].items()}
         for start in STARTS:
             for variant in VARIANTS:
-                store = JobStore(fakeredis.FakeRedis(decode_responses=True), Keys("t"))
+                store.redis.flushall()
                 _seed(store, start, variant)
                 drive(store)
                 after = _state(store)

@@ -4,7 +4,6 @@ listing holds whole, one at its end for a job that asked for insights."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
@@ -41,7 +40,7 @@ def test_a_watched_job_ends_from_the_listing_without_a_get(services, emulator, c
     submit(services, "r1")
     assert advance(services, "r1") == "started"
     services.dispatched.clear()
-    time.sleep(0.05)  # the remote job ends (time scale 10,000)
+    clock.advance(0.05)  # the remote job ends (time scale 10,000)
 
     report = watch.watch(services, "default")
 
@@ -86,7 +85,7 @@ def test_a_job_that_asked_for_insights_is_read_once_at_its_end(
     assert accept(services, request).outcome == "created"
     assert advance(services, "r1") == "started"
     services.dispatched.clear()
-    time.sleep(0.05)
+    clock.advance(0.05)
 
     report = watch.watch(services, "default")
 
@@ -118,7 +117,7 @@ def test_a_job_missing_from_the_name_index_is_still_seen_ending(services, emulat
     assert advance(services, "r1") == "started"
     services.redis.delete(services.keys.target("default").remote_names)
     services.dispatched.clear()
-    time.sleep(0.05)
+    clock.advance(0.05)
 
     report = watch.watch(services, "default")
 
@@ -152,7 +151,7 @@ def test_when_the_listing_goes_stale_jobs_poll_on_their_own(services, emulator, 
 def test_the_listing_records_progress_of_running_jobs(services, emulator, clock):
     submit(services, "r1", tags={"emulator:sessions": "100", "emulator:duration": "100000"})
     advance(services, "r1")
-    time.sleep(0.05)
+    clock.advance(0.05)
     report = watch.watch(services, "default")
     job = services.store.get("r1")
     assert report.progressed == 1
@@ -203,7 +202,7 @@ def test_a_targets_next_listing_is_timed_by_its_jobs_projected_end(services, emu
     assert services.store.survey({"default": 2}, now=later)["default"].listing_due
     assert services.watched == ["default"]
 
-    time.sleep(0.05)  # some sessions done (time scale 10,000)
+    clock.advance(0.05)  # some sessions done (time scale 10,000)
     watch.watch(services, "default")
     clock.advance(1)
     watch.watch(services, "default")  # two points: a rate, a projected end
@@ -217,7 +216,7 @@ def test_a_targets_next_listing_is_timed_by_its_jobs_projected_end(services, emu
 def test_a_target_with_nothing_running_is_not_listed(services, emulator, clock):
     submit(services, "r1")
     assert advance(services, "r1") == "started"
-    time.sleep(0.05)
+    clock.advance(0.05)
     watch.watch(services, "default")  # sees it end
     _run_dispatched(services)
     assert services.redis.zscore(services.keys.watch_due, "default") is None

@@ -5,7 +5,6 @@ where the service cannot stop, synchronous runs, bulk deletes."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from typing import Any
 
@@ -14,6 +13,8 @@ from aymara_ai import AymaraAI
 
 from api_contracts.examples import sample_agno_request, sample_aymara_request
 from evalq_emulators.common import ServiceServer
+from tests.unit.conftest import Clock
+from tests.unit.driving import advance_until
 from tests.unit.jobs.conftest import KEY
 from worker.janitor import sweep as janitor
 from worker.jobs.admission import tick
@@ -45,7 +46,6 @@ def _run_until(services, request_id: str, state: JobState, clock, steps: int = 3
         if services.store.get(request_id).state == state:
             return
         clock.advance(60)
-        time.sleep(0.01)
         advance(services, request_id)
     raise AssertionError(f"{request_id} stuck in {services.store.get(request_id).state}")
 
@@ -123,10 +123,9 @@ def test_at_its_deadline_an_aymara_run_is_deleted_and_the_outcome_is_expired(
     assert services.store.active_count("aymara") == 0
 
 
-def _until_run_status(server: ServiceServer, status: str) -> None:
-    deadline = time.monotonic() + 30
-    while _runs(server)[0]["status"] != status and time.monotonic() < deadline:
-        time.sleep(0.02)  # the run scores on the emulator's own clock
+def _until_run_status(server: ServiceServer, clock: Clock, status: str) -> None:
+    """Move the clock on until the first run is in ``status``."""
+    advance_until(clock, lambda: _runs(server)[0]["status"] == status, step=10)
 
 
 def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_deleted_later(
@@ -134,8 +133,8 @@ def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_de
 ):
     services = with_backends
     request = _aymara_request(aymara, "a1", deadline_seconds=120)
-    # Scored for 3 real seconds, during which Aymara refuses to delete it (409).
-    request["evaluation"]["ai_description"] = "emulator:duration=30000 emulator:delete=conflict"
+    # Scored for 300 s (at 10,000x), during which Aymara refuses to delete it (409).
+    request["evaluation"]["ai_description"] = "emulator:duration=3000000 emulator:delete=conflict"
     accept(services, request)
     assert advance(services, "a1") == "started"
     clock.advance(121)
@@ -150,7 +149,7 @@ def test_an_aymara_run_whose_delete_is_refused_at_its_deadline_expires_and_is_de
     assert services.store.active_count("aymara") == 0
     assert services.dead_letters.find() == []
     assert advance(services, "a1") == "delete_refused"  # still scored: tried again later
-    _until_run_status(aymara, "finished")
+    _until_run_status(aymara, clock, "finished")
     clock.advance(services.settings.poll_max)
     assert advance(services, "a1") == "deleted"
     assert _runs(aymara)[0]["deleted_at"] is not None
@@ -284,7 +283,6 @@ def test_a_run_that_finds_its_job_busy_after_its_create_was_sent_leaves_it_be(
 
 def test_agno_runs_past_retention_are_deleted_in_bulk_by_the_janitor(with_backends, agno, clock):
     services = with_backends
-    clock.now = time.time()
     for request_id in ("g1", "g2"):
         accept(services, sample_agno_request(request_id, retention_seconds=10))
         advance(services, request_id)
@@ -306,7 +304,6 @@ def test_the_janitor_deletes_an_aymara_orphan_in_its_own_workspace(
     with_backends, aymara, clock, monkeypatch
 ):
     services = with_backends
-    clock.now = time.time()  # orphans' retention is measured from the emulator's epochs
     sdk = AymaraAI(api_key=KEY, base_url=aymara.url, max_retries=0)
     made = sdk.evals.create(ai_description="bot", eval_type="safety", num_prompts=1)
     prompt = sdk.evals.list_prompts(made.eval_uuid or "", limit=1).items[0].prompt_uuid
@@ -315,7 +312,7 @@ def test_the_janitor_deletes_an_aymara_orphan_in_its_own_workspace(
         responses=[{"prompt_uuid": prompt, "content": "no"}],
         name=f"{services.settings.job_name_prefix}lost_request",
     )  # fmt: skip
-    _until_run_status(aymara, "finished")
+    _until_run_status(aymara, clock, "finished")
     clock.advance(services.settings.default_retention_seconds + 1)
     client = services.targets["aymara"].backend.client
     deletes = []

@@ -3,10 +3,11 @@ are refreshed by botocore before they expire, with no restart and no failed call
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import botocore.credentials
 import pytest
 
 from evalq_emulators.agentcore import EmulatorConfig, EmulatorServer
@@ -20,10 +21,21 @@ LIFETIME = 15 * 60 + 2
 
 
 @pytest.fixture
-def account() -> Iterator[EmulatorServer]:
+def account(clock) -> Iterator[EmulatorServer]:
     config = EmulatorConfig(read_tps=1000.0, sts_credential_seconds=LIFETIME)
-    with EmulatorServer(config) as server:
+    with EmulatorServer(config, clock=clock, sleep=clock.sleep) as server:
         yield server
+
+
+@pytest.fixture
+def botocore_now(clock, monkeypatch) -> Callable[[], datetime]:
+    """botocore's clock (when its credentials need a refresh) on the test's."""
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), tz=UTC)
+
+    monkeypatch.setattr(botocore.credentials, "_local_now", now)
+    return now
 
 
 def _client_of_a_role(account: EmulatorServer) -> Any:
@@ -40,15 +52,16 @@ def _client_of_a_role(account: EmulatorServer) -> Any:
     return make_client(settings, target)
 
 
-def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account):
+def test_a_targets_role_is_assumed_and_refreshed_before_it_expires(account, clock, botocore_now):
     client = _client_of_a_role(account)
+    # The credentials' own clock, bound when botocore made them.
+    client._request_signer._credentials._time_fetcher = botocore_now
 
-    started = time.monotonic()
     calls = 0
-    while time.monotonic() - started < 4.0:
+    for _ in range(20):  # 4 s on the clock
         client.list_batch_evaluations(maxResults=1)  # raises if a key was refused
         calls += 1
-        time.sleep(0.2)
+        clock.advance(0.2)
 
     sts = account.state.stats()["sts"]
     temporary = {key: n for key, n in sts["calls_by_key"].items() if key.startswith("ASIA")}

@@ -3,7 +3,7 @@ intake, admission and slots per target, the janitor per target, reloading the fi
 
 from __future__ import annotations
 
-import time
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +24,17 @@ LONG = {"emulator:duration": "1000000000000"}
 
 
 @pytest.fixture
-def second_account() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, seed=8)) as server:
+def second_account(clock) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(time_scale=10_000.0, mutate_tps=1000.0, read_tps=1000.0, seed=8)
+    with EmulatorServer(config, clock=clock, sleep=clock.sleep) as server:
         yield server
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """A new version of the file, with a later modification time (on any file system)."""
+    stamp = path.stat().st_mtime + 1
+    path.write_text(text)
+    os.utime(path, (stamp, stamp))
 
 
 @pytest.fixture
@@ -120,7 +128,6 @@ def test_jobs_run_in_their_targets_account_with_its_prefix(
 def test_the_janitor_of_one_target_never_touches_another_targets_jobs(
     services, two_targets, second_account, clock
 ):
-    clock.now = time.time()
     # A job with a's prefix running in b's account (someone else's, to b's janitor).
     evaluation = EvaluationRequest.model_validate(sample_request()).evaluation
     params = evaluation.to_boto3_kwargs() | {"batchEvaluationName": "evalq_foreign", "tags": LONG}
@@ -143,19 +150,18 @@ def test_the_janitor_of_one_target_never_touches_another_targets_jobs(
 def test_a_changed_targets_file_is_picked_up_without_a_restart(
     services, two_targets, second_account
 ):
-    reconfigure(services, targets_file=str(two_targets), targets_reload_seconds=0.01)
+    # Looked at again on each use (the file watch runs on the process's own clock).
+    reconfigure(services, targets_file=str(two_targets), targets_reload_seconds=1e-9)
     assert services.targets.get("c") is None
     text = two_targets.read_text() + (
         f"  - name: c\n    region: us-east-1\n    endpoint_url: {second_account.url}\n"
         "    match: {service_names: [agent-c]}\n"
     )
-    time.sleep(0.02)
-    two_targets.write_text(text)
+    _rewrite(two_targets, text)
     accept(services, _request("c0", "agent-c", tags=LONG))
     assert services.store.get("c0").target == "c"
     # A file that no longer parses leaves the targets as they were.
-    time.sleep(0.02)
-    two_targets.write_text("targets: [")
+    _rewrite(two_targets, "targets: [")
     accept(services, _request("c1", "agent-c", tags=LONG))
     assert services.store.get("c1").target == "c"
 
