@@ -85,6 +85,9 @@ def watch(svc: Services, name: str) -> WatchReport:
     try:
         listing = _list(target)
         if listing is None:
+            # Not listed (its rate, or the service said no): again at the next tick, not
+            # at the end of the lease the tick claimed it for.
+            svc.store.watch_at(name, svc.clock() + svc.settings.tick_interval)
             return report
         report.listed, report.pages = True, len(listing[1])
         _record(svc, target, listing[0], report)

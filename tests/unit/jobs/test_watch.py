@@ -185,6 +185,9 @@ def test_a_failing_listing_leaves_the_jobs_to_their_own_polls(services, emulator
 
     assert not report.listed
     assert not watch.is_watched(services, services.targets["default"])
+    # Tried again at the next tick, not once the tick's claim on the listing runs out.
+    due = services.redis.zscore(services.keys.watch_due, "default")
+    assert due == clock() + services.settings.tick_interval
 
 
 def test_an_idle_target_is_not_listed(services, emulator):
