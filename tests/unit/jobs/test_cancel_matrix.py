@@ -269,3 +269,37 @@ def test_a_combination_not_applicable_cannot_be_reached(
     if backend == "aymara":
         assert (outcome.status.value, outcome.error) == ("EXPIRED", f"deadline passed: {_DELETED}")
     assert world.stats(backend)["jobs"]["total"] == 1
+
+
+@pytest.mark.parametrize("backend", ["aymara", "agno"])
+def test_a_cancel_after_a_lost_create_looks_the_run_up_and_deletes_it(
+    world: World, backend: str
+) -> None:
+    """Admitted, its create served but the answer lost (no client token): the cancel
+    cannot end it at once; its step looks the run up by name, adopts it and deletes it
+    (no stop), and never creates another."""
+    world.reset()
+    victim = world.submit(_request(world, backend, "r1", forever=True))
+    follower = world.submit(_request(world, backend, "r2"))
+    create = CREATE[backend]
+    world.faults(backend, {"lost_response": 1.0, "operations": [create]})
+    lost = lambda: world.counts(backend)["faults"]["lost_response"] > 0  # noqa: E731
+    world.drive(victim, 10, until=lost)
+    world.faults(backend, {})
+    assert world.job(victim).state == JobState.ADMITTED
+    assert world.job(victim).create_intent_at is not None
+
+    result = _cancel(world, victim)
+    assert (result.outcome, result.state) == ("stopping", "ADMITTED")
+    world.drive(victim, BUDGET)
+    (outcome,) = _outcomes(world, victim)
+    assert (outcome.status.value, outcome.error) == ("CANCELLED", f"{WHY}: {_DELETED}")
+    world.drive(follower, BUDGET)
+    assert [o.status.value for o in _outcomes(world, follower)] == ["COMPLETED"]
+
+    world.quiesce(backend)
+    stats = world.stats(backend)
+    assert stats["jobs"]["total"] == 2  # one each: no second create for the cancelled one
+    assert stats["calls"][create] == 2
+    assert stats["calls"]["ListEvalRuns"] >= 1  # the lookup by name
+    assert stats["calls"][DELETE[backend]] == 2
