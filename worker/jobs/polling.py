@@ -72,16 +72,24 @@ def track_progress(job: Job, remote: RemoteJob, now: float) -> dict[str, Any]:
     """
     if remote.status != RemoteStatus.IN_PROGRESS:
         return {}
-    progress = Progress.from_counts(remote.counts, now)
+    progress = observed_progress(remote, now)
     if progress is None:
         return {}
-    progress.changed_at = _changed_at(remote.body, now)
     job.progress_last = vars(progress)
     updates: dict[str, Any] = {"progress_last": job.progress_last}
     if job.progress_first is None:
         job.progress_first = job.progress_last
         updates["progress_first"] = job.progress_first
     return updates
+
+
+def observed_progress(remote: RemoteJob, now: float) -> Progress | None:
+    """The remote job's session counts seen at ``now``, with when the remote says they
+    last changed (its ``updatedAt``): a poll's and a listing's points alike."""
+    progress = Progress.from_counts(remote.counts, now)
+    if progress is not None:
+        progress.changed_at = _changed_at(remote.body, now)
+    return progress
 
 
 def estimate_end(job: Job) -> float | None:

@@ -30,7 +30,7 @@ from worker.backends.base import RemoteJob, is_terminal
 from worker.backends.registry import Target
 from worker.errors import EvalqError
 from worker.jobs import moves
-from worker.jobs.polling import projected_end
+from worker.jobs.polling import observed_progress, projected_end
 from worker.jobs.record import Progress
 from worker.jobs.services import Services
 from worker.jobs.states import REMOTE_LIVE_STATES, JobState, Move
@@ -162,7 +162,7 @@ def _record(svc: Services, target: Target, remote: list[RemoteJob], report: Watc
 def _projected(job: RemoteJob, first: str | None, now: float) -> float | None:
     """When the job's sessions will be done, from its first progress point and what the
     listing says now."""
-    seen = Progress.from_counts(job.counts, now)
+    seen = observed_progress(job, now)
     if seen is None:
         return None
     return projected_end(json.loads(first) if first else vars(seen), vars(seen))
@@ -219,7 +219,7 @@ def _progress_changed(job: RemoteJob, stored: str | None) -> bool:
 
 
 def _progress_fields(job: RemoteJob, now: float, *, first: bool) -> dict[str, Any]:
-    seen = Progress.from_counts(job.counts, now)
+    seen = observed_progress(job, now)
     assert seen is not None
     fields: dict[str, Any] = {"progress_last": vars(seen), "remote_status": job.status}
     if first:
