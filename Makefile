@@ -25,11 +25,13 @@ system-packages:
 	@bash .ci/system-packages
 
 # Lint, then the unit lane (it stops at its first failure, so a broken unit test stops CI
-# within a few minutes), then types, the system packages and the rest: deploy/'s checks
-# and the integration tests. Two pytest processes (pytest-xdist): the integration tests
-# mostly wait on the real processes they start, so two halve the wall time on two cores
-# (docs in README).
-test: lint unit typecheck system-packages
+# within a few minutes) side by side with types and the system packages, which the unit
+# tests do not need (fakeredis, in-process emulators), so their times overlap; then the
+# rest: deploy/'s checks and the integration tests. Two pytest processes (pytest-xdist):
+# the integration tests mostly wait on the real processes they start, so two halve the
+# wall time on two cores (docs in README).
+test: lint
+	$(MAKE) --no-print-directory -j3 --output-sync=target unit typecheck system-packages
 	$(BIN)/pytest -n 2 tests/deploy tests/integration
 
 lint: $(BIN)/evalq

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 
 from api_contracts.examples import sample_request
 
@@ -36,6 +37,13 @@ def test_cancel_a_running_and_a_queued_request(emulator_factory, cluster_factory
         assert time.monotonic() < deadline, "running-1 never started"
         time.sleep(0.2)
     producer.submit(_request("queued-1", "10"))  # waits for the slot
+    # Cancelled once it is in the backlog: two worker processes could otherwise take the
+    # cancel before the submit, and a cancel of a request evalq does not hold is "unknown".
+    store = redis.Redis.from_url(cluster.env["EVALQ_REDIS_URL"], decode_responses=True)
+    deadline = time.monotonic() + 30
+    while not store.keys("evalq:job:*queued-1"):
+        assert time.monotonic() < deadline, "queued-1 never reached the backlog"
+        time.sleep(0.1)
 
     _cancel(producer, "queued-1", "superseded")
     # Its outcome first: cancelled while running-1 still held the slot.
