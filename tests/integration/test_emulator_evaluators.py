@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 
 from evalq_emulators.agentcore import EmulatorServer
+from evalq_emulators.pytest_plugin import SAMPLE_JUDGE
 
 from .test_emulator_contract import (
     control,
@@ -27,18 +28,7 @@ from .test_emulator_contract import (
 )
 
 ROLE = "arn:aws:iam::123456789012:role/evaluations"
-JUDGE: dict[str, Any] = {
-    "llmAsAJudge": {
-        "instructions": "Rate how well the answer uses {context}.",
-        "ratingScale": {
-            "numerical": [
-                {"definition": "Bad", "value": 0.0, "label": "bad"},
-                {"definition": "Good", "value": 1.0, "label": "good"},
-            ]
-        },
-        "modelConfig": {"bedrockEvaluatorModelConfig": {"modelId": "judge-model-v1"}},
-    }
-}
+JUDGE = SAMPLE_JUDGE  # the emulator plugin's sample judge
 NEW_JUDGE: dict[str, Any] = {
     "llmAsAJudge": {
         **JUDGE["llmAsAJudge"],

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from typing import Any
 
 import pytest
 
 from api_contracts import ReasonCode
+from evalq_emulators.pytest_plugin import SAMPLE_JUDGE
 from tests.unit.conftest import reconfigure
 from tests.unit.driving import advance_until, run_until, submit
 from worker.backends.agentcore import client_token, make_control_client
@@ -20,18 +20,7 @@ from worker.jobs.advance import advance
 from worker.jobs.rollout_intake import accept_rollout
 from worker.jobs.states import JobState
 
-JUDGE: dict[str, Any] = {
-    "llmAsAJudge": {
-        "instructions": "Rate how well the answer uses {context}.",
-        "ratingScale": {
-            "numerical": [
-                {"definition": "Bad", "value": 0.0, "label": "bad"},
-                {"definition": "Good", "value": 1.0, "label": "good"},
-            ]
-        },
-        "modelConfig": {"bedrockEvaluatorModelConfig": {"modelId": "judge-model-v1"}},
-    }
-}
+JUDGE = SAMPLE_JUDGE  # the emulator plugin's sample judge
 ROLE = "arn:aws:iam::123456789012:role/evaluations"
 
 
