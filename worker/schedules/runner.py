@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import redis
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
+from worker import task_names
 from worker.jobs import intake
 from worker.jobs.services import Services
 from worker.schedules import slots
@@ -26,6 +29,10 @@ from worker.schedules.state import Record, ScheduleState
 from worker.settings import Settings
 
 log = structlog.stdlib.get_logger("evalq.schedules")
+
+#: Failures where nothing was decided (the job store or the network away, the time limit):
+#: the slot is sent again once its claim's lease runs out.
+TRANSIENT = (OSError, redis.exceptions.RedisError, SoftTimeLimitExceeded)
 
 #: A claim's pending slots are taken over by another run this long after the hard time
 #: limit of the task that claimed them: that task is dead by then, never still sending.
@@ -102,7 +109,15 @@ class ScheduleRunner:
     def _submit(self, name: str, requests: Mapping[int, dict[str, Any]], report: RunReport
                 ) -> None:  # fmt: skip
         for slot, request in sorted(requests.items()):
-            result = intake.accept(self.svc, request, broker_user=self._sender)
+            try:
+                result = intake.accept(self.svc, request, broker_user=self._sender)
+            except TRANSIENT:
+                raise  # nothing decided: the slot stays claimed and is sent again after the lease
+            except Exception as exc:
+                # A bug, or a request no check foresaw: sent again it would fail again and
+                # hold the schedule's later slots back for good. A dead letter ends it.
+                log.exception("schedule slot failed; dead-lettered", schedule=name)
+                result = intake.refuse_unexpected(self.svc, request, task_names.SUBMIT, exc)
             request_id = str(request["request_id"])
             if self.state.settle(name, slot, request_id, result.request_id, result.outcome.value):
                 report.submitted += 1

@@ -229,3 +229,22 @@ def test_the_exporter_reads_each_schedules_period_last_slot_and_refusals(service
     assert sample("evalq_schedule_last_slot_timestamp_seconds", schedule="later") == START
     assert sample("evalq_schedule_refused_entries") == 1
     assert sample("evalq_schedule_slots_total", schedule="every5", result="submitted") == 2
+
+
+def test_a_slot_whose_intake_fails_unforeseen_is_a_dead_letter_and_the_next_slots_run(
+    services, path, monkeypatch
+):
+    # Sent again after each lease it would fail again, and hold every later slot back.
+    runner = make_runner(services, path)
+    runner.run()
+    real = intake.accept
+    monkeypatch.setattr(intake, "accept", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
+    services.clock.advance(5.1)
+    runner.run()
+    monkeypatch.setattr(intake, "accept", real)
+    letters = list(services.dead_letters.iter())
+    assert [(d.reason, d.request_id) for d in letters] == [
+        ("internal_error", f"every5-{utc_iso(START + 5)}")
+    ]
+    run_for(services, [runner], 5)
+    assert submitted(services) == [f"every5-{utc_iso(START + 10)}"]
