@@ -99,6 +99,9 @@ def cancel_job(svc: Services, job: Job, reason: str) -> CancelResult:
         ended = job.outcome_status or job.state.value
         return _result(job, "already_ended", f"it already ended ({ended}): nothing to cancel")
     if job.cancel_requested_at is not None:
+        # Sent again: the first delivery may have recorded the cancel and failed before
+        # handing the job to its step (harmless twice: the step runs under the job's lock).
+        svc.dispatch(job.request_id, None, 0.0)
         return _result(job, "already_cancelling", f"cancel asked before: {job.cancel_reason}")
     now = svc.clock()
     svc.store.update(job.request_id, cancel_requested_at=now, cancel_reason=reason)

@@ -89,6 +89,16 @@ def test_cancelling_twice_or_after_the_end_changes_nothing(services, emulator, c
     assert len(services.publisher.published) == 1
 
 
+def test_a_cancel_sent_again_hands_the_job_to_its_step_again(services, emulator):
+    # The first delivery may have recorded the cancel and died before the dispatch.
+    submit(services, tags=LONG)
+    advance(services, "r1")
+    assert _cancel(services).outcome == "stopping"
+    services.dispatched.clear()
+    assert _cancel(services).outcome == "already_cancelling"
+    assert [rid for rid, _, _ in services.dispatched] == ["r1"]
+
+
 def test_a_producer_cancels_only_its_own_requests(services, emulator):
     submit(services, "shared-1", producer="owner", tags=LONG)
     advance(services, "shared-1")
