@@ -229,6 +229,11 @@ class Settings(BaseSettings):
     evaluator_updates_queue: str = "evals.evaluator-updates"
     requests_queue: str = "evals.requests"
     control_queue: str = "evals.control"
+    #: The clockwork's own lane: beat's tick and schedules and the targets' listings
+    #: (``evals.watch``). Job steps flood the control queue when many jobs start or end at
+    #: once; on a queue of its own (which each worker fetches from in turn with the
+    #: others) a tick or listing waits for one task at most, not for the whole flood.
+    timers_queue: str = "evals.timers"
     #: Where synchronous runs (Agno's) wait for a worker process: each holds one for its
     #: whole run, so they get their own queue (``evalq worker`` serves it too; a worker of
     #: its own keeps them off the other queues' processes).
@@ -308,6 +313,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def worker_queues(self) -> list[str]:
+        """The queues ``evalq worker`` consumes by default: every queue tasks go to."""
+        return [self.requests_queue, self.control_queue, self.timers_queue,
+                self.synchronous_queue]  # fmt: skip
+
+    @property
+    def own_queues(self) -> list[str]:
+        """Every queue of evalq's: the task queues and the two outcome queues."""
+        return [*self.worker_queues, self.results_queue, self.evaluator_updates_queue]
 
     @property
     def broker_is_amqp(self) -> bool:

@@ -39,5 +39,9 @@ PUBLIC = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, PING})
 CONTROL = frozenset({SUBMIT, EVALUATOR_UPDATE, CANCEL, ADVANCE, TICK, WATCH, JANITOR,
                      SCHEDULES,
                      DLQ_REPLAY, DLQ_PURGE, PING})  # fmt: skip
+#: The clockwork, on the timers queue: beat's tick and schedules, and the listings the
+#: ticks send. (The control queue still runs them: beats and workers of the previous
+#: version send them there during a rolling upgrade.)
+TIMERS = frozenset({TICK, WATCH, SCHEDULES, PING})
 #: Long remote calls, on the synchronous queue.
 SYNCHRONOUS = frozenset({RUN, INVOKE})

@@ -148,7 +148,7 @@ KEY_ACCESS = {
 #: Keys of evalq's that no producer may reach with any command.
 EVALQ_KEYS = [
     "evalq:job:req-1", "evalq:dead", "evalq:metrics:x", "unacked", "unacked_index",
-    "unacked_mutex", "evals.control", "evals.control\x06\x169", "evals.results",
+    "unacked_mutex", "evals.control", "evals.control\x06\x169", "evals.timers", "evals.results",
     "evals.synchronous", "evals.evaluator-updates", "evals.requests.x", "xevals.requests",
     "evals.requests\x06\x162", "_kombu.binding.evals.control", "_kombu.evalq.sleep",
     "_kombu.binding_deadlines", "w1@host.celery.pidbox", "_kombu.binding.celery.pidbox",
@@ -163,7 +163,7 @@ INTAKE_LISTS = ["evals.requests", *(f"evals.requests\x06\x16{p}" for p in (3, 6,
 INTAKE_BINDINGS = ["_kombu.binding.evals.requests", "_kombu.binding_permanent.evals.requests"]
 #: Names a RabbitMQ producer may not write, read or configure (another producer's too).
 RABBIT_NAMES = [
-    "amq.default", "amq.direct", "amq.topic", "amq.fanout", "evals.control",
+    "amq.default", "amq.direct", "amq.topic", "amq.fanout", "evals.control", "evals.timers",
     "evals.results", "evals.synchronous", "evals.evaluator-updates", "evals.requests.x",
     "xevals.requests", "celery", "celeryev", "celery.pidbox", "reply.celery.pidbox",
     "w1@host.celery.pidbox", "zz-another-producer.replies",

@@ -156,13 +156,15 @@ def test_grace_periods_outlast_every_time_limit_and_the_janitor_lock():
     grace = worker["terminationGracePeriodSeconds"]
     assert grace > settings.janitor_lock_seconds > longest
     assert synchronous["terminationGracePeriodSeconds"] > run
-    queues = {settings.requests_queue, settings.control_queue}
+    queues = {settings.requests_queue, settings.control_queue, settings.timers_queue}
     assert set(_queues(worker)) == queues
     assert _queues(synchronous) == [settings.synchronous_queue]
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert _seconds(compose["services"]["worker"]["stop_grace_period"]) >= grace
+    assert set(compose["services"]["worker"]["command"][2].split(",")) == queues
     unit = (DEPLOY / "systemd" / "evalq-worker.service").read_text()
     assert _seconds(re.search(r"TimeoutStopSec=(\w+)", unit)[1]) >= grace
+    assert set(re.search(r"--queues (\S+)", unit)[1].split(",")) == queues
     unit = (DEPLOY / "systemd" / "evalq-worker-synchronous.service").read_text()
     assert _seconds(re.search(r"TimeoutStopSec=(\w+)", unit)[1]) > run
     assert f"--queues {settings.synchronous_queue}" in unit

@@ -51,13 +51,15 @@ def worker(
     loglevel: Annotated[str | None, typer.Option()] = None,
     queues: Annotated[
         str | None,
-        typer.Option(help="comma-separated queues (default: requests, control, synchronous)"),
+        typer.Option(
+            help="comma-separated queues (default: requests, control, timers, synchronous)"
+        ),
     ] = None,
 ) -> None:
-    """Run a Celery worker consuming the request, control and synchronous-run queues (a
-    worker of its own for synchronous runs: ``--queues evals.synchronous``)."""
+    """Run a Celery worker consuming the request, control, timers and synchronous-run
+    queues (a worker of its own for synchronous runs: ``--queues evals.synchronous``)."""
     settings = get_settings()
-    default = [settings.requests_queue, settings.control_queue, settings.synchronous_queue]
+    default = settings.worker_queues
     argv = [
         "worker",
         "--queues",

@@ -120,9 +120,7 @@ class Producers:
 
 def reserved_queue(queue: str, settings: Settings) -> str | None:
     """Why ``queue`` is evalq's or the broker's own (None if it is neither)."""
-    own = {settings.requests_queue, settings.control_queue, settings.synchronous_queue,
-           settings.results_queue, settings.evaluator_updates_queue}  # fmt: skip
-    if queue in own:
+    if queue in settings.own_queues:
         return "one of evalq's own queues"
     if queue in BROKER_NAMES or queue.startswith(BROKER_PREFIXES) or ".pidbox" in queue:
         return "one of the broker's own queues or keys"

@@ -41,11 +41,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_queues=[
             # Each on its own direct exchange, as a producer's Celery declares it.
             Queue(name, Exchange(name), name, queue_arguments=arguments)
-            for name in (
-                settings.requests_queue,
-                settings.control_queue,
-                settings.synchronous_queue,
-            )
+            for name in settings.worker_queues
         ],
         task_default_queue=settings.control_queue,
         task_routes={
@@ -54,6 +50,9 @@ def create_app(settings: Settings | None = None) -> Celery:
             task_names.CANCEL: {"queue": settings.requests_queue},
             task_names.RUN: {"queue": settings.synchronous_queue},
             task_names.INVOKE: {"queue": settings.synchronous_queue},
+            task_names.TICK: {"queue": settings.timers_queue},
+            task_names.WATCH: {"queue": settings.timers_queue},
+            task_names.SCHEDULES: {"queue": settings.timers_queue},
         },
         broker_connection_retry_on_startup=True,
         # No remote control: anyone who can write to the broker could otherwise shut the
@@ -85,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Celery:
                 "schedule": settings.tick_interval,
                 # A tick nobody ran in time is worthless; the next one does its work.
                 "options": {
-                    "queue": settings.control_queue,
+                    "queue": settings.timers_queue,
                     "expires": 10 * settings.tick_interval,
                 },
             },
@@ -111,7 +110,7 @@ def schedules_entry(settings: Settings) -> dict[str, Any]:
             "task": task_names.SCHEDULES,
             "schedule": interval,
             # A late run is replaced by the next, which finds the same slots due.
-            "options": {"queue": settings.control_queue, "expires": max(10 * interval, 5.0)},
+            "options": {"queue": settings.timers_queue, "expires": max(10 * interval, 5.0)},
         }
     }
 
@@ -169,6 +168,7 @@ def allowed_tasks(settings: Settings) -> dict[str, frozenset[str]]:
     return {
         settings.requests_queue: task_names.PUBLIC,
         settings.control_queue: task_names.CONTROL,
+        settings.timers_queue: task_names.TIMERS,
         settings.synchronous_queue: task_names.SYNCHRONOUS,
     }
 

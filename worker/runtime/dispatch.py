@@ -22,11 +22,14 @@ def dispatch_advance(request_id: str, lease_token: float | None, countdown: floa
 
 
 def dispatch_watch(target: str) -> None:
-    """Send ``evals.watch`` for a target; one nobody ran within its lease is dropped (the
-    next tick after the lease sends another)."""
+    """Send ``evals.watch`` for a target, on the timers queue (job steps do not delay it);
+    one nobody ran within its lease is dropped (the next tick after the lease sends
+    another)."""
     from worker.runtime.app import app
 
-    app.send_task(task_names.WATCH, args=[target], expires=listing_lease(get_settings()))
+    settings = get_settings()
+    app.send_task(task_names.WATCH, args=[target], queue=settings.timers_queue,
+                  expires=listing_lease(settings))  # fmt: skip
 
 
 def dispatch_sync(request_id: str) -> None:

@@ -252,9 +252,7 @@ class EvalqCollector(Collector):
         if self.broker is None:
             return
         settings = self.settings
-        queues = [settings.requests_queue, settings.control_queue, settings.synchronous_queue,
-                  settings.results_queue, settings.evaluator_updates_queue]  # fmt: skip
-        waiting, unacked = self.broker.depths(queues)
+        waiting, unacked = self.broker.depths(settings.own_queues)
         yield _gauge(
             "evalq_broker_queue_messages",
             "Messages waiting on a broker queue (RabbitMQ: ready, not yet delivered).",
@@ -351,7 +349,7 @@ def _gauge(
 
 
 def _split(family: metrics.Family, field: str, extra: int = 0) -> list[str] | None:
-    parts = field.split(metrics.SEP)
+    parts = field.split(metrics.SEP) if field else []  # a family without labels: ""
     return parts if len(parts) == len(family.labels) + extra else None
 
 

@@ -23,7 +23,7 @@ def _producers(tmp_path: Path, body: dict, settings: Settings = REDIS) -> Produc
 
 @pytest.mark.parametrize(
     "queue",
-    ["evals.requests", "evals.control", "evals.synchronous", "evals.results",
+    ["evals.requests", "evals.control", "evals.timers", "evals.synchronous", "evals.results",
      "evals.evaluator-updates", "unacked", "unacked_index", "unacked_mutex", "celery",
      "_kombu.binding.evals.requests", "celeryev.abc", "celery.pidbox", "w1.celery.pidbox",
      "reply.celery.pidbox", "amq.gen-1", "evalq:job:r1", "evalq:dead"],

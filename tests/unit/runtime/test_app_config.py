@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from worker import task_names
-from worker.runtime.app import app, create_app, synchronous_lease, time_limits
+from worker.runtime.app import allowed_tasks, app, create_app, synchronous_lease, time_limits
 from worker.settings import Settings
 
 
@@ -51,3 +51,34 @@ def test_a_timed_out_message_goes_back_on_its_queue_and_events_are_sent():
 def test_limits_that_cannot_work_are_refused(values):
     with pytest.raises(ValidationError):
         Settings(**values)
+
+
+def test_each_task_evalq_sends_goes_to_a_queue_whose_guard_runs_it():
+    settings = Settings(schedules_file="/etc/evalq/schedules.yaml")
+    created = create_app(settings)
+    allowed = allowed_tasks(settings)
+    routes = {name: created.amqp.router.route({}, name)["queue"].name
+              for name in (*task_names.CONTROL, *task_names.SYNCHRONOUS)}  # fmt: skip
+    for name, queue in routes.items():
+        assert name in allowed[queue], (name, queue)
+    # The clockwork has a lane of its own: job steps on the control queue do not queue
+    # ahead of it.
+    timers = {task_names.TICK, task_names.WATCH, task_names.SCHEDULES}
+    assert {name for name, queue in routes.items() if queue == settings.timers_queue} == timers
+    for entry in created.conf.beat_schedule.values():
+        queue = entry["options"]["queue"]
+        assert entry["task"] in allowed[queue]
+        assert (queue == settings.timers_queue) == (entry["task"] in timers)
+    assert set(allowed) == set(settings.worker_queues)
+
+
+def test_a_watch_is_sent_on_the_timers_queue(monkeypatch):
+    from worker.runtime import app as app_module
+    from worker.runtime.dispatch import dispatch_watch
+
+    sent: list[tuple[str, dict[str, object]]] = []
+    monkeypatch.setattr(app_module.app, "send_task",
+                        lambda name, **options: sent.append((name, options)))  # fmt: skip
+    dispatch_watch("t1")
+    [(name, options)] = sent
+    assert (name, options["queue"], options["args"]) == (task_names.WATCH, "evals.timers", ["t1"])

@@ -60,6 +60,7 @@ def test_quorum_queues_are_declared_by_every_queue_evalq_defines():
     assert {q.name: q.queue_arguments for q in app.conf.task_queues} == {
         "evals.requests": {"x-queue-type": "quorum"},
         "evals.control": {"x-queue-type": "quorum"},
+        "evals.timers": {"x-queue-type": "quorum"},
         "evals.synchronous": {"x-queue-type": "quorum"},
     }
     assert all(q.durable for q in app.conf.task_queues)
