@@ -15,10 +15,15 @@
 
 from __future__ import annotations
 
+import structlog
+
 from worker.backends.registry import Target
 from worker.jobs import moves
 from worker.jobs.services import Services
 from worker.jobs.watch import listing_lease
+from worker.observability import metrics
+
+log = structlog.stdlib.get_logger("evalq.admission")
 
 
 def expire_backlog(svc: Services, target: str, limit: int | None = None) -> list[str]:
@@ -42,6 +47,13 @@ def tick(svc: Services) -> int:
     )
     for timer in timers:
         svc.dispatch(timer.request_id, timer.lease_token, max(0.0, timer.due_at - now))
+    again = sum(timer.claims > 1 for timer in timers)
+    if again:
+        # Lost tasks, or a control queue longer than the lease: each of these timers now
+        # waits twice as long before it is handed out again.
+        log.warning("timers handed out again: their tasks had not come back within "
+                    "the lease", timers=again, lease=settings.lease_seconds)  # fmt: skip
+        metrics.timer_leases_expired(svc.redis, svc.keys, again)
     targets = list(svc.targets)
     quotas = {target.name: target.quota for target in targets}
     work = svc.store.survey(quotas, now=now, listing_lease=listing_lease(settings))

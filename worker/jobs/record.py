@@ -65,7 +65,7 @@ _FLOAT_FIELDS = {
 }
 _INT_FIELDS = {
     "priority", "polls", "attempts", "replays", "creates", "scenario_items", "stalls",
-    "quota_waits",
+    "quota_waits", "claims",
 }  # fmt: skip
 
 #: ``Job.kind`` of an evaluator rollout (``worker.jobs.rollouts``); evaluation requests
@@ -124,6 +124,9 @@ class Job:
     #: Timer firings in a row whose step moved nothing (a retry, a refused delete): a job
     #: with many is listed as stalled (``Keys.stalled``, ``evalq jobs --stalled``).
     stalls: int = 0
+    #: Times a tick handed out its timer since a step last set it: each hand-out past the
+    #: first doubles the timer's lease (``claim_due.lua``).
+    claims: int = 0
     #: The state it was dead-lettered in (a replay takes it back there) and its entry.
     dead_from: str | None = None
     dead_letter_id: str | None = None

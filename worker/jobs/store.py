@@ -27,6 +27,9 @@ from worker.observability import metrics
 
 #: ``EvaluationRequest.priority`` runs from 0 to this; higher is admitted first.
 HIGHEST_PRIORITY = 9
+#: A timer handed out again and again without a step setting it gets at most 2^this times
+#: the lease (30 s x 16: 8 minutes with the defaults).
+LEASE_MAX_DOUBLINGS = 4
 
 
 class IntakeOutcome(StrEnum):
@@ -113,6 +116,8 @@ class DueTimer:
     #: The timer's score after the claim; a task that finds another score knows that
     #: someone else already handled the timer.
     lease_token: float
+    #: Hand-outs since a step last set the timer (more than 1: a lease ran out before).
+    claims: int = 1
 
 
 class JobStore(StoreBase):
@@ -425,11 +430,12 @@ class JobStore(StoreBase):
 
     # -- timers -------------------------------------------------------------------------
     def claim_due(self, *, now: float, horizon: float, lease: float, limit: int) -> list[DueTimer]:
-        args = {"now": now, "horizon": horizon, "lease": lease, "limit": limit}
+        args = {"now": now, "horizon": horizon, "lease": lease, "limit": limit,
+                "job_prefix": self.keys.job(""), "max_doublings": LEASE_MAX_DOUBLINGS}  # fmt: skip
         flat = self.scripts["claim_due"](self.keys.fixed, args)
         return [
-            DueTimer(flat[i], float(flat[i + 1]), float(flat[i + 2]))
-            for i in range(0, len(flat), 3)
+            DueTimer(flat[i], float(flat[i + 1]), float(flat[i + 2]), int(flat[i + 3]))
+            for i in range(0, len(flat), 4)
         ]
 
     def due_score(self, request_id: str) -> float | None:

@@ -145,6 +145,14 @@ SCHEDULE_SLOTS = Family(
     "(passed over after a downtime, as the schedule's catch_up says).",
     ("schedule", "result"),
 )
+TIMER_LEASES_EXPIRED = Family(
+    "evalq_timer_leases_expired",
+    "counter",
+    "Timers a tick handed out again because their task had not come back within the "
+    "lease: lost with a killed worker, or still waiting on a control queue longer than "
+    "EVALQ_LEASE_SECONDS. Each time, that timer's lease doubles.",
+    (),
+)
 
 FAMILIES: tuple[Family, ...] = (
     REQUESTS,
@@ -159,6 +167,7 @@ FAMILIES: tuple[Family, ...] = (
     JANITOR_RUNS,
     JANITOR_ACTIONS,
     SCHEDULE_SLOTS,
+    TIMER_LEASES_EXPIRED,
 )
 
 
@@ -277,6 +286,12 @@ def reply_queue_dropped(client: redis.Redis, keys: Keys, job: Job) -> None:
     labels = labels_of(job)
     _send(client, REPLY_QUEUES_DROPPED.name,
           lambda p: count(p, keys, REPLY_QUEUES_DROPPED, *labels))  # fmt: skip
+
+
+def timer_leases_expired(client: redis.Redis, keys: Keys, count_of: int) -> None:
+    """A tick handed out ``count_of`` timers again whose lease had run out."""
+    _send(client, TIMER_LEASES_EXPIRED.name,
+          lambda p: count(p, keys, TIMER_LEASES_EXPIRED, by=count_of))  # fmt: skip
 
 
 def tick_done(client: redis.Redis, keys: Keys, now: float) -> None:

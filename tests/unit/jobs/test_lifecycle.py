@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.request
 
@@ -141,6 +142,34 @@ def test_stale_timer_deliveries_are_ignored(services, clock):
     (timer,) = services.store.claim_due(now=clock() + 100, horizon=0, lease=30, limit=10)
     services.store.schedule("r1", clock() + 5)  # someone else already handled it
     assert advance(services, "r1", timer.lease_token) == "stale"
+
+
+def test_a_step_still_waiting_on_the_queue_is_not_sent_again_each_lease(services, clock):
+    """A control queue longer than the lease: the tick sends the step again after one
+    lease, then after two, four... (each copy would lengthen that queue), and says so."""
+    from worker.jobs.admission import tick
+    from worker.observability import metrics
+
+    submit(services, tags={"emulator:duration": "100000"})
+    assert advance(services, "r1") == "started"
+    lease = services.settings.lease_seconds
+    services.dispatched.clear()
+    clock.advance(services.settings.poll_max)  # the first poll is due
+    sent_at = []
+    for _ in range(int(15 * lease)):
+        before = len(services.dispatched)
+        tick(services)
+        sent_at += [clock()] * (len(services.dispatched) - before)
+        clock.advance(1.0)
+    # (A tick hands out what comes due before the next one: up to a tick early.)
+    gaps = [round((b - a) / lease) for a, b in itertools.pairwise(sent_at)]
+    assert gaps == [1, 2, 4, 8]
+    expired = services.redis.hget(services.keys.metrics(metrics.TIMER_LEASES_EXPIRED.name), "")
+    assert int(expired) == len(gaps)
+    # The last copy runs; its step sets the timer, and the plain lease is back.
+    _, token, _ = services.dispatched[-1]
+    assert advance(services, "r1", token) != "stale"
+    assert services.store.get("r1").claims == 0
 
 
 def _emulator_jobs(emulator):

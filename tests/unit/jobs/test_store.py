@@ -108,6 +108,34 @@ def test_claimed_timers_are_leased_and_come_back_when_the_lease_ends(store):
     assert [t.request_id for t in again] == ["x"]
 
 
+def test_a_timer_handed_out_again_waits_twice_as_long_each_time_until_a_step_sets_it(store):
+    """Copies of a step still waiting on a long queue must not lengthen that queue: each
+    hand-out past the first doubles the lease (at most 16x), and a move that sets the
+    timer brings the plain lease back."""
+    _register(store, request_id="a")
+    store.admit("default", now=NOW, quota=1)
+    store.schedule("a", NOW)
+    now, waits = NOW, []
+    for _ in range(7):
+        (timer,) = store.claim_due(now=now, horizon=0.0, lease=30.0, limit=10)
+        waits.append(round(timer.lease_token - now))
+        now = timer.lease_token
+    assert waits == [30, 60, 120, 240, 480, 480, 480]
+    assert store.get("a").claims == 7
+    assert store.transition(Ref("a", "default"), Move.START, due_at=now).moved
+    assert store.get("a").claims == 0
+    (timer,) = store.claim_due(now=now, horizon=0.0, lease=30.0, limit=10)
+    assert (timer.claims, round(timer.lease_token - now)) == (1, 30)
+
+
+def test_a_timer_without_a_record_is_handed_out_without_making_one(store, keys):
+    store.schedule("forgotten", NOW)
+    for now in (NOW, NOW + 30):
+        (timer,) = store.claim_due(now=now, horizon=0.0, lease=30.0, limit=10)
+        assert (timer.claims, round(timer.lease_token - now)) == (1, 30)
+    assert not store.redis.exists(keys.job("forgotten"))
+
+
 def test_remote_name_is_indexed_once_for_reconciliation(store, keys):
     request = EvaluationRequest.model_validate(sample_request(request_id="named"))
     for _ in range(2):

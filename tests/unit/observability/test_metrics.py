@@ -283,3 +283,9 @@ def test_a_measured_backend_counts_each_call_under_its_target(fake_redis, keys):
                   backend="agentcore", target="east") == 1  # fmt: skip
     assert _value(samples, "evalq_remote_calls_total", operation="delete", result="ok",
                   target="east") == 1  # fmt: skip
+
+
+def test_timers_handed_out_again_are_counted(fake_redis, keys):
+    metrics.timer_leases_expired(fake_redis, keys, 2)
+    metrics.timer_leases_expired(fake_redis, keys, 3)
+    assert _value(_scrape(fake_redis), "evalq_timer_leases_expired_total") == 5

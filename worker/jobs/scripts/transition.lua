@@ -18,6 +18,8 @@ if due_at == '-' then
 elseif due_at ~= '' then
   redis.call('ZADD', due, due_at, request_id)
 end
+-- A step set the timer: its next hand-out gets the plain lease again (claim_due.lua).
+if due_at ~= '' then redis.call('HDEL', job, 'claims') end
 local after = target(move_name, before)
 local freed = (is('slot', before) and not is('slot', after))
   or (is('draining', before) and not is('draining', after))
