@@ -23,11 +23,19 @@ BACKEND_CLASSES = {
 }
 
 
+#: What a backend parses once per process, done before the worker forks (shared pages).
+PRELOADS = {BackendName.AGENTCORE: ("worker.backends.agentcore.client", "preload")}
+
+
 def import_backends(settings: Settings) -> None:
     """Import the modules (and client libraries) of every configured target's backend,
-    without building a client."""
+    and parse what their clients will need (``PRELOADS``), without building a target's
+    client."""
     for backend in {t.backend for t in load_targets(settings).targets}:
         importlib.import_module(BACKEND_CLASSES[backend][0])
+        if backend in PRELOADS:
+            module, name = PRELOADS[backend]
+            getattr(importlib.import_module(module), name)()
 
 
 def build_backend(settings: Settings, target: TargetConfig) -> Backend:

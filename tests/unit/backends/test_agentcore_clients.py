@@ -452,3 +452,25 @@ def test_every_targets_session_shares_one_parsed_service_model() -> None:
     loaders = {id(s._session.get_component("data_loader")) for s in sessions}
     assert len(loaders) == 1
     assert {s.region_name for s in sessions} == {"us-east-1", "eu-west-1", "us-west-2"}
+
+
+def test_preloaded_models_are_not_read_again_by_the_clients_of_a_target(monkeypatch):
+    """The worker preloads before it forks its pool: a pool process's clients then read
+    no service data of their own (its pages stay shared)."""
+    import botocore.loaders
+
+    from worker.backends.agentcore import client
+
+    client.preload()
+    reads: list[str] = []
+    real = botocore.loaders.JSONFileLoader.load_file
+
+    def counted(self: Any, file_path: str) -> Any:
+        reads.append(file_path)
+        return real(self, file_path)
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counted)
+    settings = Settings(aws_region="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s")
+    client.make_client(settings)
+    client.make_control_client(settings)
+    assert reads == []

@@ -143,3 +143,14 @@ def _botocore_session() -> botocore.session.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _LOADER)
     return core
+
+
+def preload() -> None:
+    """Parse the service models and endpoint data into the process's loader by building
+    each client once (offline: no call, no credentials looked up). The worker does this
+    before it forks its pool, so its processes share those pages instead of each parsing
+    a copy of its own on its first call."""
+    session = boto3.session.Session(botocore_session=_botocore_session(), region_name="us-east-1")
+    unsigned = Config(signature_version=botocore.UNSIGNED)  # no credentials looked up
+    for service in (SERVICE, CONTROL_SERVICE):
+        session.client(service, config=unsigned)
