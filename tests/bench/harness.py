@@ -22,6 +22,7 @@ from evalq_emulators.processes import (
 )
 from evalq_emulators.pytest_plugin import FAST_SETTINGS, Emulator, Producer
 from worker.keys import Keys
+from worker.settings import Settings
 
 #: One table row: (scenario, evalq, baseline, ratio, notes).
 Row = tuple[str, str, str, str, str]
@@ -135,6 +136,13 @@ def rig(*emulator_options: str, **settings: str) -> Iterator[Rig]:
         for proc in reversed(processes):
             proc.stop()
         server.stop()
+
+
+def production_settings(*names: str) -> dict[str, str]:
+    """The production defaults of these settings, as environment variables: to take back
+    what ``FAST_SETTINGS`` (the tests' short leases and timeouts) changed."""
+    defaults = Settings.model_fields
+    return {f"EVALQ_{name.upper()}": str(defaults[name].default) for name in names}
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.01) -> float:
