@@ -47,17 +47,21 @@ class Rig:
     def producer(self) -> Producer:
         return Producer(self.env["EVALQ_BROKER_URL"])
 
-    def start_worker(self, name: str, concurrency: int = 2, **env: str) -> ManagedProcess:
-        return self.start_workers([name], concurrency, **env)[0]
+    def start_worker(
+        self, name: str, concurrency: int = 2, queues: str | None = None, **env: str
+    ) -> ManagedProcess:
+        return self.start_workers([name], concurrency, queues, **env)[0]
 
     def start_workers(
-        self, names: list[str], concurrency: int = 2, **env: str
+        self, names: list[str], concurrency: int = 2, queues: str | None = None, **env: str
     ) -> list[ManagedProcess]:
-        """Start ``evalq worker`` processes side by side, then wait until each is ready."""
+        """Start ``evalq worker`` processes side by side (on ``queues``, comma-separated, or
+        the default ones), then wait until each is ready."""
         started = []
         for name in names:
             log = self.logs / f"{name}.log"
-            argv = evalq_command("worker", "-c", str(concurrency), "--name", f"{name}@%h")
+            argv = evalq_command("worker", "-c", str(concurrency), "--name", f"{name}@%h",
+                                 *(("--queues", queues) if queues else ()))  # fmt: skip
             proc = ManagedProcess(name, argv, env={**self.env, **env}, log_path=log)
             started.append(proc.start())
         self.processes += started
