@@ -82,3 +82,27 @@ def test_a_watch_is_sent_on_the_timers_queue(monkeypatch):
     dispatch_watch("t1")
     [(name, options)] = sent
     assert (name, options["queue"], options["args"]) == (task_names.WATCH, "evals.timers", ["t1"])
+
+
+def test_evalq_worker_becomes_celerys_own_command_line_on_evalqs_app(monkeypatch):
+    """``evalq worker`` replaces itself with ``python -m celery``: the worker and its pool
+    then hold no command-line libraries (typer, rich)."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from worker.cli import main
+
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(main.os, "execv", lambda path, argv: calls.append((path, argv)))
+    result = CliRunner().invoke(main.app, ["worker", "-c", "3", "--queues", "evals.requests"])
+    assert result.exit_code == 0, result.output
+    [(path, argv)] = calls
+    assert path == sys.executable
+    assert argv[:6] == [sys.executable, "-m", "celery", "-A", "worker.runtime.app:app", "worker"]
+    assert argv[argv.index("--queues") + 1] == "evals.requests"
+    assert argv[argv.index("--concurrency") + 1] == "3"
+    assert {"--without-gossip", "--without-mingle"} <= set(argv)
+    # The app that Celery's command line loads is evalq's.
+    module, name = main.CELERY_APP.split(":")
+    assert getattr(__import__(module, fromlist=[name]), name) is app
