@@ -270,9 +270,9 @@ class Settings(BaseSettings):
     #: ``quorum`` queues are replicated over the cluster's nodes; producers and consumers
     #: must then declare them as quorum queues too (docs/brokers.md).
     broker_queue_type: Literal["classic", "quorum"] = "classic"
-    #: Messages a worker process takes ahead of the one it runs. Unset: 4 on RabbitMQ
-    #: (tasks are short, and a dead worker's messages come back as soon as its connection
-    #: drops), 1 on Redis (they come back only after the visibility timeout).
+    #: Messages a worker process takes ahead of the one it runs. Unset: 4 (tasks are
+    #: short), except 1 on Redis for a worker that serves synchronous runs (a message
+    #: behind a run would wait for it; runtime/connections.prefetch_multiplier).
     broker_prefetch_multiplier: int | None = Field(default=None, ge=1)
     worker_concurrency: int = 4
 

@@ -107,7 +107,8 @@ def _intake_round(count: int, *, with_stock_fetch: bool) -> tuple[float, float, 
 
         stock_rate = 0.0
         if with_stock_fetch:
-            stock = r.start_worker("stock", concurrency=2, EVALQ_BROKER_RELIABLE_FETCH="false")
+            stock = r.start_worker("stock", concurrency=2, queues="evals.requests",
+                                   EVALQ_BROKER_RELIABLE_FETCH="false")  # fmt: skip
             noop_rate(_WARM_UP)
             stock_rate = noop_rate()
             r.stop(stock)

@@ -16,6 +16,7 @@ from rich.table import Table
 from worker.cli import dlq, emulator_cmd, evaluator, janitor_cmd, jobs_cmd, schedules_cmd
 from worker.cli.text import line, plain
 from worker.cli.views import job_view
+from worker.runtime.connections import prefetch_multiplier
 from worker.runtime.root import services
 from worker.settings import get_settings
 
@@ -71,11 +72,13 @@ def worker(
     """Run a Celery worker consuming the request, control, timers and synchronous-run
     queues (a worker of its own for synchronous runs: ``--queues evals.synchronous``)."""
     settings = get_settings()
-    default = settings.worker_queues
+    chosen = queues.split(",") if queues else settings.worker_queues
     argv = [
         "worker",
         "--queues",
-        queues or ",".join(default),
+        ",".join(chosen),
+        "--prefetch-multiplier",
+        str(prefetch_multiplier(settings, chosen)),
         "--concurrency",
         str(concurrency or settings.worker_concurrency),
         "--pool",

@@ -103,6 +103,13 @@ def test_evalq_worker_becomes_celerys_own_command_line_on_evalqs_app(monkeypatch
     assert argv[argv.index("--queues") + 1] == "evals.requests"
     assert argv[argv.index("--concurrency") + 1] == "3"
     assert {"--without-gossip", "--without-mingle"} <= set(argv)
+    # Short tasks only: a few messages in hand per process (on Redis too).
+    assert argv[argv.index("--prefetch-multiplier") + 1] == "4"
+    calls.clear()
+    assert CliRunner().invoke(main.app, ["worker"]).exit_code == 0
+    [(_, argv)] = calls
+    assert argv[argv.index("--queues") + 1].split(",") == Settings().worker_queues
+    assert argv[argv.index("--prefetch-multiplier") + 1] == "1"  # it serves synchronous runs
     # The app that Celery's command line loads is evalq's.
     module, name = main.CELERY_APP.split(":")
     assert getattr(__import__(module, fromlist=[name]), name) is app

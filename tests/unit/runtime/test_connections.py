@@ -10,7 +10,12 @@ import pytest
 from redis.sentinel import SentinelConnectionPool
 
 from worker.runtime.app import create_app
-from worker.runtime.connections import broker_settings, queue_arguments, sentinel_broker_url
+from worker.runtime.connections import (
+    broker_settings,
+    prefetch_multiplier,
+    queue_arguments,
+    sentinel_broker_url,
+)
 from worker.runtime.redis_clients import redis_client
 from worker.runtime.replicas import wait_for_replicas
 from worker.settings import Settings
@@ -166,3 +171,20 @@ def test_a_task_waits_for_its_writes_to_reach_the_replicas_it_asks_for():
     assert enough.calls == [("WAIT", 2, 250)]
     # Too few within the timeout: the task goes on (replication stays asynchronous).
     wait_for_replicas(settings, RecordingClient(replicas=1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "queues", "chosen", "expected"),
+    [
+        ("redis://h/0", ["evals.requests", "evals.control", "evals.timers"], None, 4),
+        ("redis://h/0", ["evals.requests", "evals.synchronous"], None, 1),
+        ("redis://h/0", ["evals.synchronous"], 2, 2),
+        ("amqp://h//", ["evals.synchronous"], None, 4),
+        ("amqp://h//", ["evals.requests"], 10, 10),
+    ],
+)
+def test_a_worker_takes_messages_ahead_unless_a_synchronous_run_could_hold_them_on_redis(
+    url, queues, chosen, expected
+):
+    settings = Settings(broker_url=url, broker_prefetch_multiplier=chosen)
+    assert prefetch_multiplier(settings, queues) == expected
