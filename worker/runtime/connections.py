@@ -124,8 +124,7 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
             # Each publish (tasks sent, outcomes) waits for RabbitMQ's ack: a message the
             # broker refused raises instead of vanishing.
             "broker_transport_options": {"confirm_publish": True},
-            "worker_prefetch_multiplier": settings.broker_prefetch_multiplier
-            or AMQP_PREFETCH_MULTIPLIER,
+            "worker_prefetch_multiplier": prefetch_multiplier(settings, settings.worker_queues),
             "task_default_queue_type": settings.broker_queue_type,
             "task_create_missing_queue_type": settings.broker_queue_type,
         }
@@ -157,5 +156,6 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "broker_transport": transport,
         "broker_use_ssl": redis_tls_options(settings) if tls else False,
         "broker_transport_options": options,
-        "worker_prefetch_multiplier": settings.broker_prefetch_multiplier or 1,
+        # `evalq worker` passes its own queues' (``--prefetch-multiplier``).
+        "worker_prefetch_multiplier": prefetch_multiplier(settings, settings.worker_queues),
     }

@@ -140,17 +140,29 @@ def test_catching_up_all_is_bounded_by_the_limit(services, path):
     assert counted(services) == {"every5|missed": 4, "every5|submitted": 2}
 
 
+def _first_slot_with_intake_raising(services, runner, monkeypatch, error):
+    """Run ``runner`` until its first slot (START + 5) comes due, with intake raising
+    ``error`` for that slot alone; the run's report."""
+    runner.run()
+    real = intake.accept
+
+    def failing(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(intake, "accept", failing)
+    services.clock.advance(5.1)
+    report = runner.run()
+    monkeypatch.setattr(intake, "accept", real)
+    return report
+
+
 def test_slots_claimed_by_a_run_that_died_are_sent_once_after_the_lease(
     services, path, monkeypatch
 ):
     runner = make_runner(services, path)
-    runner.run()
-    real = intake.accept
-    monkeypatch.setattr(intake, "accept", lambda *a, **k: (_ for _ in ()).throw(OSError("gone")))
-    services.clock.advance(5.1)
-    report = runner.run()  # claimed START + 5, then died handing it to intake
+    # Claimed START + 5, then died handing it to intake.
+    report = _first_slot_with_intake_raising(services, runner, monkeypatch, OSError("gone"))
     assert report.failed == ["every5"]
-    monkeypatch.setattr(intake, "accept", real)
     run_for(services, [runner], claim_lease(services.settings) - 1.0)
     assert submitted(services) == []  # still within the lease: the claimer may be sending
     services.clock.advance(1.0)
@@ -236,12 +248,7 @@ def test_a_slot_whose_intake_fails_unforeseen_is_a_dead_letter_and_the_next_slot
 ):
     # Sent again after each lease it would fail again, and hold every later slot back.
     runner = make_runner(services, path)
-    runner.run()
-    real = intake.accept
-    monkeypatch.setattr(intake, "accept", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
-    services.clock.advance(5.1)
-    runner.run()
-    monkeypatch.setattr(intake, "accept", real)
+    _first_slot_with_intake_raising(services, runner, monkeypatch, KeyError("x"))
     letters = list(services.dead_letters.iter())
     assert [(d.reason, d.request_id) for d in letters] == [
         ("internal_error", f"every5-{utc_iso(START + 5)}")
